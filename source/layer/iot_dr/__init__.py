@@ -1,0 +1,1 @@
+"""Disaster Recovery for AWS IoT: replication logic shared by every Lambda function and tool."""

@@ -1,0 +1,60 @@
+"""The one place that creates AWS clients.
+
+Every client uses botocore's standard retry mode. Endpoints come from botocore's own resolution, which
+honours ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>``; only the IoT data plane needs an
+account-specific endpoint, and it is looked up with ``describe_endpoint`` only when no override is set.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, connect_timeout=5, read_timeout=30)
+
+_cache: dict[tuple[str, str, str | None], Any] = {}
+_cache_lock = threading.Lock()
+
+
+def _override_for(service_env_name: str) -> str | None:
+    return os.environ.get(f"AWS_ENDPOINT_URL_{service_env_name}") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def client(service: str, region: str) -> Any:
+    """Return a cached client for ``service`` in ``region``; cached per endpoint so overrides stay honoured."""
+    env_name = service.upper().replace("-", "_")
+    key = (service, region, _override_for(env_name))
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is None:
+            if service == "iot-data":
+                cached = _iot_data_client(region)
+            else:
+                cached = boto3.session.Session().client(service, region_name=region, config=RETRY_CONFIG)
+            _cache[key] = cached
+        return cached
+
+
+def _iot_data_client(region: str) -> Any:
+    session = boto3.session.Session()
+    if _override_for("IOT_DATA_PLANE"):
+        return session.client("iot-data", region_name=region, config=RETRY_CONFIG)
+    iot = session.client("iot", region_name=region, config=RETRY_CONFIG)
+    address = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    return session.client("iot-data", region_name=region, endpoint_url=f"https://{address}", config=RETRY_CONFIG)
+
+
+def clear_client_cache() -> None:
+    """Forget cached clients; needed when the endpoint behind the same settings changes (tests, local cloud)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def error_code(err: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (empty for anything else)."""
+    response = getattr(err, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
