@@ -1,0 +1,18 @@
+"""DynamoDB stream trigger in the secondary: starts one replication workflow per new item."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iot_dr import aws
+from iot_dr.dead_letters import DeadLetters
+from iot_dr.logs import configure_logging
+from iot_dr.settings import TriggerSettings
+from iot_dr.trigger import handle_batch
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    configure_logging()
+    settings = TriggerSettings.from_env()
+    dead_letters = DeadLetters(aws.client("dynamodb", settings.region), settings.dead_letter_table)
+    return handle_batch(aws.client("stepfunctions", settings.region), dead_letters, settings.state_machine_arn, event)

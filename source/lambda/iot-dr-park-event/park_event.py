@@ -1,0 +1,17 @@
+"""Step Functions task: parks an event the workflow could not apply in the dead-letter table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iot_dr import aws
+from iot_dr.dead_letters import DeadLetters, park_failed_execution
+from iot_dr.logs import configure_logging
+from iot_dr.settings import DeadLetterSettings
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+    configure_logging()
+    settings = DeadLetterSettings.from_env()
+    dead_letters = DeadLetters(aws.client("dynamodb", settings.region), settings.dead_letter_table)
+    return park_failed_execution(dead_letters, event)

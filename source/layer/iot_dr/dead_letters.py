@@ -1,0 +1,86 @@
+"""Parked events: every event that could not be applied ends here, visible to operators and replayable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+LOG = logging.getLogger(__name__)
+
+STAGE_TRIGGER = "trigger"
+STAGE_WORKFLOW = "workflow"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    dead_letter_id: str
+    stage: str
+    reason: str
+    error_type: str
+    parked_at: int
+    payload: dict[str, Any]
+
+    @property
+    def event_type(self) -> str:
+        return str(self.payload.get("eventType", ""))
+
+
+class DeadLetters:
+    """Items: ``deadLetterId`` (key), ``stage``, ``reason``, ``errorType``, ``parkedAt`` (ms), ``payload`` (JSON)."""
+
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._dynamodb = dynamodb
+        self._table = table_name
+
+    def park(self, dead_letter_id: str, stage: str, reason: str, error_type: str, payload: dict[str, Any]) -> None:
+        self._dynamodb.put_item(
+            TableName=self._table,
+            Item={
+                "deadLetterId": {"S": dead_letter_id},
+                "stage": {"S": stage},
+                "reason": {"S": reason[:4000] or "unknown"},
+                "errorType": {"S": error_type or "unknown"},
+                "parkedAt": {"N": str(int(time.time() * 1000))},
+                "payload": {"S": json.dumps(payload, sort_keys=True)},
+            },
+        )
+        LOG.warning(
+            "event parked",
+            extra={"deadLetterId": dead_letter_id, "stage": stage, "errorType": error_type, "reason": reason[:500]},
+        )
+
+    def __iter__(self) -> Iterator[DeadLetter]:
+        paginator = self._dynamodb.get_paginator("scan")
+        for page in paginator.paginate(TableName=self._table, ConsistentRead=True):
+            for item in page.get("Items", []):
+                yield DeadLetter(
+                    dead_letter_id=item["deadLetterId"]["S"],
+                    stage=item["stage"]["S"],
+                    reason=item["reason"]["S"],
+                    error_type=item["errorType"]["S"],
+                    parked_at=int(item["parkedAt"]["N"]),
+                    payload=json.loads(item["payload"]["S"]),
+                )
+
+    def remove(self, dead_letter_id: str) -> None:
+        self._dynamodb.delete_item(TableName=self._table, Key={"deadLetterId": {"S": dead_letter_id}})
+
+
+def park_failed_execution(dead_letters: DeadLetters, park_input: dict[str, Any]) -> dict[str, str]:
+    """Park what the workflow's Catch hands over: the original input plus ``error`` {Error, Cause}."""
+    event = dict(park_input.get("event") or {})
+    error = event.pop("error", None) or {}
+    cause = str(error.get("Cause", ""))
+    try:
+        reason = str(json.loads(cause).get("errorMessage", cause))
+    except (ValueError, AttributeError):
+        reason = cause
+    execution = str(park_input.get("executionArn") or uuid.uuid4())
+    dead_letter_id = f"{STAGE_WORKFLOW}#{execution}"
+    dead_letters.park(dead_letter_id, STAGE_WORKFLOW, reason, str(error.get("Error", "")), event)
+    return {"deadLetterId": dead_letter_id}

@@ -1,0 +1,44 @@
+"""Event types carried in the replication table and the worker family that applies each."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    THING = "THING_EVENT"
+    THING_TYPE = "THING_TYPE_EVENT"
+    THING_TYPE_ASSOCIATION = "THING_TYPE_ASSOCIATION_EVENT"
+    THING_GROUP = "THING_GROUP_EVENT"
+    THING_GROUP_MEMBERSHIP = "THING_GROUP_MEMBERSHIP_EVENT"
+    THING_GROUP_HIERARCHY = "THING_GROUP_HIERARCHY_EVENT"
+    SHADOW = "SHADOW_EVENT"
+    CERTIFICATE = "CERTIFICATE_EVENT"
+    POLICY = "POLICY_EVENT"
+    THING_PRINCIPALS = "THING_PRINCIPALS_EVENT"
+    POLICY_TARGETS = "POLICY_TARGETS_EVENT"
+
+
+class Family(StrEnum):
+    """The worker Lambda functions; the state machine routes each event type to one of them."""
+
+    THINGS = "things"
+    THING_TYPES = "thing-types"
+    THING_GROUPS = "thing-groups"
+    SHADOWS = "shadows"
+    CERTIFICATES_POLICIES = "certificates-policies"
+
+
+FAMILY_OF: dict[EventType, Family] = {
+    EventType.THING: Family.THINGS,
+    EventType.THING_TYPE_ASSOCIATION: Family.THINGS,
+    EventType.THING_PRINCIPALS: Family.THINGS,
+    EventType.THING_TYPE: Family.THING_TYPES,
+    EventType.THING_GROUP: Family.THING_GROUPS,
+    EventType.THING_GROUP_MEMBERSHIP: Family.THING_GROUPS,
+    EventType.THING_GROUP_HIERARCHY: Family.THING_GROUPS,
+    EventType.SHADOW: Family.SHADOWS,
+    EventType.CERTIFICATE: Family.CERTIFICATES_POLICIES,
+    EventType.POLICY: Family.CERTIFICATES_POLICIES,
+    EventType.POLICY_TARGETS: Family.CERTIFICATES_POLICIES,
+}

@@ -1,0 +1,112 @@
+"""The version ledger: the newest accepted state of every replicated resource.
+
+Events arrive at least once and in any order, and several workflow executions may handle events of one
+resource at the same time. An event is *offered* to the ledger with its order key; the conditional write
+accepts it only if no newer event was accepted before. Whoever is accepted then applies the ledger's newest
+state and checks again afterwards (``converge``), so the last write to IoT is always the newest state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from iot_dr.aws import error_code
+
+LOG = logging.getLogger(__name__)
+
+_PART_WIDTH = 20
+
+
+def order_key(parts: Sequence[int]) -> str:
+    """A string that sorts like the tuple of non-negative integers ``parts`` (DynamoDB compares strings)."""
+    if any(part < 0 for part in parts):
+        raise ValueError(f"order parts must not be negative: {parts!r}")
+    return ".".join(str(part).zfill(_PART_WIDTH) for part in parts)
+
+
+def order_parts(key: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in key.split("."))
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    resource_key: str
+    order_key: str
+    state: dict[str, Any]
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    STALE = "stale"
+    NOT_NEEDED = "not-needed"
+
+
+class Ledger:
+    """Ledger items: ``resourceKey`` (partition key), ``orderKey``, ``state`` (JSON text), ``updatedAt``."""
+
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._dynamodb = dynamodb
+        self._table = table_name
+
+    def read(self, resource_key: str) -> LedgerEntry | None:
+        response = self._dynamodb.get_item(
+            TableName=self._table, Key={"resourceKey": {"S": resource_key}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        return LedgerEntry(resource_key, item["orderKey"]["S"], json.loads(item["state"]["S"]))
+
+    def offer(self, resource_key: str, key: str, state: dict[str, Any], *, replaces: str | None = None) -> bool:
+        """Record ``state`` unless a newer one is recorded; with ``replaces``, only over exactly that entry."""
+        if replaces is None:
+            condition = "attribute_not_exists(resourceKey) OR orderKey <= :key"
+            values = {":key": {"S": key}}
+        else:
+            condition = "orderKey = :replaces"
+            values = {":replaces": {"S": replaces}}
+        try:
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item={
+                    "resourceKey": {"S": resource_key},
+                    "orderKey": {"S": key},
+                    "state": {"S": json.dumps(state, sort_keys=True)},
+                    "updatedAt": {"N": str(int(time.time() * 1000))},
+                },
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except Exception as err:
+            if error_code(err) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def converge(
+    ledger: Ledger,
+    resource_key: str,
+    key: str,
+    state: dict[str, Any],
+    apply: Callable[[dict[str, Any]], None],
+) -> Outcome:
+    """Offer ``state`` and, if accepted, apply the newest ledger state until it stops changing."""
+    if not ledger.offer(resource_key, key, state):
+        LOG.info("stale event skipped", extra={"resourceKey": resource_key, "orderKey": key})
+        return Outcome.STALE
+    applied: str | None = None
+    while True:
+        entry = ledger.read(resource_key)
+        if entry is None:
+            raise RuntimeError(f"ledger entry {resource_key} vanished after it was written")
+        if entry.order_key == applied:
+            return Outcome.APPLIED
+        apply(entry.state)
+        applied = entry.order_key

@@ -1,0 +1,80 @@
+"""Certificates, registered in the secondary through multi-account registration with the primary's status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from iot_dr.aws import error_code
+from iot_dr.errors import ReplicationError
+from iot_dr.ledger import Outcome, converge, order_key
+from iot_dr.replicate.context import Secondary, describe_or_none, ignore_not_found, paginate, require, require_int
+
+LOG = logging.getLogger(__name__)
+
+# Statuses a certificate can be given through UpdateCertificate; the others are transitional states that only
+# IoT itself sets, and the secondary keeps such a certificate inactive until the primary decides.
+SETTABLE_STATUSES = {"ACTIVE", "INACTIVE", "REVOKED"}
+
+
+def certificate_key(certificate_id: str) -> str:
+    return f"certificate#{certificate_id}"
+
+
+def secondary_status(primary_status: str) -> str:
+    return primary_status if primary_status in SETTABLE_STATUSES else "INACTIVE"
+
+
+def apply_certificate_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    certificate_id = require(event, "certificateId")
+    exists = bool(event.get("exists", True))
+    state = {
+        "exists": exists,
+        "certificateId": certificate_id,
+        "certificatePem": require(event, "certificatePem") if exists else None,
+        "status": require(event, "status") if exists else None,
+    }
+    key = order_key((require_int(event, "capturedAt"),))
+    return converge(ctx.ledger, certificate_key(certificate_id), key, state, lambda s: write_certificate(ctx, s))
+
+
+def write_certificate(ctx: Secondary, state: dict[str, Any]) -> None:
+    certificate_id = state["certificateId"]
+    current = describe_or_none(ctx.iot.describe_certificate, certificateId=certificate_id)
+    if not state["exists"]:
+        if current is not None:
+            _delete_certificate(ctx, current["certificateDescription"])
+        return
+    wanted = secondary_status(state["status"])
+    if current is None:
+        registered = _register(ctx, state["certificatePem"], wanted)
+        if registered not in (None, certificate_id):
+            raise ReplicationError(
+                f"certificate registered as {registered}, expected {certificate_id}: the PEM does not match its ID"
+            )
+        current = ctx.iot.describe_certificate(certificateId=certificate_id)
+    if current["certificateDescription"]["status"] != wanted:
+        ctx.iot.update_certificate(certificateId=certificate_id, newStatus=wanted)
+
+
+def _register(ctx: Secondary, pem: str, status: str) -> str | None:
+    """Register the PEM; None if a concurrent execution registered it first."""
+    # Registration accepts ACTIVE or INACTIVE; REVOKED is set by the status update that follows.
+    initial = "ACTIVE" if status == "ACTIVE" else "INACTIVE"
+    try:
+        return str(ctx.iot.register_certificate_without_ca(certificatePem=pem, status=initial)["certificateId"])
+    except Exception as err:
+        if error_code(err) == "ResourceAlreadyExistsException":
+            return None
+        raise
+
+
+def _delete_certificate(ctx: Secondary, description: dict[str, Any]) -> None:
+    arn, certificate_id = description["certificateArn"], description["certificateId"]
+    for thing in list(paginate(ctx.iot, "list_principal_things", "things", principal=arn)):
+        ignore_not_found(ctx.iot.detach_thing_principal, thingName=thing, principal=arn)
+    for policy in list(paginate(ctx.iot, "list_attached_policies", "policies", target=arn)):
+        ignore_not_found(ctx.iot.detach_policy, policyName=policy["policyName"], target=arn)
+    if description["status"] == "ACTIVE":
+        ctx.iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
+    ignore_not_found(ctx.iot.delete_certificate, certificateId=certificate_id, forceDelete=True)

@@ -1,0 +1,85 @@
+"""What every applier needs: the secondary's clients, the ledger, and a few shared checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from iot_dr.aws import error_code
+from iot_dr.errors import MalformedEvent
+from iot_dr.ledger import Ledger, order_parts
+
+NOT_FOUND = "ResourceNotFoundException"
+
+
+@dataclass(frozen=True)
+class Secondary:
+    """Clients of the region being written (the secondary) and where the events came from."""
+
+    iot: Any
+    iot_data: Any
+    ledger: Ledger
+    region: str
+    primary_region: str
+
+
+def require(event: dict[str, Any], field: str) -> Any:
+    """A field the event cannot do without; its absence makes the event malformed, not retryable."""
+    value = event.get(field)
+    if value is None or value == "":
+        raise MalformedEvent(f"event has no {field!r}: keys are {sorted(event)}")
+    return value
+
+
+def require_int(event: dict[str, Any], field: str) -> int:
+    value = require(event, field)
+    try:
+        return int(value)
+    except (TypeError, ValueError) as err:
+        raise MalformedEvent(f"event field {field!r} is not an integer: {value!r}") from err
+
+
+def is_not_found(err: BaseException) -> bool:
+    return error_code(err) == NOT_FOUND
+
+
+def describe_or_none(call: Any, **kwargs: Any) -> dict[str, Any] | None:
+    """The response of a describe/get call, or None when the resource does not exist."""
+    try:
+        return dict(call(**kwargs))
+    except Exception as err:
+        if is_not_found(err):
+            return None
+        raise
+
+
+def ignore_not_found(call: Any, **kwargs: Any) -> None:
+    """Run a delete/detach call; a resource that is already gone is the desired outcome."""
+    try:
+        call(**kwargs)
+    except Exception as err:
+        if not is_not_found(err):
+            raise
+
+
+def paginate(client: Any, operation: str, result_key: str, **kwargs: Any) -> Iterator[Any]:
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        yield from page.get(result_key, [])
+
+
+def deleted_since(ledger: Ledger, resource_key: str, timestamp_ms: int) -> bool:
+    """True if the ledger records the resource as deleted by an event at or after ``timestamp_ms``.
+
+    Lets an applier tell "dependency not replicated yet" (retry) from "dependency deleted later" (stale).
+    """
+    entry = ledger.read(resource_key)
+    if entry is None or entry.state.get("exists", entry.state.get("member", True)):
+        return False
+    return order_parts(entry.order_key)[0] >= timestamp_ms
+
+
+def certificate_id_of(principal_arn: str) -> str | None:
+    """The certificate ID of a certificate principal ARN; None for other principals (e.g. Cognito)."""
+    marker = ":cert/"
+    return principal_arn.split(marker, 1)[1] if marker in principal_arn else None

@@ -1,0 +1,173 @@
+"""IoT policies (all versions, the same default) and the policies attached to certificates and thing groups."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from iot_dr.arns import Arn, rewrite_policy_document, rewrite_region
+from iot_dr.aws import error_code
+from iot_dr.errors import DependencyNotReady, MalformedEvent
+from iot_dr.ledger import Outcome, converge, order_key
+from iot_dr.replicate.certificates import certificate_key
+from iot_dr.replicate.context import (
+    Secondary,
+    deleted_since,
+    describe_or_none,
+    ignore_not_found,
+    paginate,
+    require,
+    require_int,
+)
+from iot_dr.replicate.thing_groups import group_key
+
+LOG = logging.getLogger(__name__)
+
+MAX_POLICY_VERSIONS = 5
+
+
+def policy_key(name: str) -> str:
+    return f"policy#{name}"
+
+
+def apply_policy_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    name = require(event, "policyName")
+    exists = bool(event.get("exists", True))
+    versions = event.get("versions") or []
+    if exists and (not versions or sum(1 for v in versions if v.get("isDefault")) != 1):
+        raise MalformedEvent(f"policy {name} needs its versions with exactly one default")
+    state = {
+        "exists": exists,
+        "policyName": name,
+        "versions": [
+            {"document": require(v, "document"), "isDefault": bool(v.get("isDefault"))}
+            for v in sorted(versions, key=lambda v: int(v.get("versionId") or 0))
+        ],
+    }
+    key = order_key((require_int(event, "capturedAt"),))
+    return converge(ctx.ledger, policy_key(name), key, state, lambda s: write_policy(ctx, s))
+
+
+def _canonical(document: str) -> str:
+    return json.dumps(json.loads(document), sort_keys=True)
+
+
+def write_policy(ctx: Secondary, state: dict[str, Any]) -> None:
+    name = state["policyName"]
+    current = describe_or_none(ctx.iot.get_policy, policyName=name)
+    if not state["exists"]:
+        if current is not None:
+            _delete_policy(ctx, name)
+        return
+    documents = [
+        _canonical(rewrite_policy_document(v["document"], ctx.primary_region, ctx.region)) for v in state["versions"]
+    ]
+    default = documents[[v["isDefault"] for v in state["versions"]].index(True)]
+    if current is None:
+        try:
+            ctx.iot.create_policy(policyName=name, policyDocument=default)
+        except Exception as err:
+            if error_code(err) != "ResourceAlreadyExistsException":
+                raise
+    _sync_versions(ctx, name, set(documents), default)
+
+
+def _existing_versions(ctx: Secondary, name: str) -> dict[str, tuple[str, bool]]:
+    versions = ctx.iot.list_policy_versions(policyName=name)["policyVersions"]
+    return {
+        v["versionId"]: (
+            _canonical(ctx.iot.get_policy_version(policyName=name, policyVersionId=v["versionId"])["policyDocument"]),
+            bool(v["isDefaultVersion"]),
+        )
+        for v in versions
+    }
+
+
+def _drop_unwanted(ctx: Secondary, name: str, wanted: set[str]) -> dict[str, tuple[str, bool]]:
+    """Delete non-default versions the primary does not have; returns the versions left."""
+    existing = _existing_versions(ctx, name)
+    for version_id, (document, is_default) in list(existing.items()):
+        if document not in wanted and not is_default:
+            ctx.iot.delete_policy_version(policyName=name, policyVersionId=version_id)
+            del existing[version_id]
+    return existing
+
+
+def _sync_versions(ctx: Secondary, name: str, wanted: set[str], default: str) -> None:
+    """Same set of documents and the same default as the primary; version IDs themselves cannot be chosen.
+
+    Unwanted versions go first (IoT keeps at most five), then the default is switched, then the former
+    default can go too.
+    """
+    existing = _drop_unwanted(ctx, name, wanted)
+    by_document = {document: version_id for version_id, (document, _) in existing.items()}
+    if default not in by_document:
+        ctx.iot.create_policy_version(policyName=name, policyDocument=default, setAsDefault=True)
+    elif not existing[by_document[default]][1]:
+        ctx.iot.set_default_policy_version(policyName=name, policyVersionId=by_document[default])
+    present = {document for document, _ in _drop_unwanted(ctx, name, wanted).values()}
+    for document in sorted(wanted - present):
+        if len(present) >= MAX_POLICY_VERSIONS:
+            raise MalformedEvent(f"policy {name} would exceed {MAX_POLICY_VERSIONS} versions")
+        ctx.iot.create_policy_version(policyName=name, policyDocument=document, setAsDefault=False)
+        present.add(document)
+
+
+def _delete_policy(ctx: Secondary, name: str) -> None:
+    """The primary deleted the policy, so every attachment left here is stale: detach, then delete."""
+    for target in list(paginate(ctx.iot, "list_targets_for_policy", "targets", policyName=name)):
+        ignore_not_found(ctx.iot.detach_policy, policyName=name, target=target)
+    for version in ctx.iot.list_policy_versions(policyName=name)["policyVersions"]:
+        if not version["isDefaultVersion"]:
+            ignore_not_found(ctx.iot.delete_policy_version, policyName=name, policyVersionId=version["versionId"])
+    ignore_not_found(ctx.iot.delete_policy, policyName=name)
+
+
+def apply_policy_targets_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    """A snapshot of the policies attached to one target (certificate or thing group) in the primary."""
+    target = require(event, "target")
+    try:
+        arn = Arn.parse(target)
+    except ValueError as err:
+        raise MalformedEvent(f"policy target is not an ARN: {target!r}") from err
+    if arn.resource_type not in ("cert", "thinggroup"):
+        raise MalformedEvent(f"policies attached to {arn.resource_type} targets are not replicated")
+    policies = event.get("policies")
+    if not isinstance(policies, list):
+        raise MalformedEvent("POLICY_TARGETS_EVENT needs a list of policy names in 'policies'")
+    captured_at = require_int(event, "capturedAt")
+    state = {"target": target, "policies": sorted(policies), "capturedAt": captured_at}
+    return converge(
+        ctx.ledger, f"targets#{target}", order_key((captured_at,)), state, lambda s: write_policy_targets(ctx, s)
+    )
+
+
+def write_policy_targets(ctx: Secondary, state: dict[str, Any]) -> None:
+    primary_arn = Arn.parse(state["target"])
+    target = rewrite_region(state["target"], ctx.primary_region, ctx.region)
+    captured_at = state["capturedAt"]
+    if primary_arn.resource_type == "cert":
+        resource_key = certificate_key(primary_arn.resource_id)
+        present = describe_or_none(ctx.iot.describe_certificate, certificateId=primary_arn.resource_id)
+    else:
+        resource_key = group_key(primary_arn.resource_id)
+        present = describe_or_none(ctx.iot.describe_thing_group, thingGroupName=primary_arn.resource_id)
+    if present is None:
+        if deleted_since(ctx.ledger, resource_key, captured_at):
+            return
+        raise DependencyNotReady(f"policy target {target} is not replicated yet")
+    attached = {p["policyName"] for p in paginate(ctx.iot, "list_attached_policies", "policies", target=target)}
+    missing = []
+    for name in state["policies"]:
+        if name in attached:
+            continue
+        if describe_or_none(ctx.iot.get_policy, policyName=name) is None:
+            if not deleted_since(ctx.ledger, policy_key(name), captured_at):
+                missing.append(name)
+            continue
+        ctx.iot.attach_policy(policyName=name, target=target)
+    for name in attached - set(state["policies"]):
+        ignore_not_found(ctx.iot.detach_policy, policyName=name, target=target)
+    if missing:
+        raise DependencyNotReady(f"policies {missing} for {target} are not replicated yet")

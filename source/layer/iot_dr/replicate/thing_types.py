@@ -1,0 +1,69 @@
+"""Thing types: creation with their properties, deprecation and undeprecation, deletion."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from iot_dr.aws import error_code
+from iot_dr.errors import MalformedEvent, TransientReplicationError
+from iot_dr.ledger import Outcome, converge, order_key
+from iot_dr.replicate.context import Secondary, describe_or_none, require, require_int
+
+LOG = logging.getLogger(__name__)
+
+OPERATION_RANK = {"CREATED": 0, "UPDATED": 1, "DELETED": 2}
+
+
+def apply_thing_type_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    name = require(event, "thingTypeName")
+    operation = require(event, "operation")
+    if operation not in OPERATION_RANK:
+        raise MalformedEvent(f"unknown thing type operation {operation!r}")
+    state = {
+        "exists": operation != "DELETED",
+        "thingTypeName": name,
+        "description": event.get("description") or None,
+        "searchableAttributes": list(event.get("searchableAttributes") or []),
+        "deprecated": bool(event.get("isDeprecated")),
+    }
+    key = order_key((require_int(event, "timestamp"), OPERATION_RANK[operation]))
+    return converge(ctx.ledger, f"thingType#{name}", key, state, lambda s: write_thing_type(ctx, s))
+
+
+def write_thing_type(ctx: Secondary, state: dict[str, Any]) -> None:
+    name = state["thingTypeName"]
+    current = describe_or_none(ctx.iot.describe_thing_type, thingTypeName=name)
+    if not state["exists"]:
+        if current is not None:
+            _delete_thing_type(ctx, name, current)
+        return
+    if current is None:
+        properties: dict[str, Any] = {}
+        if state["description"]:
+            properties["thingTypeDescription"] = state["description"]
+        if state["searchableAttributes"]:
+            properties["searchableAttributes"] = state["searchableAttributes"]
+        try:
+            ctx.iot.create_thing_type(thingTypeName=name, thingTypeProperties=properties)
+        except Exception as err:
+            if error_code(err) != "ResourceAlreadyExistsException":
+                raise
+        current = ctx.iot.describe_thing_type(thingTypeName=name)
+    deprecated = bool(current.get("thingTypeMetadata", {}).get("deprecated"))
+    if deprecated != state["deprecated"]:
+        ctx.iot.deprecate_thing_type(thingTypeName=name, undoDeprecate=not state["deprecated"])
+
+
+def _delete_thing_type(ctx: Secondary, name: str, current: dict[str, Any]) -> None:
+    """IoT deletes a type only after it was deprecated for five minutes and no thing uses it: retry until then."""
+    if not current.get("thingTypeMetadata", {}).get("deprecated"):
+        ctx.iot.deprecate_thing_type(thingTypeName=name, undoDeprecate=False)
+    try:
+        ctx.iot.delete_thing_type(thingTypeName=name)
+    except Exception as err:
+        if error_code(err) == "ResourceNotFoundException":
+            return
+        if error_code(err) == "InvalidRequestException":
+            raise TransientReplicationError(f"thing type {name} cannot be deleted yet: {err}") from err
+        raise

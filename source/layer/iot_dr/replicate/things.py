@@ -1,0 +1,199 @@
+"""Things: registry THING_EVENTs, thing type associations and principal (certificate) attachments."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from iot_dr.aws import error_code
+from iot_dr.errors import DependencyNotReady, MalformedEvent
+from iot_dr.ledger import Outcome, converge, order_key, order_parts
+from iot_dr.replicate.context import (
+    Secondary,
+    certificate_id_of,
+    deleted_since,
+    describe_or_none,
+    ignore_not_found,
+    paginate,
+    require,
+    require_int,
+)
+
+LOG = logging.getLogger(__name__)
+
+OPERATION_RANK = {"CREATED": 0, "UPDATED": 1, "DELETED": 2}
+
+
+def thing_key(name: str) -> str:
+    return f"thing#{name}"
+
+
+def apply_thing_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    """A registry event carries the thing's whole state at one version: make the secondary match it."""
+    name = require(event, "thingName")
+    operation = require(event, "operation")
+    if operation not in OPERATION_RANK:
+        raise MalformedEvent(f"unknown thing operation {operation!r}")
+    state = {
+        "exists": operation != "DELETED",
+        "thingName": name,
+        "thingId": event.get("thingId"),
+        "thingTypeName": event.get("thingTypeName") or None,
+        "attributes": dict(event.get("attributes") or {}),
+    }
+    key = order_key((require_int(event, "timestamp"), int(event.get("versionNumber") or 0), OPERATION_RANK[operation]))
+    return converge(ctx.ledger, thing_key(name), key, state, lambda s: write_thing(ctx, s))
+
+
+def apply_type_association(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    """Association events only patch the thing's type, and only if newer than what the ledger holds."""
+    name = require(event, "thingName")
+    type_name = require(event, "thingTypeName")
+    operation = require(event, "operation")
+    if operation not in ("ADDED", "REMOVED"):
+        raise MalformedEvent(f"unknown thing type association operation {operation!r}")
+    timestamp = require_int(event, "timestamp")
+    while True:
+        entry = ctx.ledger.read(thing_key(name))
+        if entry is None:
+            raise DependencyNotReady(f"thing {name} is not replicated yet")
+        parts = order_parts(entry.order_key)
+        if timestamp <= parts[0]:
+            LOG.info("stale type association skipped", extra={"thingName": name, "thingTypeName": type_name})
+            return Outcome.STALE
+        if not entry.state["exists"] or entry.state.get("thingId") != event.get("thingId", entry.state["thingId"]):
+            raise DependencyNotReady(f"thing {name} was re-created; its creation is not replicated yet")
+        if operation == "ADDED":
+            patched_type = type_name
+        elif entry.state["thingTypeName"] == type_name:
+            patched_type = None
+        else:
+            return Outcome.STALE
+        state = {**entry.state, "thingTypeName": patched_type}
+        key = order_key((timestamp, parts[1], OPERATION_RANK["UPDATED"]))
+        if ctx.ledger.offer(thing_key(name), key, state, replaces=entry.order_key):
+            return converge(ctx.ledger, thing_key(name), key, state, lambda s: write_thing(ctx, s))
+
+
+def write_thing(ctx: Secondary, state: dict[str, Any]) -> None:
+    if not state["exists"]:
+        delete_thing(ctx, state["thingName"])
+        return
+    name, type_name, attributes = state["thingName"], state["thingTypeName"], state["attributes"]
+    current = describe_or_none(ctx.iot.describe_thing, thingName=name)
+    if current is None:
+        request: dict[str, Any] = {"thingName": name, "attributePayload": {"attributes": attributes}}
+        if type_name:
+            request["thingTypeName"] = type_name
+        _with_usable_type(ctx, type_name, lambda: _create_thing(ctx, request))
+        return
+    update: dict[str, Any] = {"thingName": name}
+    if (current.get("attributes") or {}) != attributes:
+        update["attributePayload"] = {"attributes": attributes, "merge": False}
+    if current.get("thingTypeName") != type_name:
+        if type_name:
+            update["thingTypeName"] = type_name
+        else:
+            update["removeThingType"] = True
+    if len(update) > 1:
+        _with_usable_type(ctx, update.get("thingTypeName"), lambda: ctx.iot.update_thing(**update))
+
+
+def _create_thing(ctx: Secondary, request: dict[str, Any]) -> None:
+    try:
+        ctx.iot.create_thing(**request)
+    except Exception as err:
+        if error_code(err) != "ResourceAlreadyExistsException":
+            raise
+        # Created concurrently with different attributes: converge's next pass reconciles it.
+        LOG.info("thing created concurrently", extra={"thingName": request["thingName"]})
+
+
+def _with_usable_type(ctx: Secondary, type_name: str | None, action: Callable[[], None]) -> None:
+    """Run ``action``, which assigns ``type_name`` to a thing.
+
+    IoT refuses to assign a deprecated type, but in the primary the thing got the type before it was
+    deprecated; the deprecation may simply have been replicated first. The type is undeprecated for the
+    assignment and deprecated again right after.
+    """
+    if not type_name:
+        action()
+        return
+    described = describe_or_none(ctx.iot.describe_thing_type, thingTypeName=type_name)
+    if described is None:
+        raise DependencyNotReady(f"thing type {type_name} is not replicated yet")
+    if not described.get("thingTypeMetadata", {}).get("deprecated"):
+        action()
+        return
+    ctx.iot.deprecate_thing_type(thingTypeName=type_name, undoDeprecate=True)
+    try:
+        action()
+    finally:
+        ctx.iot.deprecate_thing_type(thingTypeName=type_name, undoDeprecate=False)
+
+
+def delete_thing(ctx: Secondary, name: str) -> None:
+    """Delete the thing and its shadows; its certificates are only detached (their deletion has its own event)."""
+    if describe_or_none(ctx.iot.describe_thing, thingName=name) is None:
+        return
+    for principal in list(paginate(ctx.iot, "list_thing_principals", "principals", thingName=name)):
+        ignore_not_found(ctx.iot.detach_thing_principal, thingName=name, principal=principal)
+    for shadow_name in list(paginate(ctx.iot_data, "list_named_shadows_for_thing", "results", thingName=name)):
+        ignore_not_found(ctx.iot_data.delete_thing_shadow, thingName=name, shadowName=shadow_name)
+    ignore_not_found(ctx.iot_data.delete_thing_shadow, thingName=name)
+    ignore_not_found(ctx.iot.delete_thing, thingName=name)
+
+
+def principals_key(thing_name: str) -> str:
+    return f"principals#{thing_name}"
+
+
+def apply_thing_principals(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    """A snapshot of the certificates attached to a thing in the primary at ``capturedAt``."""
+    name = require(event, "thingName")
+    captured_at = require_int(event, "capturedAt")
+    principals = event.get("principals")
+    if not isinstance(principals, list):
+        raise MalformedEvent("THING_PRINCIPALS_EVENT needs a list of certificate IDs in 'principals'")
+    state = {
+        "thingName": name,
+        "exists": bool(event.get("exists", True)),
+        "principals": sorted(str(p) for p in principals),
+        "capturedAt": captured_at,
+    }
+    return converge(
+        ctx.ledger, principals_key(name), order_key((captured_at,)), state, lambda s: write_principals(ctx, s)
+    )
+
+
+def write_principals(ctx: Secondary, state: dict[str, Any]) -> None:
+    name, captured_at = state["thingName"], state["capturedAt"]
+    if not state["exists"]:
+        return  # the thing was deleted in the primary; its THING_EVENT detaches and deletes it here
+    if describe_or_none(ctx.iot.describe_thing, thingName=name) is None:
+        if deleted_since(ctx.ledger, thing_key(name), captured_at):
+            return
+        raise DependencyNotReady(f"thing {name} is not replicated yet")
+    attached = {
+        certificate_id_of(arn): arn
+        for arn in paginate(ctx.iot, "list_thing_principals", "principals", thingName=name)
+        if certificate_id_of(arn)
+    }
+    missing = []
+    for certificate_id in state["principals"]:
+        if certificate_id in attached:
+            continue
+        certificate = describe_or_none(ctx.iot.describe_certificate, certificateId=certificate_id)
+        if certificate is None:
+            if not deleted_since(ctx.ledger, f"certificate#{certificate_id}", captured_at):
+                missing.append(certificate_id)
+            continue
+        ctx.iot.attach_thing_principal(
+            thingName=name, principal=certificate["certificateDescription"]["certificateArn"]
+        )
+    for certificate_id, arn in attached.items():
+        if certificate_id not in state["principals"]:
+            ignore_not_found(ctx.iot.detach_thing_principal, thingName=name, principal=arn)
+    if missing:
+        raise DependencyNotReady(f"certificates {missing} of thing {name} are not replicated yet")

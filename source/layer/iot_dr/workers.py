@@ -1,0 +1,74 @@
+"""The entry point of every worker Lambda: validate the workflow input and run the matching applier."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from iot_dr import aws
+from iot_dr.errors import MalformedEvent
+from iot_dr.event_types import FAMILY_OF, EventType, Family
+from iot_dr.ledger import Ledger, Outcome
+from iot_dr.logs import configure_logging
+from iot_dr.replicate import certificates, policies, shadows, thing_groups, thing_types, things
+from iot_dr.replicate.context import Secondary
+from iot_dr.settings import WorkerSettings
+
+LOG = logging.getLogger(__name__)
+
+Applier = Callable[[Secondary, dict[str, Any]], Outcome]
+
+APPLIERS: dict[EventType, Applier] = {
+    EventType.THING: things.apply_thing_event,
+    EventType.THING_TYPE_ASSOCIATION: things.apply_type_association,
+    EventType.THING_PRINCIPALS: things.apply_thing_principals,
+    EventType.THING_TYPE: thing_types.apply_thing_type_event,
+    EventType.THING_GROUP: thing_groups.apply_thing_group_event,
+    EventType.THING_GROUP_MEMBERSHIP: thing_groups.apply_membership_event,
+    EventType.THING_GROUP_HIERARCHY: thing_groups.apply_hierarchy_event,
+    EventType.SHADOW: shadows.apply_shadow_event,
+    EventType.CERTIFICATE: certificates.apply_certificate_event,
+    EventType.POLICY: policies.apply_policy_event,
+    EventType.POLICY_TARGETS: policies.apply_policy_targets_event,
+}
+
+
+def secondary_context(settings: WorkerSettings) -> Secondary:
+    return Secondary(
+        iot=aws.client("iot", settings.region),
+        iot_data=aws.client("iot-data", settings.region),
+        ledger=Ledger(aws.client("dynamodb", settings.region), settings.state_table),
+        region=settings.region,
+        primary_region=settings.primary_region,
+    )
+
+
+def parse_input(workflow_input: Any) -> tuple[EventType, dict[str, Any]]:
+    """The workflow input is ``{"eventType": ..., "event": {...}, "record": {...}}`` (see trigger)."""
+    if not isinstance(workflow_input, dict) or not isinstance(workflow_input.get("event"), dict):
+        raise MalformedEvent("workflow input must be an object with an 'event' object")
+    try:
+        event_type = EventType(workflow_input.get("eventType"))
+    except ValueError as err:
+        raise MalformedEvent(f"unknown eventType {workflow_input.get('eventType')!r}") from err
+    return event_type, workflow_input["event"]
+
+
+def apply_event(ctx: Secondary, family: Family, workflow_input: Any) -> dict[str, str]:
+    event_type, event = parse_input(workflow_input)
+    if FAMILY_OF[event_type] != family:
+        raise MalformedEvent(f"{event_type} was routed to the {family} worker")
+    outcome = APPLIERS[event_type](ctx, event)
+    LOG.info("event handled", extra={"eventType": str(event_type), "outcome": str(outcome)})
+    return {"eventType": str(event_type), "outcome": str(outcome)}
+
+
+def worker_handler(family: Family) -> Callable[[Any, Any], dict[str, str]]:
+    """The Lambda handler of one worker family; settings are read per invocation, never at import."""
+
+    def handler(event: Any, context: Any) -> dict[str, str]:
+        configure_logging()
+        return apply_event(secondary_context(WorkerSettings.from_env()), family, event)
+
+    return handler
