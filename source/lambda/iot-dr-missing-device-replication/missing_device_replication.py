@@ -1,0 +1,26 @@
+"""Scheduled in the primary: re-sends the state of every thing whose replica in the secondary drifted."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from iot_dr import aws
+from iot_dr.items import ItemWriter
+from iot_dr.logs import configure_logging
+from iot_dr.reconcile import Regions, reconcile
+from iot_dr.settings import ReconcileSettings
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    configure_logging()
+    settings = ReconcileSettings.from_env()
+    capture = settings.capture
+    regions = Regions(
+        aws.client("iot", capture.region),
+        aws.client("iot", settings.secondary_region),
+        capture.region,
+        settings.secondary_region,
+    )
+    writer = ItemWriter(aws.client("dynamodb", capture.region), capture.replication_table, capture.item_ttl_seconds)
+    return asdict(reconcile(regions, writer, settings.query_string))

@@ -1,0 +1,100 @@
+"""Primary side: turns CloudTrail "AWS API Call via CloudTrail" events for IoT into snapshot items.
+
+Registry events do not cover certificates, policies or principal attachments. EventBridge delivers the API
+calls that change them; for each, the affected resources are read right away (complete state, never a private
+key) and written to the replication table. Resources an attachment refers to are captured too, so an
+attachment to a certificate or thing that predates the solution still replicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from iot_dr.errors import MalformedEvent
+from iot_dr.items import ItemWriter
+from iot_dr.replicate.context import certificate_id_of
+from iot_dr.snapshots import (
+    certificate_snapshot,
+    policy_snapshot,
+    policy_targets_snapshot,
+    thing_principals_snapshot,
+    thing_snapshot,
+)
+from iot_dr.x509_subject import pem_to_der
+
+LOG = logging.getLogger(__name__)
+
+CERTIFICATE_CALLS = {
+    "CreateKeysAndCertificate",
+    "CreateCertificateFromCsr",
+    "RegisterCertificate",
+    "RegisterCertificateWithoutCA",
+    "UpdateCertificate",
+    "DeleteCertificate",
+}
+POLICY_CALLS = {"CreatePolicy", "CreatePolicyVersion", "SetDefaultPolicyVersion", "DeletePolicyVersion", "DeletePolicy"}
+POLICY_ATTACHMENT_CALLS = {"AttachPolicy", "DetachPolicy", "AttachPrincipalPolicy", "DetachPrincipalPolicy"}
+THING_PRINCIPAL_CALLS = {"AttachThingPrincipal", "DetachThingPrincipal"}
+CAPTURED_CALLS = CERTIFICATE_CALLS | POLICY_CALLS | POLICY_ATTACHMENT_CALLS | THING_PRINCIPAL_CALLS
+
+
+def _field(section: dict[str, Any] | None, name: str) -> str:
+    value = (section or {}).get(name)
+    if not value:
+        raise MalformedEvent(f"CloudTrail record has no {name!r}")
+    return str(value)
+
+
+def _certificate_id(detail: dict[str, Any]) -> str:
+    for section in (detail.get("responseElements"), detail.get("requestParameters")):
+        if (section or {}).get("certificateId"):
+            return str(section["certificateId"])  # type: ignore[index]
+    pem = (detail.get("requestParameters") or {}).get("certificatePem")
+    if pem:
+        # IoT's certificate ID is the SHA-256 of the DER encoding.
+        return hashlib.sha256(pem_to_der(str(pem))).hexdigest()
+    raise MalformedEvent(f"{detail.get('eventName')} record names no certificate")
+
+
+def snapshots_for(iot: Any, detail: dict[str, Any]) -> list[dict[str, Any]]:
+    """The snapshots one CloudTrail record calls for."""
+    name = detail.get("eventName")
+    request = detail.get("requestParameters") or {}
+    if name in CERTIFICATE_CALLS:
+        return [certificate_snapshot(iot, _certificate_id(detail))]
+    if name in POLICY_CALLS:
+        return [policy_snapshot(iot, _field(request, "policyName"))]
+    if name in POLICY_ATTACHMENT_CALLS:
+        target = request.get("target") or request.get("principal")
+        if not target:
+            raise MalformedEvent(f"{name} record names no target")
+        snapshots = [policy_snapshot(iot, _field(request, "policyName"))]
+        if certificate_id := certificate_id_of(str(target)):
+            snapshots.append(certificate_snapshot(iot, certificate_id))
+        return [*snapshots, policy_targets_snapshot(iot, str(target))]
+    if name in THING_PRINCIPAL_CALLS:
+        thing = _field(request, "thingName")
+        snapshots = [thing_snapshot(iot, thing)]
+        if name == "AttachThingPrincipal" and (certificate_id := certificate_id_of(_field(request, "principal"))):
+            snapshots.append(certificate_snapshot(iot, certificate_id))
+        return [*snapshots, thing_principals_snapshot(iot, thing)]
+    raise MalformedEvent(f"API call {name!r} is not one the capture handles")
+
+
+def capture(iot: Any, writer: ItemWriter, event: dict[str, Any]) -> dict[str, Any]:
+    """Handle one EventBridge event; errors propagate so EventBridge retries and finally dead-letters it."""
+    detail = event.get("detail")
+    if event.get("detail-type") != "AWS API Call via CloudTrail" or not isinstance(detail, dict):
+        raise MalformedEvent("not an 'AWS API Call via CloudTrail' event")
+    if detail.get("errorCode"):
+        LOG.info("failed API call, nothing changed", extra={"eventName": detail.get("eventName")})
+        return {"captured": 0}
+    snapshots = snapshots_for(iot, detail)
+    written = writer.put(snapshots)
+    LOG.info(
+        "captured",
+        extra={"eventName": detail.get("eventName"), "snapshots": [s["eventType"] for s in snapshots]},
+    )
+    return {"captured": written}

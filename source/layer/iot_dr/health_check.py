@@ -1,0 +1,328 @@
+"""Health of one region's MQTT data plane, as Route 53 sees it through API Gateway.
+
+Every request makes a fresh MQTT 5 round trip with a clean start: connect, subscribe to a topic nobody else uses,
+publish ``count`` QoS 1 messages and receive them all back. Nothing about health is carried between invocations, so a
+warm Lambda container can never report "healthy" without the broker having just proven it. Route 53 counts an HTTPS
+check as failed unless the status arrives within two seconds of connecting, so the whole probe runs under one budget
+and answers 503 when the budget runs out instead of letting Route 53 time out.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from awscrt import io, mqtt5
+from awscrt.exceptions import AwsCrtError
+from awsiot import mqtt5_client_builder
+
+from iot_dr import aws
+
+LOG = logging.getLogger(__name__)
+
+SECRET_HEADER = "x-health-check-secret"
+SECRET_QUERY_PARAMETER = "hashme"
+_CREDENTIALS_CACHE_SECONDS = 300
+
+
+class ProbeFailed(Exception):
+    """The round trip failed at a named stage."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class HealthCheckSettings:
+    """Everything the checker needs; built once per invocation from the environment or directly by tests."""
+
+    endpoint: str
+    client_id: str
+    region: str
+    port: int = 8883
+    ca_path: str | None = None
+    credentials_secret_arn: str | None = None
+    cert_path: str | None = None
+    key_path: str | None = None
+    shared_secret: str | None = field(default=None, repr=False)
+    count: int = 2
+    connect_timeout: float = 1.0
+    total_timeout: float = 1.5
+    allow_query_secret: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.endpoint or not self.client_id:
+            raise ValueError("IOT_ENDPOINT and CLIENT_ID are required")
+        if not self.credentials_secret_arn and not (self.cert_path and self.key_path and self.shared_secret):
+            raise ValueError("set CREDENTIALS_SECRET_ARN, or CERT_PATH, KEY_PATH and HEALTH_CHECK_SECRET")
+        if self.count < 1:
+            raise ValueError("MESSAGE_COUNT must be at least 1")
+        if not 0 < self.connect_timeout < self.total_timeout:
+            raise ValueError("need 0 < CONNECT_TIMEOUT_MS < TOTAL_TIMEOUT_MS")
+
+    @property
+    def topic_prefix(self) -> str:
+        # The checker's IoT policy allows exactly this namespace.
+        return f"iot-dr/health-check/{self.client_id}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> HealthCheckSettings:
+        env = os.environ if environ is None else environ
+        return cls(
+            endpoint=env.get("IOT_ENDPOINT", ""),
+            client_id=env.get("CLIENT_ID", ""),
+            region=env.get("AWS_REGION", ""),
+            port=int(env.get("IOT_PORT", "8883")),
+            ca_path=env.get("CA_PATH") or None,
+            credentials_secret_arn=env.get("CREDENTIALS_SECRET_ARN") or None,
+            cert_path=env.get("CERT_PATH") or None,
+            key_path=env.get("KEY_PATH") or None,
+            shared_secret=env.get("HEALTH_CHECK_SECRET") or None,
+            count=int(env.get("MESSAGE_COUNT", "2")),
+            connect_timeout=int(env.get("CONNECT_TIMEOUT_MS", "1000")) / 1000,
+            total_timeout=int(env.get("TOTAL_TIMEOUT_MS", "1500")) / 1000,
+            allow_query_secret=env.get("ALLOW_QUERY_SECRET", "false").lower() == "true",
+        )
+
+
+@dataclass(frozen=True)
+class CheckerCredentials:
+    """The checker thing's certificate and key, and the secret callers must present."""
+
+    certificate_pem: bytes
+    private_key_pem: bytes = field(repr=False)
+    shared_secret: str = field(repr=False)
+
+
+def credentials_from_secret(secrets_client: Any, secret_arn: str) -> CheckerCredentials:
+    """Read the JSON secret the deploy-time custom resource wrote (certificatePem, privateKey, healthCheckSecret)."""
+    value = json.loads(secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"])
+    return CheckerCredentials(
+        value["certificatePem"].encode(), value["privateKey"].encode(), value["healthCheckSecret"]
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_secret(secret_arn: str, region: str, period: int) -> CheckerCredentials:
+    return credentials_from_secret(aws.client("secretsmanager", region), secret_arn)
+
+
+def load_credentials(settings: HealthCheckSettings) -> CheckerCredentials:
+    """Credentials are configuration, not health state: caching them for a few minutes saves a Secrets Manager call
+    per probe without ever letting a probe pass on a previous probe's result."""
+    if settings.credentials_secret_arn:
+        period = int(time.time() // _CREDENTIALS_CACHE_SECONDS)
+        return _cached_secret(settings.credentials_secret_arn, settings.region, period)
+    if not (settings.cert_path and settings.key_path and settings.shared_secret):
+        raise ValueError("no credentials configured")
+    return CheckerCredentials(
+        Path(settings.cert_path).read_bytes(), Path(settings.key_path).read_bytes(), settings.shared_secret
+    )
+
+
+def presented_secret(event: Mapping[str, Any], allow_query: bool) -> str | None:
+    """The secret from the ``x-health-check-secret`` header, or from ``?hashme=`` when that form is enabled.
+
+    Route 53 cannot send headers, so the query-string form exists for Route 53 health checks; it stays off unless
+    the deployment needs it, because query strings end up in more places (health-check configuration, proxies).
+    """
+    headers = event.get("headers") or {}
+    for name, value in headers.items():
+        if name.lower() == SECRET_HEADER and value:
+            return str(value)
+    if allow_query:
+        value = (event.get("queryStringParameters") or {}).get(SECRET_QUERY_PARAMETER)
+        if value:
+            return str(value)
+    return None
+
+
+def secret_matches(presented: str | None, expected: str) -> bool:
+    if presented is None:
+        return False
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+@dataclass(frozen=True)
+class RoundTripResult:
+    """Outcome and per-stage timings (milliseconds) of one probe."""
+
+    healthy: bool
+    reason: str
+    received: int
+    expected: int
+    connect_ms: float | None = None
+    subscribe_ms: float | None = None
+    publish_ms: float | None = None
+    receive_ms: float | None = None
+    total_ms: float | None = None
+
+
+class _Probe:
+    """Callback state of one round trip; lives only as long as the request that created it."""
+
+    def __init__(self, payloads: set[bytes]) -> None:
+        self.connected: Future[None] = Future()
+        self.stopped = threading.Event()
+        self._missing = set(payloads)
+        self._lock = threading.Lock()
+        self.all_received = threading.Event()
+
+    def received_count(self, expected: int) -> int:
+        with self._lock:
+            return expected - len(self._missing)
+
+    def on_connection_success(self, _data: mqtt5.LifecycleConnectSuccessData) -> None:
+        if not self.connected.done():
+            self.connected.set_result(None)
+
+    def on_connection_failure(self, data: mqtt5.LifecycleConnectFailureData) -> None:
+        if not self.connected.done():
+            self.connected.set_exception(ProbeFailed("connect_failed", str(data.exception)))
+
+    def on_publish_received(self, data: mqtt5.PublishReceivedData) -> None:
+        with self._lock:
+            self._missing.discard(bytes(data.publish_packet.payload))
+            if not self._missing:
+                self.all_received.set()
+
+    def on_stopped(self, _data: mqtt5.LifecycleStoppedData) -> None:
+        self.stopped.set()
+
+
+def _remaining(deadline: float, clock: Callable[[], float]) -> float:
+    return max(0.0, deadline - clock())
+
+
+def _await(future: Future[Any], deadline: float, clock: Callable[[], float], stage: str) -> Any:
+    try:
+        return future.result(_remaining(deadline, clock))
+    except FutureTimeout as err:
+        raise ProbeFailed(f"{stage}_timeout") from err
+    except AwsCrtError as err:
+        raise ProbeFailed(f"{stage}_failed", str(err)) from err
+
+
+def mqtt_round_trip(
+    settings: HealthCheckSettings, credentials: CheckerCredentials, clock: Callable[[], float] = time.monotonic
+) -> RoundTripResult:
+    """Connect, subscribe, publish ``settings.count`` QoS 1 messages to a unique topic and receive them, in budget."""
+    start = clock()
+    deadline = start + settings.total_timeout
+    nonce = uuid.uuid4().hex
+    topic = f"{settings.topic_prefix}/{nonce}"
+    payloads = [f"{nonce}:{n}".encode() for n in range(settings.count)]
+    probe = _Probe(set(payloads))
+    socket_options = io.SocketOptions()
+    socket_options.connect_timeout_ms = int(settings.connect_timeout * 1000)
+    client = mqtt5_client_builder.mtls_from_bytes(
+        cert_bytes=credentials.certificate_pem,
+        pri_key_bytes=credentials.private_key_pem,
+        endpoint=settings.endpoint,
+        port=settings.port,
+        ca_filepath=settings.ca_path,
+        client_id=f"{settings.client_id}-{nonce}",
+        socket_options=socket_options,
+        session_behavior=mqtt5.ClientSessionBehaviorType.CLEAN,
+        offline_queue_behavior=mqtt5.ClientOperationQueueBehaviorType.FAIL_ALL_ON_DISCONNECT,
+        extended_validation_and_flow_control_options=mqtt5.ExtendedValidationAndFlowControlOptions.NONE,
+        connack_timeout_ms=int(settings.connect_timeout * 1000),
+        ack_timeout_sec=max(1, int(settings.total_timeout + 0.999)),
+        min_reconnect_delay_ms=int(settings.total_timeout * 1000) + 1000,
+        on_publish_received=probe.on_publish_received,
+        on_lifecycle_connection_success=probe.on_connection_success,
+        on_lifecycle_connection_failure=probe.on_connection_failure,
+        on_lifecycle_stopped=probe.on_stopped,
+    )
+    marks: dict[str, float] = {}
+    reason = "ok"
+    client.start()
+    try:
+        _await(probe.connected, deadline, clock, "connect")
+        marks["connect_ms"] = clock()
+        suback = _await(
+            client.subscribe(mqtt5.SubscribePacket(subscriptions=[mqtt5.Subscription(topic, mqtt5.QoS.AT_LEAST_ONCE)])),
+            deadline,
+            clock,
+            "subscribe",
+        )
+        if any(code >= 128 for code in suback.reason_codes):
+            raise ProbeFailed("subscribe_rejected", str(suback.reason_codes))
+        marks["subscribe_ms"] = clock()
+        publishes = [
+            client.publish(mqtt5.PublishPacket(topic=topic, payload=payload, qos=mqtt5.QoS.AT_LEAST_ONCE))
+            for payload in payloads
+        ]
+        for publish in publishes:
+            completion = _await(publish, deadline, clock, "publish")
+            if completion.puback is None or completion.puback.reason_code >= 128:
+                raise ProbeFailed("publish_rejected")
+        marks["publish_ms"] = clock()
+        if not probe.all_received.wait(_remaining(deadline, clock)):
+            raise ProbeFailed("receive_timeout")
+        marks["receive_ms"] = clock()
+    except ProbeFailed as failure:
+        reason = failure.reason
+    finally:
+        client.stop()
+        # Wait briefly so the broker sees a clean DISCONNECT; the budget has already been decided.
+        probe.stopped.wait(0.5)
+    end = clock()
+    stage_ms: dict[str, float] = {}
+    previous = start
+    for name in ("connect_ms", "subscribe_ms", "publish_ms", "receive_ms"):
+        if name in marks:
+            stage_ms[name] = round((marks[name] - previous) * 1000, 1)
+            previous = marks[name]
+    return RoundTripResult(
+        healthy=reason == "ok",
+        reason=reason,
+        received=probe.received_count(settings.count),
+        expected=settings.count,
+        total_ms=round((end - start) * 1000, 1),
+        **stage_ms,
+    )
+
+
+def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
+        "body": json.dumps(body),
+    }
+
+
+def handle_request(
+    event: Mapping[str, Any],
+    settings: HealthCheckSettings,
+    credentials_loader: Callable[[HealthCheckSettings], CheckerCredentials] = load_credentials,
+) -> dict[str, Any]:
+    """API Gateway proxy request in, proxy response out: 403 without the right secret, else 200 or 503."""
+    source_ip = ((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp")
+    credentials = credentials_loader(settings)
+    presented = presented_secret(event, settings.allow_query_secret)
+    if not secret_matches(presented, credentials.shared_secret):
+        reason = "missing_secret" if presented is None else "bad_secret"
+        LOG.warning("health check rejected", extra={"reason": reason, "source_ip": source_ip})
+        return _response(403, {"status": "forbidden"})
+    result = mqtt_round_trip(settings, credentials)
+    LOG.info(
+        "health check",
+        extra={"endpoint": settings.endpoint, "port": settings.port, "source_ip": source_ip, **asdict(result)},
+    )
+    if result.healthy:
+        return _response(200, {"status": "healthy", "totalMs": result.total_ms})
+    return _response(503, {"status": "unhealthy", "reason": result.reason})

@@ -1,0 +1,74 @@
+"""Just-in-time registration: provisions a device the first time its CA-signed certificate connects.
+
+IoT registers such a certificate as PENDING_ACTIVATION and publishes
+``$aws/events/certificates/registered/<caCertificateId>``; the JITR rule hands the event to this code, which
+creates a thing named after the certificate's CN, ensures the JITR policy, activates the certificate and
+attaches both. Every step is idempotent, so IoT's retries of the asynchronous invocation are safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from iot_dr.aws import error_code
+from iot_dr.errors import MalformedEvent
+from iot_dr.replicate.context import describe_or_none
+from iot_dr.x509_subject import subject_common_name
+
+LOG = logging.getLogger(__name__)
+
+
+def jitr_policy_document(partition: str) -> str:
+    """Devices may connect as their thing name and use their own topics and shadows only."""
+    thing = "${iot:Connection.Thing.ThingName}"
+    prefix = f"arn:{partition}:iot:*:*"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{prefix}:client/{thing}"},
+                {
+                    "Effect": "Allow",
+                    "Action": ["iot:Publish", "iot:Receive"],
+                    "Resource": [
+                        f"{prefix}:topic/dt/{thing}/*",
+                        f"{prefix}:topic/cmd/{thing}/*",
+                        f"{prefix}:topic/$aws/things/{thing}/shadow/*",
+                    ],
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": "iot:Subscribe",
+                    "Resource": [
+                        f"{prefix}:topicfilter/dt/{thing}/*",
+                        f"{prefix}:topicfilter/cmd/{thing}/*",
+                        f"{prefix}:topicfilter/$aws/things/{thing}/shadow/*",
+                    ],
+                },
+            ],
+        }
+    )
+
+
+def provision(iot: Any, policy_name: str, event: dict[str, Any], partition: str = "aws") -> dict[str, str]:
+    certificate_id = event.get("certificateId")
+    if not certificate_id:
+        raise MalformedEvent("certificate registration event has no certificateId")
+    description = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
+    thing_name = subject_common_name(description["certificatePem"]) or certificate_id
+    if describe_or_none(iot.describe_thing, thingName=thing_name) is None:
+        iot.create_thing(thingName=thing_name)
+    if describe_or_none(iot.get_policy, policyName=policy_name) is None:
+        try:
+            iot.create_policy(policyName=policy_name, policyDocument=jitr_policy_document(partition))
+        except Exception as err:
+            if error_code(err) != "ResourceAlreadyExistsException":
+                raise
+    if description["status"] != "ACTIVE":
+        iot.update_certificate(certificateId=certificate_id, newStatus="ACTIVE")
+    iot.attach_policy(policyName=policy_name, target=description["certificateArn"])
+    iot.attach_thing_principal(thingName=thing_name, principal=description["certificateArn"])
+    LOG.info("device provisioned", extra={"thingName": thing_name, "certificateId": certificate_id})
+    return {"thingName": thing_name, "certificateId": certificate_id}

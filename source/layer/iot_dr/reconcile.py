@@ -1,0 +1,145 @@
+"""Missing-device replication: finds things whose replica drifted and feeds fresh snapshots to the pipeline.
+
+Event sources are at-least-once but not perfect (CloudTrail delivery to EventBridge is best effort, and things
+may predate the solution). This scheduled sweep runs in the primary, compares each thing with its replica
+(read-only in the secondary) and, for every drifted thing, writes snapshots of the thing, its certificates,
+their policies and attachments; the normal pipeline then applies them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from iot_dr.arns import rewrite_policy_document
+from iot_dr.items import ItemWriter
+from iot_dr.replicate.certificates import secondary_status
+from iot_dr.replicate.context import certificate_id_of, describe_or_none, paginate
+from iot_dr.snapshots import (
+    certificate_snapshot,
+    policy_snapshot,
+    policy_targets_snapshot,
+    thing_principals_snapshot,
+    thing_snapshot,
+)
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    checked: int = 0
+    drifted: list[str] = field(default_factory=list)
+    items_written: int = 0
+
+
+@dataclass(frozen=True)
+class Regions:
+    primary_iot: Any
+    secondary_iot: Any
+    primary_region: str
+    secondary_region: str
+
+
+def primary_thing_names(iot: Any, query_string: str) -> Iterator[str]:
+    """Things in the primary: from the fleet index when registry indexing is on, else ListThings."""
+    mode = iot.get_indexing_configuration().get("thingIndexingConfiguration", {}).get("thingIndexingMode", "OFF")
+    if mode == "OFF":
+        for thing in paginate(iot, "list_things", "things"):
+            yield thing["thingName"]
+        return
+    token = None
+    while True:
+        kwargs = {"indexName": "AWS_Things", "queryString": query_string, "maxResults": 100}
+        page = iot.search_index(**kwargs, **({"nextToken": token} if token else {}))
+        for thing in page.get("things", []):
+            yield thing["thingName"]
+        token = page.get("nextToken")
+        if not token:
+            return
+
+
+def _certificates(iot: Any, thing: str) -> dict[str, str]:
+    """Certificate ID → principal ARN of the certificates attached to ``thing``."""
+    return {
+        certificate_id: arn
+        for arn in paginate(iot, "list_thing_principals", "principals", thingName=thing)
+        if (certificate_id := certificate_id_of(arn))
+    }
+
+
+def _attached_policies(iot: Any, target: str) -> set[str]:
+    return {p["policyName"] for p in paginate(iot, "list_attached_policies", "policies", target=target)}
+
+
+def _default_document(iot: Any, policy: str) -> str | None:
+    described = describe_or_none(iot.get_policy, policyName=policy)
+    return None if described is None else json.dumps(json.loads(described["policyDocument"]), sort_keys=True)
+
+
+def drift(regions: Regions, thing: str) -> str | None:
+    """Why the replica of ``thing`` differs from the primary, or None if it matches."""
+    primary, secondary = regions.primary_iot, regions.secondary_iot
+    source = describe_or_none(primary.describe_thing, thingName=thing)
+    replica = describe_or_none(secondary.describe_thing, thingName=thing)
+    if source is None:
+        return None
+    if replica is None:
+        return "thing missing"
+    if (source.get("attributes") or {}) != (replica.get("attributes") or {}):
+        return "attributes differ"
+    if source.get("thingTypeName") != replica.get("thingTypeName"):
+        return "thing type differs"
+    source_certificates, replica_certificates = _certificates(primary, thing), _certificates(secondary, thing)
+    if set(source_certificates) != set(replica_certificates):
+        return "certificates differ"
+    for certificate_id, arn in source_certificates.items():
+        source_status = primary.describe_certificate(certificateId=certificate_id)["certificateDescription"]["status"]
+        replica_status = secondary.describe_certificate(certificateId=certificate_id)["certificateDescription"][
+            "status"
+        ]
+        if secondary_status(source_status) != replica_status:
+            return f"certificate {certificate_id} status differs"
+        policies = _attached_policies(primary, arn)
+        if policies != _attached_policies(secondary, replica_certificates[certificate_id]):
+            return f"policies of certificate {certificate_id} differ"
+        for policy in policies:
+            source_document = _default_document(primary, policy)
+            wanted = source_document and json.dumps(
+                json.loads(rewrite_policy_document(source_document, regions.primary_region, regions.secondary_region)),
+                sort_keys=True,
+            )
+            if wanted != _default_document(secondary, policy):
+                return f"policy {policy} differs"
+    return None
+
+
+def thing_snapshots(iot: Any, thing: str) -> list[dict[str, Any]]:
+    """Everything the secondary needs to rebuild ``thing`` with its certificates and policies."""
+    snapshots = [thing_snapshot(iot, thing)]
+    for certificate_id, arn in _certificates(iot, thing).items():
+        snapshots.append(certificate_snapshot(iot, certificate_id))
+        snapshots.extend(policy_snapshot(iot, policy) for policy in sorted(_attached_policies(iot, arn)))
+        snapshots.append(policy_targets_snapshot(iot, arn))
+    snapshots.append(thing_principals_snapshot(iot, thing))
+    return snapshots
+
+
+def reconcile(regions: Regions, writer: ItemWriter, query_string: str) -> ReconcileReport:
+    report = ReconcileReport()
+    for thing in primary_thing_names(regions.primary_iot, query_string):
+        report.checked += 1
+        reason = drift(regions, thing)
+        if reason is None:
+            continue
+        LOG.info("drift found", extra={"thingName": thing, "reason": reason})
+        report.drifted.append(thing)
+        report.items_written += writer.put(thing_snapshots(regions.primary_iot, thing))
+    LOG.info(
+        "reconciled",
+        extra={"checked": report.checked, "drifted": len(report.drifted), "itemsWritten": report.items_written},
+    )
+    return report

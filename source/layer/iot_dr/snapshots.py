@@ -1,0 +1,121 @@
+"""Complete state of primary-region resources, read at the source so the secondary never has to call back.
+
+``capturedAt`` is the time just before the first read: of several snapshots of one resource, the one that
+started last is the one that saw the latest state, which is what the secondary's ledger keeps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iot_dr.event_types import EventType
+from iot_dr.items import now_ms
+from iot_dr.replicate.context import certificate_id_of, describe_or_none, is_not_found, paginate
+
+
+def certificate_snapshot(iot: Any, certificate_id: str) -> dict[str, Any]:
+    captured_at = now_ms()
+    described = describe_or_none(iot.describe_certificate, certificateId=certificate_id)
+    body: dict[str, Any] = {
+        "eventType": str(EventType.CERTIFICATE),
+        "certificateId": certificate_id,
+        "capturedAt": captured_at,
+        "exists": described is not None,
+    }
+    if described is not None:
+        description = described["certificateDescription"]
+        body.update(certificatePem=description["certificatePem"], status=description["status"])
+    return body
+
+
+def policy_snapshot(iot: Any, policy_name: str) -> dict[str, Any]:
+    captured_at = now_ms()
+    body: dict[str, Any] = {
+        "eventType": str(EventType.POLICY),
+        "policyName": policy_name,
+        "capturedAt": captured_at,
+        "exists": False,
+        "versions": [],
+    }
+    try:
+        versions = iot.list_policy_versions(policyName=policy_name)["policyVersions"]
+        body["versions"] = [
+            {
+                "versionId": version["versionId"],
+                "isDefault": bool(version["isDefaultVersion"]),
+                "document": iot.get_policy_version(policyName=policy_name, policyVersionId=version["versionId"])[
+                    "policyDocument"
+                ],
+            }
+            for version in versions
+        ]
+    except Exception as err:
+        if not is_not_found(err):
+            raise
+        body["versions"] = []
+        return body
+    body["exists"] = True
+    return body
+
+
+def thing_principals_snapshot(iot: Any, thing_name: str) -> dict[str, Any]:
+    captured_at = now_ms()
+    exists = describe_or_none(iot.describe_thing, thingName=thing_name) is not None
+    principals = (
+        sorted(
+            certificate_id
+            for arn in paginate(iot, "list_thing_principals", "principals", thingName=thing_name)
+            if (certificate_id := certificate_id_of(arn))
+        )
+        if exists
+        else []
+    )
+    return {
+        "eventType": str(EventType.THING_PRINCIPALS),
+        "thingName": thing_name,
+        "capturedAt": captured_at,
+        "exists": exists,
+        "principals": principals,
+    }
+
+
+def policy_targets_snapshot(iot: Any, target_arn: str) -> dict[str, Any]:
+    captured_at = now_ms()
+    try:
+        policies = sorted(
+            p["policyName"] for p in paginate(iot, "list_attached_policies", "policies", target=target_arn)
+        )
+    except Exception as err:
+        if not is_not_found(err):
+            raise
+        policies = []
+    return {
+        "eventType": str(EventType.POLICY_TARGETS),
+        "target": target_arn,
+        "capturedAt": captured_at,
+        "policies": policies,
+    }
+
+
+def thing_snapshot(iot: Any, thing_name: str) -> dict[str, Any]:
+    """The thing as a registry THING_EVENT, ordered by the time it was read and its registry version."""
+    captured_at = now_ms()
+    described = describe_or_none(iot.describe_thing, thingName=thing_name)
+    if described is None:
+        return {
+            "eventType": str(EventType.THING),
+            "operation": "DELETED",
+            "thingName": thing_name,
+            "timestamp": captured_at,
+            "versionNumber": 0,
+        }
+    return {
+        "eventType": str(EventType.THING),
+        "operation": "UPDATED",
+        "thingName": thing_name,
+        "thingId": described.get("thingId"),
+        "thingTypeName": described.get("thingTypeName"),
+        "attributes": described.get("attributes") or {},
+        "versionNumber": int(described.get("version") or 0),
+        "timestamp": captured_at,
+    }
