@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Sets up everything the checks need on a fresh Debian or Ubuntu machine, then runs them:
+# ruff, cfn-lint on every template and the whole pytest suite (which starts its own local cloud,
+# MQTT brokers and DNS server on 127.0.0.0/8 and stops them again).
+set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+usage: deployment/run-unit-tests.sh [pytest arguments...]
+
+Creates .venv (Python 3.11+), installs the project with its pinned development tools, installs the
+system packages the failover tests need (mosquitto, knot) when it can, and runs ruff, cfn-lint and pytest.
+Extra arguments go to pytest, e.g. deployment/run-unit-tests.sh -k shadows
+USAGE
+}
+
+repo_root() {
+    cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd
+}
+
+install_system_packages() {
+    local missing=()
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+    command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || missing+=(knot knot-dnsutils)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if ! command -v sudo >/dev/null 2>&1; then
+            echo "missing system packages: ${missing[*]} (install them, or run as root)" >&2
+            return 0
+        fi
+        sudo=(sudo)
+    fi
+    echo "installing system packages: ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+python_env() {
+    local root="$1"
+    if [ ! -x "$root/.venv/bin/python" ]; then
+        python3 -m venv "$root/.venv"
+    fi
+    "$root/.venv/bin/python" -m pip install -q --upgrade pip
+    "$root/.venv/bin/python" -m pip install -q -e "$root[dev]"
+}
+
+main() {
+    if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+        usage
+        return 0
+    fi
+    local root
+    root="$(repo_root)"
+    cd "$root"
+    install_system_packages
+    python_env "$root"
+    echo "== ruff"
+    .venv/bin/ruff check .
+    echo "== cfn-lint"
+    .venv/bin/cfn-lint deployment/*.template
+    echo "== pytest"
+    .venv/bin/pytest "$@"
+}
+
+main "$@"

@@ -1,0 +1,1 @@
+"""Operator tools and the ``iot-dr`` command of Disaster Recovery for AWS IoT."""

@@ -1,0 +1,160 @@
+"""The replicated state of one region's IoT device layer, and its comparison between two regions.
+
+Used by the demo's parity table, the scenario tests and the compare tools: the secondary is in parity when
+its inventory equals the primary's with policy ARNs rewritten for the secondary region.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from iot_dr.arns import rewrite_policy_document
+from iot_dr.replicate.context import certificate_id_of, is_not_found, paginate
+
+
+def _canonical(document: str) -> str:
+    return json.dumps(json.loads(document), sort_keys=True)
+
+
+@dataclass
+class Inventory:
+    things: dict[str, dict[str, Any]] = field(default_factory=dict)
+    thing_types: dict[str, dict[str, Any]] = field(default_factory=dict)
+    thing_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    certificates: dict[str, str] = field(default_factory=dict)
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policy_targets: dict[str, list[str]] = field(default_factory=dict)
+    shadows: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    KINDS = ("things", "thing_types", "thing_groups", "certificates", "policies", "policy_targets", "shadows")
+
+
+def _shadow_state(iot_data: Any, thing: str, shadow: str | None) -> dict[str, Any] | None:
+    named = {"shadowName": shadow} if shadow else {}
+    try:
+        document = json.loads(iot_data.get_thing_shadow(thingName=thing, **named)["payload"].read())
+    except Exception as err:
+        if is_not_found(err):
+            return None
+        raise
+    state = document.get("state", {})
+    return {section: state[section] for section in ("desired", "reported") if section in state}
+
+
+def read_inventory(iot: Any, iot_data: Any) -> Inventory:
+    inventory = Inventory()
+    for thing_type in paginate(iot, "list_thing_types", "thingTypes"):
+        properties = thing_type.get("thingTypeProperties", {})
+        inventory.thing_types[thing_type["thingTypeName"]] = {
+            "deprecated": bool(thing_type.get("thingTypeMetadata", {}).get("deprecated")),
+            "description": properties.get("thingTypeDescription"),
+            "searchableAttributes": sorted(properties.get("searchableAttributes", [])),
+        }
+    for group in paginate(iot, "list_thing_groups", "thingGroups"):
+        described = iot.describe_thing_group(thingGroupName=group["groupName"])
+        properties = described.get("thingGroupProperties", {})
+        inventory.thing_groups[group["groupName"]] = {
+            "parent": described.get("thingGroupMetadata", {}).get("parentGroupName"),
+            "description": properties.get("thingGroupDescription") or "",
+            "attributes": properties.get("attributePayload", {}).get("attributes", {}),
+        }
+        policies = sorted(
+            p["policyName"]
+            for p in paginate(iot, "list_attached_policies", "policies", target=described["thingGroupArn"])
+        )
+        if policies:
+            inventory.policy_targets[f"thinggroup/{group['groupName']}"] = policies
+    for thing in paginate(iot, "list_things", "things"):
+        name = thing["thingName"]
+        principals = [arn for arn in paginate(iot, "list_thing_principals", "principals", thingName=name)]
+        inventory.things[name] = {
+            "attributes": thing.get("attributes", {}),
+            "thingTypeName": thing.get("thingTypeName"),
+            "principals": sorted(filter(None, (certificate_id_of(arn) for arn in principals))),
+            "groups": sorted(
+                g["groupName"] for g in paginate(iot, "list_thing_groups_for_thing", "thingGroups", thingName=name)
+            ),
+        }
+        shadows = [None, *paginate(iot_data, "list_named_shadows_for_thing", "results", thingName=name)]
+        for shadow in shadows:
+            state = _shadow_state(iot_data, name, shadow)
+            if state is not None:
+                inventory.shadows[f"{name}/{shadow or '(classic)'}"] = state
+    for certificate in paginate(iot, "list_certificates", "certificates"):
+        inventory.certificates[certificate["certificateId"]] = certificate["status"]
+        policies = sorted(
+            p["policyName"]
+            for p in paginate(iot, "list_attached_policies", "policies", target=certificate["certificateArn"])
+        )
+        if policies:
+            inventory.policy_targets[f"cert/{certificate['certificateId']}"] = policies
+    for policy in paginate(iot, "list_policies", "policies"):
+        name = policy["policyName"]
+        versions = iot.list_policy_versions(policyName=name)["policyVersions"]
+        documents = {
+            v["versionId"]: _canonical(
+                iot.get_policy_version(policyName=name, policyVersionId=v["versionId"])["policyDocument"]
+            )
+            for v in versions
+        }
+        default = next(v["versionId"] for v in versions if v["isDefaultVersion"])
+        inventory.policies[name] = {"default": documents[default], "documents": sorted(documents.values())}
+    return inventory
+
+
+def as_seen_from(inventory: Inventory, source_region: str, target_region: str) -> Inventory:
+    """The primary's inventory with policy documents rewritten as the secondary should hold them."""
+
+    def rewrite(document: str) -> str:
+        return _canonical(rewrite_policy_document(document, source_region, target_region))
+
+    policies = {
+        name: {"default": rewrite(p["default"]), "documents": sorted(rewrite(d) for d in p["documents"])}
+        for name, p in inventory.policies.items()
+    }
+    return replace(inventory, policies=policies)
+
+
+@dataclass(frozen=True)
+class ParityRow:
+    kind: str
+    primary: int
+    secondary: int
+    matching: int
+
+    @property
+    def in_parity(self) -> bool:
+        return self.primary == self.secondary == self.matching
+
+
+def differences(expected: Inventory, actual: Inventory) -> dict[str, dict[str, tuple[Any, Any]]]:
+    """Per kind, the keys whose values differ: key → (expected, actual); None stands for missing."""
+    result: dict[str, dict[str, tuple[Any, Any]]] = {}
+    for kind in Inventory.KINDS:
+        left, right = getattr(expected, kind), getattr(actual, kind)
+        diff = {
+            key: (left.get(key), right.get(key)) for key in set(left) | set(right) if left.get(key) != right.get(key)
+        }
+        if diff:
+            result[kind] = diff
+    return result
+
+
+def parity(expected: Inventory, actual: Inventory) -> list[ParityRow]:
+    rows = []
+    for kind in Inventory.KINDS:
+        left, right = getattr(expected, kind), getattr(actual, kind)
+        matching = sum(1 for key, value in left.items() if right.get(key) == value)
+        rows.append(ParityRow(kind.replace("_", " "), len(left), len(right), matching))
+    return rows
+
+
+def format_parity(rows: list[ParityRow]) -> str:
+    lines = [f"{'resource':<16}{'primary':>9}{'secondary':>11}{'matching':>10}  parity"]
+    for row in rows:
+        lines.append(
+            f"{row.kind:<16}{row.primary:>9}{row.secondary:>11}{row.matching:>10}  {'yes' if row.in_parity else 'NO'}"
+        )
+    return "\n".join(lines)
