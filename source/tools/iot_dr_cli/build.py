@@ -1,0 +1,161 @@
+"""Build the deployment artifacts: one zip per Lambda function, the layer zip and the templates.
+
+The zips are reproducible (sorted entries, fixed timestamps and permissions), so two builds of the same
+sources are byte-identical and an artifact's SHA-256 identifies its content. Private keys never ship: the
+build fails on any .pem/.key/.p12/.pfx file and on any file holding a PEM private key block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import re
+import shutil
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SOLUTION_NAME = "disaster-recovery-for-aws-iot"
+LAYER_ZIP_NAME = "iot-dr-layer.zip"
+LAYER_PACKAGE = "iot_dr"
+
+# 1980-01-01 is the earliest date a zip entry can hold; any fixed value makes the archive reproducible.
+_ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+_FILE_MODE = 0o100644
+_EXCLUDED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+_EXCLUDED_SUFFIXES = frozenset({".pyc", ".pyo"})
+_KEY_FILE_SUFFIXES = frozenset({".pem", ".key", ".p12", ".pfx"})
+# A PEM private key block with a real base64 body, also inside JSON or Python strings (escaped newlines);
+# code that merely names the header does not match.
+_PRIVATE_KEY_BLOCK = re.compile(
+    rb"-----BEGIN [A-Z ]*PRIVATE KEY-----[A-Za-z0-9+/=\s\\]{40,}-----END [A-Z ]*PRIVATE KEY-----"
+)
+_VERSION_PATTERN = re.compile(r"^v\d+\.\d+\.\d+$")
+
+
+class PackagingError(Exception):
+    """The sources cannot be packaged safely (a private key, an empty function directory, a bad version)."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One built file and the SHA-256 of its bytes."""
+
+    name: str
+    path: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build produced; ``prefix`` is the ArtifactPrefix the templates expect for these files."""
+
+    output_dir: Path
+    prefix: str
+    artifacts: tuple[Artifact, ...]
+
+    def by_name(self) -> dict[str, Artifact]:
+        """Artifacts keyed by file name, for deployers looking up one zip or template."""
+        return {artifact.name: artifact for artifact in self.artifacts}
+
+
+def build_artifacts(output_dir: Path, version: str = "v2.0.0", *, source_root: Path = REPO_ROOT) -> BuildResult:
+    """Package every Lambda directory, the layer and the templates under ``output_dir/<prefix>``.
+
+    Uploading ``output_dir`` to the root of the artifact bucket puts each file where the templates look for it
+    with ``ArtifactPrefix`` = ``prefix``. Every source is checked before anything is written, so a refused
+    build leaves no partial artifact set behind.
+    """
+    if not _VERSION_PATTERN.match(version):
+        raise PackagingError(f"version {version!r} must look like v2.0.0")
+    zips = {
+        **_function_zip_entries(source_root / "source" / "lambda"),
+        LAYER_ZIP_NAME: _layer_zip_entries(source_root / "source" / "layer" / LAYER_PACKAGE),
+    }
+    templates = sorted((source_root / "deployment").glob("*.template"))
+    for template in templates:
+        _refuse_key_material(template)
+
+    prefix = f"{SOLUTION_NAME}/{version}/"
+    target = output_dir / prefix
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    built = [_write_zip(target / name, entries) for name, entries in sorted(zips.items())]
+    for template in templates:
+        copy = target / template.name
+        copy.write_bytes(template.read_bytes())
+        built.append(copy)
+
+    artifacts = tuple(Artifact(p.name, p, hashlib.sha256(p.read_bytes()).hexdigest()) for p in built)
+    logger.info("built artifacts", extra={"prefix": prefix, "count": len(artifacts)})
+    return BuildResult(output_dir=output_dir, prefix=prefix, artifacts=artifacts)
+
+
+def _function_zip_entries(lambda_root: Path) -> dict[str, list[tuple[str, Path]]]:
+    """One zip per function directory, the directory's files at the zip root (where Lambda looks)."""
+    zips = {}
+    for function_dir in sorted(p for p in lambda_root.iterdir() if p.is_dir() and p.name not in _EXCLUDED_DIRS):
+        entries = [(f.relative_to(function_dir).as_posix(), f) for f in _package_files(function_dir)]
+        if not entries:
+            raise PackagingError(f"{function_dir} holds no files to package")
+        zips[f"{function_dir.name}.zip"] = entries
+    return zips
+
+
+def _layer_zip_entries(package_dir: Path) -> list[tuple[str, Path]]:
+    """The layer's files; Lambda adds ``/opt/python`` to ``sys.path``, hence the ``python/`` prefix."""
+    return [(f"python/{LAYER_PACKAGE}/{f.relative_to(package_dir).as_posix()}", f) for f in _package_files(package_dir)]
+
+
+def _package_files(root: Path) -> list[Path]:
+    """Files under ``root`` that belong in a package, in a stable order, each checked for key material."""
+    files = []
+    for path in sorted(root.rglob("*")):
+        relative_parts = path.relative_to(root).parts
+        if any(part in _EXCLUDED_DIRS for part in relative_parts):
+            continue
+        if not path.is_file() or path.suffix in _EXCLUDED_SUFFIXES:
+            continue
+        _refuse_key_material(path)
+        files.append(path)
+    return files
+
+
+def _refuse_key_material(path: Path) -> None:
+    if path.suffix.lower() in _KEY_FILE_SUFFIXES:
+        raise PackagingError(f"refusing to package key file {path}")
+    if _PRIVATE_KEY_BLOCK.search(path.read_bytes()):
+        raise PackagingError(f"refusing to package {path}: it contains a private key")
+
+
+def _write_zip(destination: Path, entries: Iterable[tuple[str, Path]]) -> Path:
+    with zipfile.ZipFile(destination, "w") as archive:
+        for arcname, source in sorted(entries):
+            info = zipfile.ZipInfo(arcname, date_time=_ZIP_TIMESTAMP)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = _FILE_MODE << 16
+            info.create_system = 3  # Unix, so the mode bits above are honoured wherever the build runs
+            archive.writestr(info, source.read_bytes(), compresslevel=9)
+    return destination
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: ``python -m iot_dr_cli.build OUTPUT_DIR [--version v2.0.0]``."""
+    parser = argparse.ArgumentParser(description="Build the Lambda zips, the layer zip and the templates.")
+    parser.add_argument("output_dir", type=Path)
+    parser.add_argument("--version", default="v2.0.0")
+    args = parser.parse_args(argv)
+    result = build_artifacts(args.output_dir, args.version)
+    for artifact in result.artifacts:
+        print(f"{artifact.sha256}  {result.prefix}{artifact.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
