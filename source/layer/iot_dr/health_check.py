@@ -35,6 +35,8 @@ LOG = logging.getLogger(__name__)
 SECRET_HEADER = "x-health-check-secret"
 SECRET_QUERY_PARAMETER = "hashme"
 _CREDENTIALS_CACHE_SECONDS = 300
+# Part of the budget kept for stopping the client, so the broker sees a clean DISCONNECT before we answer.
+_STOP_ALLOWANCE = 0.2
 
 
 class ProbeFailed(Exception):
@@ -70,8 +72,8 @@ class HealthCheckSettings:
             raise ValueError("set CREDENTIALS_SECRET_ARN, or CERT_PATH, KEY_PATH and HEALTH_CHECK_SECRET")
         if self.count < 1:
             raise ValueError("MESSAGE_COUNT must be at least 1")
-        if not 0 < self.connect_timeout < self.total_timeout:
-            raise ValueError("need 0 < CONNECT_TIMEOUT_MS < TOTAL_TIMEOUT_MS")
+        if not 0 < self.connect_timeout < self.total_timeout - _STOP_ALLOWANCE:
+            raise ValueError(f"need 0 < CONNECT_TIMEOUT_MS < TOTAL_TIMEOUT_MS - {_STOP_ALLOWANCE * 1000:.0f}")
 
     @property
     def topic_prefix(self) -> str:
@@ -221,7 +223,7 @@ def mqtt_round_trip(
 ) -> RoundTripResult:
     """Connect, subscribe, publish ``settings.count`` QoS 1 messages to a unique topic and receive them, in budget."""
     start = clock()
-    deadline = start + settings.total_timeout
+    deadline = start + settings.total_timeout - _STOP_ALLOWANCE
     nonce = uuid.uuid4().hex
     topic = f"{settings.topic_prefix}/{nonce}"
     payloads = [f"{nonce}:{n}".encode() for n in range(settings.count)]
@@ -278,8 +280,7 @@ def mqtt_round_trip(
         reason = failure.reason
     finally:
         client.stop()
-        # Wait briefly so the broker sees a clean DISCONNECT; the budget has already been decided.
-        probe.stopped.wait(0.5)
+        probe.stopped.wait(_remaining(start + settings.total_timeout, clock))
     end = clock()
     stage_ms: dict[str, float] = {}
     previous = start

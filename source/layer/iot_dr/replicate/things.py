@@ -23,6 +23,9 @@ from iot_dr.replicate.context import (
 LOG = logging.getLogger(__name__)
 
 OPERATION_RANK = {"CREATED": 0, "UPDATED": 1, "DELETED": 2}
+# Operation → whether the type is now associated. The developer guide's example names CREATED/DELETED while the
+# event descriptions say ADDED/REMOVED; both are accepted.
+ASSOCIATION_OPERATIONS = {"ADDED": True, "CREATED": True, "REMOVED": False, "DELETED": False}
 
 
 def thing_key(name: str) -> str:
@@ -51,7 +54,7 @@ def apply_type_association(ctx: Secondary, event: dict[str, Any]) -> Outcome:
     name = require(event, "thingName")
     type_name = require(event, "thingTypeName")
     operation = require(event, "operation")
-    if operation not in ("ADDED", "REMOVED"):
+    if operation not in ASSOCIATION_OPERATIONS:
         raise MalformedEvent(f"unknown thing type association operation {operation!r}")
     timestamp = require_int(event, "timestamp")
     while True:
@@ -64,7 +67,7 @@ def apply_type_association(ctx: Secondary, event: dict[str, Any]) -> Outcome:
             return Outcome.STALE
         if not entry.state["exists"] or entry.state.get("thingId") != event.get("thingId", entry.state["thingId"]):
             raise DependencyNotReady(f"thing {name} was re-created; its creation is not replicated yet")
-        if operation == "ADDED":
+        if ASSOCIATION_OPERATIONS[operation]:
             patched_type = type_name
         elif entry.state["thingTypeName"] == type_name:
             patched_type = None
