@@ -124,7 +124,7 @@ class LocalCloud:
         self.replicator = GlobalTableReplicator(self.dispatcher)
         self.replicator.install()
         cfn_extensions.install(self.replicator)
-        self._stoppers.append(self.replicator.uninstall)
+        self._stoppers.extend([self.replicator.uninstall, cfn_extensions.uninstall])
         self._resetters.append(self.replicator.reset)
 
         self.scheduler = Scheduler()
@@ -186,9 +186,10 @@ class LocalCloud:
     def reset(self) -> None:
         """Forget everything: moto's state and every extension's."""
         self.wait_idle(30)
-        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", data=b"{}", method="POST")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
+        with locking.SERVICE_LOCK.held():
+            request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", data=b"{}", method="POST")
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
         for reset in self._resetters:
             reset()
         aws.clear_client_cache()

@@ -1,0 +1,469 @@
+"""DynamoDB stream records as DynamoDB writes them, and event source mappings as Lambda polls them.
+
+moto calls a mapped function synchronously inside ``put_item`` and then empties the shard; it also writes
+two records for an ``update_item`` that creates an item and labels every record ``us-east-1``. Here the
+shard only collects records, and ``StreamPoller`` reads every enabled mapping on its own checkpoint with
+the mapping's batch size, partial batch responses, bisection, retry and record-age limits and on-failure
+destination, the way the Lambda service does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from moto.awslambda.models import EventSourceMapping, LambdaBackend, lambda_backends
+from moto.core.utils import unix_time
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
+from moto.dynamodb.models.dynamo_type import Item
+from moto.dynamodb.models.table import StreamRecord, StreamShard, Table
+
+from iot_dr_local import lambda_runtime
+from iot_dr_local.locking import SERVICE_LOCK
+
+if TYPE_CHECKING:
+    from iot_dr_local.dispatcher import Dispatcher
+
+LOG = logging.getLogger(__name__)
+
+WriteObserver = Callable[[Table, Item | None, Item | None], None]
+STREAM_RETENTION_SECONDS = 24 * 3600
+
+_local = threading.local()
+_observers: list[WriteObserver] = []
+_shard_originals: dict[str, Any] = {}
+
+
+def _add_record(shard: StreamShard, old: Item | None, new: Item | None) -> None:
+    if getattr(_local, "suppressed", False):
+        return
+    if old is not None and new is not None and old.to_json() == new.to_json():
+        return  # DynamoDB writes no stream record for a write that changes nothing
+    table = shard.table
+    event_name = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
+    view_type = table.stream_specification["StreamViewType"]
+    sequence = shard.starting_sequence_number + len(shard.items)
+    record = StreamRecord(table, view_type, event_name, old, new, sequence)
+    record.record["awsRegion"] = table.region_name
+    shard.items.append(record)
+    for observer in list(_observers):
+        observer(table, old, new)
+
+
+def _update_item(backend: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+    _local.in_update_item = True
+    try:
+        return _shard_originals["update_item"](backend, *args, **kwargs)
+    finally:
+        _local.in_update_item = False
+
+
+def _table_put_item(table: Table, *args: Any, **kwargs: Any) -> Any:
+    # update_item creates a missing item with a keys-only put before applying the update; DynamoDB
+    # records one INSERT for the whole update, which update_item itself adds.
+    if not getattr(_local, "in_update_item", False):
+        return _shard_originals["put_item"](table, *args, **kwargs)
+    _local.suppressed = True
+    try:
+        return _shard_originals["put_item"](table, *args, **kwargs)
+    finally:
+        _local.suppressed = False
+
+
+def install_shard_patch() -> None:
+    """Make stream shards only record writes, as DynamoDB does (idempotent; stays installed)."""
+    if _shard_originals:
+        return
+    _shard_originals["add"] = StreamShard.add
+    _shard_originals["update_item"] = DynamoDBBackend.update_item
+    _shard_originals["put_item"] = Table.put_item
+    StreamShard.add = _add_record  # type: ignore[method-assign]
+    DynamoDBBackend.update_item = _update_item  # type: ignore[method-assign]
+    Table.put_item = _table_put_item  # type: ignore[method-assign]
+
+
+def add_write_observer(observer: WriteObserver) -> None:
+    """Call ``observer(table, old, new)`` after every recorded write to a table with a stream."""
+    install_shard_patch()
+    _observers.append(observer)
+
+
+def remove_write_observer(observer: WriteObserver) -> None:
+    if observer in _observers:
+        _observers.remove(observer)
+
+
+def lambda_record(record: dict[str, Any], source_arn: str) -> dict[str, Any]:
+    """A stream record in the shape Lambda passes to the function."""
+    dynamodb = dict(record["dynamodb"])
+    dynamodb["ApproximateCreationDateTime"] = int(_arrival(record))
+    return {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": record["eventVersion"],
+        "eventSource": record["eventSource"],
+        "awsRegion": record["awsRegion"],
+        "dynamodb": dynamodb,
+        "eventSourceARN": source_arn,
+    }
+
+
+def _arrival(record: dict[str, Any]) -> float:
+    created = record["dynamodb"]["ApproximateCreationDateTime"]
+    return float(created) if isinstance(created, int | float) else unix_time(created)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_dynamodb_stream(arn: str) -> bool:
+    return arn.split(":")[2] == "dynamodb" and "/stream/" in arn
+
+
+def _shard(account_id: str, arn: str) -> StreamShard | None:
+    """The shard behind a stream ARN, or None once that stream no longer exists."""
+    region = arn.split(":")[3]
+    table_name, _, label = arn.split(":", 5)[5].removeprefix("table/").partition("/stream/")
+    table = dynamodb_backends[account_id][region].tables.get(table_name)
+    if table is None or table.latest_stream_label != label:
+        return None
+    return table.stream_shard
+
+
+@dataclass(frozen=True)
+class _Config:
+    """The mapping settings one batch is processed with."""
+
+    account_id: str
+    region: str
+    function_arn: str
+    source_arn: str
+    batch_size: int
+    bisect: bool
+    max_retries: int
+    max_age: int
+    report_item_failures: bool
+    on_failure: str | None
+
+    @classmethod
+    def of(cls, account_id: str, region: str, esm: EventSourceMapping) -> _Config:
+        destination = ((esm.destination_config or {}).get("OnFailure") or {}).get("Destination")
+        return cls(
+            account_id=account_id,
+            region=region,
+            function_arn=esm.function_arn,
+            source_arn=esm.event_source_arn,
+            batch_size=int(esm.batch_size),
+            bisect=bool(esm.bisect_on_error),
+            max_retries=int(-1 if esm.max_retry_attempts is None else esm.max_retry_attempts),
+            max_age=int(-1 if esm.max_record_age is None else esm.max_record_age),
+            report_item_failures="ReportBatchItemFailures" in (esm.function_response_types or []),
+            on_failure=destination,
+        )
+
+
+@dataclass
+class _Checkpoint:
+    """Where one mapping stands in its shard."""
+
+    position: int
+    attempts: int = 0
+    limit: int | None = None
+    bisect_end: int = 0
+    not_before: float = 0.0
+    in_flight: bool = False
+
+
+@dataclass(frozen=True)
+class _Batch:
+    config: _Config
+    shard_id: str
+    start: int
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What the function said about a batch: how many records succeeded, and whether it raised."""
+
+    succeeded: int
+    function_error: bool
+
+
+class StreamPoller:
+    """Polls every enabled DynamoDB-stream event source mapping, in every account and region."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        poll_interval: float = 0.05,
+        retry_backoff: float = 0.05,
+        max_backoff: float = 1.0,
+        record_retention_seconds: float = STREAM_RETENTION_SECONDS,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self.poll_interval = poll_interval
+        self.retry_backoff = retry_backoff
+        self.max_backoff = max_backoff
+        self.record_retention_seconds = record_retention_seconds
+        self._lock = threading.Lock()
+        self._checkpoints: dict[str, _Checkpoint] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._original_create: Callable[..., EventSourceMapping] | None = None
+        dispatcher.add_busy_probe(self.busy)
+
+    def start(self) -> None:
+        install_shard_patch()
+        original = LambdaBackend.create_event_source_mapping
+        self._original_create = original
+        poller = self
+
+        def create_event_source_mapping(backend: LambdaBackend, spec: dict[str, Any]) -> EventSourceMapping:
+            esm = original(backend, spec)
+            # LATEST means "records written after the mapping was created", not after the first poll.
+            if _is_dynamodb_stream(esm.event_source_arn):
+                poller._checkpoint(backend.account_id, esm)
+            return esm
+
+        LambdaBackend.create_event_source_mapping = create_event_source_mapping  # type: ignore[method-assign]
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._original_create is not None:
+            LambdaBackend.create_event_source_mapping = self._original_create  # type: ignore[method-assign]
+            self._original_create = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._checkpoints.clear()
+
+    def busy(self) -> bool:
+        with SERVICE_LOCK.held():
+            for account_id, esm, shard in self._mappings():
+                if not esm.enabled:
+                    continue
+                checkpoint = self._checkpoint(account_id, esm)
+                if checkpoint.in_flight or (shard is not None and checkpoint.position < len(shard.items)):
+                    return True
+        return False
+
+    def _mappings(self) -> Iterator[tuple[str, EventSourceMapping, StreamShard | None]]:
+        """DynamoDB-stream mappings with their shards; caller holds the service lock."""
+        for account_id, _, backend in lambda_backends.iter_backends():
+            for esm in list(backend._event_source_mappings.values()):
+                if _is_dynamodb_stream(esm.event_source_arn):
+                    yield account_id, esm, _shard(account_id, esm.event_source_arn)
+
+    def _checkpoint(self, account_id: str, esm: EventSourceMapping) -> _Checkpoint:
+        with self._lock:
+            checkpoint = self._checkpoints.get(esm.uuid)
+            if checkpoint is None:
+                shard = _shard(account_id, esm.event_source_arn)
+                start = len(shard.items) if shard is not None and esm.starting_position == "LATEST" else 0
+                checkpoint = self._checkpoints[esm.uuid] = _Checkpoint(position=start)
+            return checkpoint
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_interval):
+            for mapping_id in self._due():
+                self._dispatcher.submit(self._process, mapping_id)
+
+    def _due(self) -> list[str]:
+        """Mappings with unread records and no batch in flight; marks them in flight."""
+        now = time.monotonic()
+        due = []
+        with SERVICE_LOCK.held():
+            known = set()
+            for account_id, esm, shard in self._mappings():
+                known.add(esm.uuid)
+                checkpoint = self._checkpoint(account_id, esm)
+                with self._lock:
+                    if not esm.enabled or checkpoint.in_flight or checkpoint.not_before > now:
+                        continue
+                    if shard is None or checkpoint.position >= len(shard.items):
+                        continue
+                    checkpoint.in_flight = True
+                due.append(esm.uuid)
+            with self._lock:
+                for forgotten in set(self._checkpoints) - known:
+                    if not self._checkpoints[forgotten].in_flight:
+                        del self._checkpoints[forgotten]
+        return due
+
+    def _process(self, mapping_id: str) -> None:
+        with self._lock:
+            checkpoint = self._checkpoints.get(mapping_id)
+        if checkpoint is None:  # forgotten by reset() while queued
+            return
+        settled = False
+        try:
+            batch = self._next_batch(mapping_id, checkpoint)
+            if batch is None:
+                settled = True
+                return
+            expired = self._expired_prefix(batch)
+            if expired:
+                self._discard(checkpoint, batch, expired, "RecordAgeExceeded", function_error=False)
+            else:
+                self._settle(checkpoint, batch, self._invoke(batch))
+            settled = True
+        finally:
+            with self._lock:
+                checkpoint.in_flight = False
+                if not settled:
+                    checkpoint.not_before = time.monotonic() + self.max_backoff
+
+    def _next_batch(self, mapping_id: str, checkpoint: _Checkpoint) -> _Batch | None:
+        with SERVICE_LOCK.held():
+            for account_id, _, backend in lambda_backends.iter_backends():
+                esm = backend._event_source_mappings.get(mapping_id)
+                if esm is not None:
+                    shard = _shard(account_id, esm.event_source_arn)
+                    if shard is None:
+                        return None
+                    config = _Config.of(account_id, backend.region_name, esm)
+                    with self._lock:
+                        limit = checkpoint.limit or config.batch_size
+                        start = checkpoint.position
+                    records = [r.to_json() for r in shard.items[start : start + limit]]
+                    return _Batch(config=config, shard_id=shard.id, start=start, records=records)
+        return None
+
+    def _expired_prefix(self, batch: _Batch) -> int:
+        """How many records at the head of the batch are too old to deliver."""
+        now = time.time()
+        limits = [self.record_retention_seconds]
+        if batch.config.max_age >= 0:
+            limits.append(batch.config.max_age)
+        oldest_allowed = now - min(limits)
+        expired = 0
+        for record in batch.records:
+            if _arrival(record) >= oldest_allowed:
+                break
+            expired += 1
+        return expired
+
+    def _invoke(self, batch: _Batch) -> _Outcome:
+        event = {"Records": [lambda_record(r, batch.config.source_arn) for r in batch.records]}
+        try:
+            response = lambda_runtime.invoke_function(
+                batch.config.account_id, batch.config.region, batch.config.function_arn, event
+            )
+        except lambda_runtime.LambdaInvocationError as err:
+            LOG.info(
+                "stream batch failed",
+                extra={"function": batch.config.function_arn, "error_type": err.error_type},
+            )
+            return _Outcome(succeeded=0, function_error=True)
+        if not batch.config.report_item_failures:
+            return _Outcome(succeeded=len(batch.records), function_error=False)
+        return _Outcome(succeeded=_checkpoint_from_response(response, batch.records), function_error=False)
+
+    def _settle(self, checkpoint: _Checkpoint, batch: _Batch, outcome: _Outcome) -> None:
+        config = batch.config
+        if outcome.succeeded == len(batch.records):
+            with self._lock:
+                checkpoint.position += outcome.succeeded
+                checkpoint.attempts = 0
+                if checkpoint.position >= checkpoint.bisect_end:
+                    checkpoint.limit = None
+            return
+        failed = len(batch.records) - outcome.succeeded
+        with self._lock:
+            if outcome.function_error and config.bisect and failed > 1:
+                # Split the failing batch in two and retry each half; splitting uses no retry attempt.
+                checkpoint.limit = math.ceil(failed / 2)
+                checkpoint.bisect_end = max(checkpoint.bisect_end, batch.start + len(batch.records))
+                return
+            checkpoint.position += outcome.succeeded
+            checkpoint.attempts = 1 if outcome.succeeded else checkpoint.attempts + 1
+            exhausted = 0 <= config.max_retries < checkpoint.attempts
+            if not exhausted:
+                delay = self.retry_backoff * 2 ** (checkpoint.attempts - 1)
+                checkpoint.not_before = time.monotonic() + min(self.max_backoff, delay)
+                return
+        start = batch.start + outcome.succeeded
+        remaining = _Batch(config, batch.shard_id, start, batch.records[outcome.succeeded :])
+        self._discard(checkpoint, remaining, failed, "RetryAttemptsExhausted", outcome.function_error)
+
+    def _discard(
+        self, checkpoint: _Checkpoint, batch: _Batch, count: int, condition: str, function_error: bool
+    ) -> None:
+        """Skip ``count`` records at the head of the batch, telling the on-failure destination."""
+        records = batch.records[:count]
+        with self._lock:
+            invocations = checkpoint.attempts
+            checkpoint.position = batch.start + count
+            checkpoint.attempts = 0
+            if checkpoint.position >= checkpoint.bisect_end:
+                checkpoint.limit = None
+        LOG.warning(
+            "stream records discarded",
+            extra={"source": batch.config.source_arn, "records": count, "condition": condition},
+        )
+        if batch.config.on_failure is not None:
+            document = _on_failure_record(batch, records, condition, invocations, function_error)
+            lambda_runtime.send_to_queue(batch.config.on_failure, json.dumps(document))
+
+
+def _checkpoint_from_response(response: Any, records: list[dict[str, Any]]) -> int:
+    """Records before the lowest reported failure; a malformed report fails the whole batch."""
+    if not response:
+        return len(records)
+    failures = response.get("batchItemFailures") if isinstance(response, dict) else None
+    if not failures:
+        return len(records)
+    sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+    failed_positions = []
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if identifier not in sequence_numbers:
+            return 0
+        failed_positions.append(sequence_numbers.index(identifier))
+    return min(failed_positions)
+
+
+def _on_failure_record(
+    batch: _Batch, records: list[dict[str, Any]], condition: str, invocations: int, function_error: bool
+) -> dict[str, Any]:
+    """The invocation record Lambda sends to an on-failure destination for a stream batch."""
+    document: dict[str, Any] = {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": batch.config.function_arn,
+            "condition": condition,
+            "approximateInvokeCount": invocations,
+        },
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "DDBStreamBatchInfo": {
+            "shardId": batch.shard_id,
+            "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": _iso(_arrival(records[0])),
+            "approximateArrivalOfLastRecord": _iso(_arrival(records[-1])),
+            "batchSize": len(records),
+            "streamArn": batch.config.source_arn,
+        },
+    }
+    if invocations:
+        document["responseContext"] = {"statusCode": 200, "executedVersion": "$LATEST"}
+        if function_error:
+            document["responseContext"]["functionError"] = "Unhandled"
+    return document

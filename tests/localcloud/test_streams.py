@@ -1,0 +1,394 @@
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from iot_dr_local.dispatcher import Dispatcher
+from iot_dr_local.lambda_runtime import LambdaRuntime
+from iot_dr_local.streams import StreamPoller
+
+REGION = "us-west-2"
+
+# Logs every batch it receives to the "invocations" table, then behaves as MODE says. Module globals
+# survive between invocations, as in a warm Lambda container.
+CONSUMER = """
+    import json
+    import os
+    import time
+    import boto3
+
+    attempts = {}
+
+    def handler(event, context):
+        keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]]
+        boto3.resource("dynamodb").Table("invocations").put_item(
+            Item={"at": time.time_ns(), "keys": keys, "event": json.dumps(event)}
+        )
+        for key in keys:
+            attempts[key] = attempts.get(key, 0) + 1
+        mode = os.environ.get("MODE", "")
+        poisoned = [r for r in event["Records"] if r["dynamodb"]["Keys"]["pk"]["S"].startswith("poison")]
+        if mode == "raise_on_poison" and poisoned:
+            raise RuntimeError("poison in batch")
+        if mode == "raise_once" and attempts[keys[0]] == 1:
+            raise RuntimeError("first attempt fails")
+        if mode == "report_poison_once":
+            return {"batchItemFailures": [
+                {"itemIdentifier": r["dynamodb"]["SequenceNumber"]}
+                for r in poisoned if attempts[r["dynamodb"]["Keys"]["pk"]["S"]] == 1
+            ]}
+        return {"batchItemFailures": []}
+"""
+
+
+@pytest.fixture
+def poller(lambdas: LambdaRuntime, dispatcher: Dispatcher) -> Iterator[StreamPoller]:
+    stream_poller = StreamPoller(dispatcher, poll_interval=0.02, retry_backoff=0.01, max_backoff=0.05)
+    stream_poller.start()
+    yield stream_poller
+    stream_poller.stop()
+
+
+@pytest.fixture
+def source() -> Any:
+    """A table with a NEW_AND_OLD_IMAGES stream, plus the table the consumer logs to."""
+    dynamodb = boto3.resource("dynamodb", region_name=REGION)
+    dynamodb.create_table(
+        TableName="invocations",
+        KeySchema=[{"AttributeName": "at", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "at", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return dynamodb.create_table(
+        TableName="source",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+
+
+@pytest.fixture
+def failure_queue() -> tuple[str, str]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="stream-failures")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def consumer(make_function: Callable[..., str], mode: str = "") -> str:
+    return make_function("consumer", CONSUMER, region=REGION, Environment={"Variables": {"MODE": mode}})
+
+
+def map_stream(source: Any, **settings: Any) -> str:
+    settings.setdefault("StartingPosition", "TRIM_HORIZON")
+    mapping = boto3.client("lambda", region_name=REGION).create_event_source_mapping(
+        EventSourceArn=source.latest_stream_arn, FunctionName="consumer", **settings
+    )
+    return str(mapping["UUID"])
+
+
+def put(source: Any, *keys: str) -> None:
+    """Write the items in one request, so the poller sees them all in the same poll."""
+    boto3.client("dynamodb", region_name=REGION).batch_write_item(
+        RequestItems={"source": [{"PutRequest": {"Item": {"pk": {"S": key}, "value": {"N": "1"}}}} for key in keys]}
+    )
+
+
+def batches() -> list[list[str]]:
+    """Keys of every batch the consumer received, in order."""
+    items = boto3.resource("dynamodb", region_name=REGION).Table("invocations").scan()["Items"]
+    return [list(item["keys"]) for item in sorted(items, key=lambda item: item["at"])]
+
+
+def events() -> list[dict[str, Any]]:
+    items = boto3.resource("dynamodb", region_name=REGION).Table("invocations").scan()["Items"]
+    return [json.loads(item["event"]) for item in sorted(items, key=lambda item: item["at"])]
+
+
+def failure_records(queue_url: str) -> list[dict[str, Any]]:
+    messages = (
+        boto3.client("sqs", region_name=REGION)
+        .receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+        .get("Messages", [])
+    )
+    return [json.loads(message["Body"]) for message in messages]
+
+
+def stream_records(source: Any) -> list[dict[str, Any]]:
+    streams = boto3.client("dynamodbstreams", region_name=REGION)
+    shard = streams.describe_stream(StreamArn=source.latest_stream_arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(
+        StreamArn=source.latest_stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    return list(streams.get_records(ShardIterator=iterator)["Records"])
+
+
+def test_records_arrive_in_batches_in_the_lambda_event_shape(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    consumer(make_function)
+    map_stream(source, BatchSize=2)
+
+    put(source, "a", "b", "c")
+    source.update_item(
+        Key={"pk": "a"},
+        UpdateExpression="SET #v = :v",
+        ExpressionAttributeNames={"#v": "value"},
+        ExpressionAttributeValues={":v": 2},
+    )
+    source.delete_item(Key={"pk": "b"})
+
+    assert dispatcher.wait_idle(timeout=20)
+    assert batches() == [["a", "b"], ["c", "a"], ["b"]]
+    records = [record for event in events() for record in event["Records"]]
+    assert [r["eventName"] for r in records] == ["INSERT", "INSERT", "INSERT", "MODIFY", "REMOVE"]
+    modify = records[3]
+    assert modify["eventSource"] == "aws:dynamodb"
+    assert modify["eventVersion"] == "1.0"
+    assert modify["awsRegion"] == REGION
+    assert modify["eventSourceARN"] == source.latest_stream_arn
+    assert isinstance(modify["dynamodb"]["ApproximateCreationDateTime"], int)
+    assert abs(modify["dynamodb"]["ApproximateCreationDateTime"] - time.time()) < 60
+    assert modify["dynamodb"]["Keys"] == {"pk": {"S": "a"}}
+    assert modify["dynamodb"]["OldImage"] == {"pk": {"S": "a"}, "value": {"N": "1"}}
+    assert modify["dynamodb"]["NewImage"] == {"pk": {"S": "a"}, "value": {"N": "2"}}
+    assert modify["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert modify["dynamodb"]["SizeBytes"] > 0
+    sequence_numbers = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
+    assert sequence_numbers == sorted(sequence_numbers)
+    assert "NewImage" not in records[4]["dynamodb"]
+
+
+def test_update_that_creates_an_item_writes_one_insert_record(aws: str, source: Any) -> None:
+    source.update_item(Key={"pk": "new"}, UpdateExpression="SET n = :n", ExpressionAttributeValues={":n": 1})
+
+    records = stream_records(source)
+
+    assert [(r["eventName"], r["dynamodb"]["NewImage"]) for r in records] == [
+        ("INSERT", {"pk": {"S": "new"}, "n": {"N": "1"}})
+    ]
+    assert records[0]["awsRegion"] == REGION
+
+
+def test_write_that_changes_nothing_writes_no_record(aws: str, source: Any) -> None:
+    put(source, "same")
+    put(source, "same")
+
+    assert [r["eventName"] for r in stream_records(source)] == ["INSERT"]
+
+
+def test_latest_starting_position_skips_records_written_before_the_mapping(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    consumer(make_function)
+    put(source, "before")
+
+    map_stream(source, StartingPosition="LATEST")
+    put(source, "after")
+
+    assert dispatcher.wait_idle(timeout=20)
+    assert batches() == [["after"]]
+
+
+def test_unread_records_keep_the_dispatcher_busy_until_delivered(
+    lambdas: LambdaRuntime, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    stream_poller = StreamPoller(dispatcher, poll_interval=0.02)
+    consumer(make_function)
+    map_stream(source)
+    put(source, "a")
+
+    assert dispatcher.busy()
+
+    stream_poller.start()
+    try:
+        assert dispatcher.wait_idle(timeout=20)
+    finally:
+        stream_poller.stop()
+    assert batches() == [["a"]]
+
+
+def test_disabled_mapping_resumes_from_its_checkpoint_when_enabled(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    consumer(make_function)
+    mapping = map_stream(source)
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    put(source, "a")
+    assert dispatcher.wait_idle(timeout=20)
+
+    lambda_client.update_event_source_mapping(UUID=mapping, Enabled=False)
+    put(source, "b")
+    assert dispatcher.wait_idle(timeout=20)
+    assert batches() == [["a"]]
+
+    lambda_client.update_event_source_mapping(UUID=mapping, Enabled=True)
+    assert dispatcher.wait_idle(timeout=20)
+    assert batches() == [["a"], ["b"]]
+
+
+def test_reported_item_failures_retry_from_the_lowest_failed_record(
+    poller: StreamPoller,
+    dispatcher: Dispatcher,
+    source: Any,
+    make_function: Callable[..., str],
+    failure_queue: tuple[str, str],
+) -> None:
+    consumer(make_function, "report_poison_once")
+    map_stream(source, BatchSize=10, FunctionResponseTypes=["ReportBatchItemFailures"])
+
+    boto3.client("dynamodb", region_name=REGION).transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": "source", "Item": {"pk": {"S": key}}}} for key in ("a", "b", "poison", "c")
+        ]
+    )
+
+    assert dispatcher.wait_idle(timeout=20)
+    assert batches() == [["a", "b", "poison", "c"], ["poison", "c"]]
+
+
+def test_function_error_retries_the_whole_batch(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    consumer(make_function, "raise_once")
+    map_stream(source, BatchSize=10)
+
+    put(source, "a", "b")
+
+    assert dispatcher.wait_idle(timeout=20)
+    assert batches() == [["a", "b"], ["a", "b"]]
+
+
+def test_exhausted_retries_send_the_on_failure_record_and_move_on(
+    poller: StreamPoller,
+    dispatcher: Dispatcher,
+    source: Any,
+    make_function: Callable[..., str],
+    failure_queue: tuple[str, str],
+) -> None:
+    queue_url, queue_arn = failure_queue
+    consumer(make_function, "raise_on_poison")
+    map_stream(
+        source, BatchSize=10, MaximumRetryAttempts=1, DestinationConfig={"OnFailure": {"Destination": queue_arn}}
+    )
+    put(source, "poison", "x")
+    assert dispatcher.wait_idle(timeout=20)
+
+    put(source, "y")
+    assert dispatcher.wait_idle(timeout=20)
+
+    assert batches() == [["poison", "x"], ["poison", "x"], ["y"]]
+    [failure] = failure_records(queue_url)
+    records = [r for r in stream_records(source)]
+    assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert failure["requestContext"]["approximateInvokeCount"] == 2
+    assert failure["requestContext"]["functionArn"].endswith(":function:consumer")
+    assert failure["responseContext"]["functionError"] == "Unhandled"
+    info = failure["DDBStreamBatchInfo"]
+    assert info["batchSize"] == 2
+    assert info["startSequenceNumber"] == records[0]["dynamodb"]["SequenceNumber"]
+    assert info["endSequenceNumber"] == records[1]["dynamodb"]["SequenceNumber"]
+    assert info["streamArn"] == source.latest_stream_arn
+    assert info["shardId"].startswith("shardId-")
+    assert info["approximateArrivalOfFirstRecord"].endswith("Z")
+    assert info["approximateArrivalOfLastRecord"].endswith("Z")
+
+
+def test_bisection_isolates_the_failing_record(
+    poller: StreamPoller,
+    dispatcher: Dispatcher,
+    source: Any,
+    make_function: Callable[..., str],
+    failure_queue: tuple[str, str],
+) -> None:
+    queue_url, queue_arn = failure_queue
+    consumer(make_function, "raise_on_poison")
+    map_stream(
+        source,
+        BatchSize=4,
+        BisectBatchOnFunctionError=True,
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": queue_arn}},
+    )
+
+    put(source, "a", "b", "poison", "c")
+
+    assert dispatcher.wait_idle(timeout=20)
+    assert batches() == [["a", "b", "poison", "c"], ["a", "b"], ["poison", "c"], ["poison"], ["c"]]
+    [failure] = failure_records(queue_url)
+    assert failure["DDBStreamBatchInfo"]["batchSize"] == 1
+
+
+def test_records_older_than_the_maximum_age_are_discarded(
+    poller: StreamPoller,
+    dispatcher: Dispatcher,
+    source: Any,
+    make_function: Callable[..., str],
+    failure_queue: tuple[str, str],
+) -> None:
+    queue_url, queue_arn = failure_queue
+    consumer(make_function, "raise_on_poison")
+    map_stream(
+        source,
+        MaximumRetryAttempts=-1,
+        MaximumRecordAgeInSeconds=1,
+        DestinationConfig={"OnFailure": {"Destination": queue_arn}},
+    )
+
+    put(source, "poison")
+
+    assert dispatcher.wait_idle(timeout=20)
+    [failure] = failure_records(queue_url)
+    assert failure["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert len(batches()) > 1
+
+
+def test_infinite_retries_last_until_the_record_leaves_the_stream(
+    lambdas: LambdaRuntime,
+    dispatcher: Dispatcher,
+    source: Any,
+    make_function: Callable[..., str],
+    failure_queue: tuple[str, str],
+) -> None:
+    queue_url, queue_arn = failure_queue
+    stream_poller = StreamPoller(
+        dispatcher, poll_interval=0.02, retry_backoff=0.01, max_backoff=0.05, record_retention_seconds=1
+    )
+    stream_poller.start()
+    consumer(make_function, "raise_on_poison")
+    map_stream(source, MaximumRetryAttempts=-1, DestinationConfig={"OnFailure": {"Destination": queue_arn}})
+
+    put(source, "poison", "fine")
+
+    try:
+        assert dispatcher.wait_idle(timeout=20)
+    finally:
+        stream_poller.stop()
+    assert len(batches()) > 2
+    assert failure_records(queue_url)[0]["DDBStreamBatchInfo"]["batchSize"] == 2
+
+
+def test_mapping_settings_are_stored(
+    aws: str, source: Any, make_function: Callable[..., str], failure_queue: tuple[str, str]
+) -> None:
+    consumer(make_function)
+    settings = {
+        "BatchSize": 7,
+        "BisectBatchOnFunctionError": True,
+        "MaximumRetryAttempts": 3,
+        "MaximumRecordAgeInSeconds": 120,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "DestinationConfig": {"OnFailure": {"Destination": failure_queue[1]}},
+        "StartingPosition": "LATEST",
+    }
+    mapping = map_stream(source, **settings)
+
+    stored = boto3.client("lambda", region_name=REGION).get_event_source_mapping(UUID=mapping)
+
+    assert {key: stored[key] for key in settings} == settings
