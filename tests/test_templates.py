@@ -128,9 +128,10 @@ EXPECTED_IOT_ACTIONS = {
 DESTRUCTIVE_PREFIXES = (
     "Delete", "Detach", "Update", "Remove", "Deprecate", "Put", "Set", "Attach", "Register", "Create",
 )  # fmt: skip
-# Writes the service authorization reference allows on no resource but "*": registering a certificate
+# Writes the service authorization reference allows on no resource but "*": creating or registering a certificate
 # without a CA, and the log-delivery set-up Step Functions performs with its role for execution logging.
 UNSCOPABLE_WRITES = {
+    "iot:CreateKeysAndCertificate",
     "iot:RegisterCertificateWithoutCA",
     "logs:CreateLogDelivery",
     "logs:UpdateLogDelivery",

@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -103,11 +104,11 @@ def describe_identity(iot: Any, thing_name: str) -> dict[str, str]:
 
 
 def _delete_certificate(iot: Any, certificate_arn: str, certificate_id: str) -> None:
-    _ignore_missing(lambda: iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE"))
+    _ignore_missing(partial(iot.update_certificate, certificateId=certificate_id, newStatus="INACTIVE"))
     # DetachThingPrincipal is eventually consistent: the certificate can look attached for a few seconds.
     for attempt in range(1, _DETACH_SETTLE_ATTEMPTS + 1):
         try:
-            _ignore_missing(lambda: iot.delete_certificate(certificateId=certificate_id))
+            _ignore_missing(partial(iot.delete_certificate, certificateId=certificate_id))
             return
         except ClientError as err:
             if error_code(err) != "DeleteConflictException" or attempt == _DETACH_SETTLE_ATTEMPTS:
@@ -127,10 +128,10 @@ def delete_identity(iot: Any, thing_name: str) -> None:
         principals = []
     for certificate_arn in principals:
         certificate_id = certificate_arn.rsplit("/", 1)[-1]
-        _ignore_missing(lambda arn=certificate_arn: iot.detach_policy(policyName=name, target=arn))
-        _ignore_missing(lambda arn=certificate_arn: iot.detach_thing_principal(thingName=thing_name, principal=arn))
+        _ignore_missing(partial(iot.detach_policy, policyName=name, target=certificate_arn))
+        _ignore_missing(partial(iot.detach_thing_principal, thingName=thing_name, principal=certificate_arn))
         _delete_certificate(iot, certificate_arn, certificate_id)
-    _ignore_missing(lambda: iot.delete_thing(thingName=thing_name))
+    _ignore_missing(partial(iot.delete_thing, thingName=thing_name))
     try:
         versions = iot.list_policy_versions(policyName=name)["policyVersions"]
     except ClientError as err:
@@ -139,11 +140,9 @@ def delete_identity(iot: Any, thing_name: str) -> None:
         versions = []
     for version in versions:
         if not version["isDefaultVersion"]:
-            _ignore_missing(
-                lambda v=version["versionId"]: iot.delete_policy_version(policyName=name, policyVersionId=v)
-            )
+            _ignore_missing(partial(iot.delete_policy_version, policyName=name, policyVersionId=version["versionId"]))
     if versions:
-        _ignore_missing(lambda: iot.delete_policy(policyName=name))
+        _ignore_missing(partial(iot.delete_policy, policyName=name))
     LOG.info("checker identity deleted", extra={"thing_name": thing_name, "certificates": len(principals)})
 
 

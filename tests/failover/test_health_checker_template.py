@@ -1,0 +1,160 @@
+"""The health-checker stack: lint-clean, secret never exposed, Route 53 settings and records as documented."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import decode
+
+from iot_dr.health_check import HealthCheckSettings
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "deployment/disaster-recovery-for-aws-iot-r53-health-checker.template"
+REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1"]
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    decoded, matches = decode(str(TEMPLATE))
+    assert not matches, matches
+    return json.loads(json.dumps(decoded))
+
+
+def resource(template: dict[str, Any], name: str) -> dict[str, Any]:
+    return template["Resources"][name]
+
+
+def test_cfn_lint_reports_nothing_in_any_supported_region() -> None:
+    cfn_lint = shutil.which("cfn-lint", path=str(Path(sys.executable).parent)) or shutil.which("cfn-lint")
+    assert cfn_lint, "cfn-lint is not installed"
+    result = subprocess.run(
+        [cfn_lint, "--regions", *REGIONS, "--", str(TEMPLATE)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, ""), result.stdout + result.stderr
+
+
+def test_the_secret_is_only_resolved_inside_the_route53_health_check(template: dict[str, Any]) -> None:
+    text = TEMPLATE.read_text()
+    assert text.count("{{resolve:secretsmanager:") == 1
+    path = resource(template, "HealthCheck")["Properties"]["HealthCheckConfig"]["ResourcePath"]
+    reference = "{{resolve:secretsmanager:${CredentialsSecret}:SecretString:healthCheckSecret}}"
+    assert path == {"Fn::Sub": f"/v1/health-check?hashme={reference}"}
+    assert "CheckerIdentity" in resource(template, "HealthCheck")["DependsOn"], "resolved before it was written"
+    outputs = json.dumps(template["Outputs"])
+    assert "resolve" not in outputs and "hashme" not in outputs
+    for name, body in template["Resources"].items():
+        if body["Type"] == "AWS::Lambda::Function":
+            assert "resolve" not in json.dumps(body["Properties"]["Environment"]), name
+
+
+def test_route53_timing_parameters_default_to_30_seconds_times_3_and_stay_in_route53_limits(
+    template: dict[str, Any],
+) -> None:
+    parameters = template["Parameters"]
+    assert parameters["RequestInterval"]["Default"] == 30
+    assert parameters["RequestInterval"]["AllowedValues"] == [10, 30]
+    threshold = parameters["FailureThreshold"]
+    assert (threshold["Default"], threshold["MinValue"], threshold["MaxValue"]) == (3, 1, 10)
+    for name in ("RequestInterval", "FailureThreshold"):
+        assert re.search(r"\d+ s", parameters[name]["Description"]), f"{name} documents no failover budget"
+    config = resource(template, "HealthCheck")["Properties"]["HealthCheckConfig"]
+    assert config["RequestInterval"] == {"Ref": "RequestInterval"}
+    assert config["FailureThreshold"] == {"Ref": "FailureThreshold"}
+    assert (config["Type"], config["Port"], config["EnableSNI"]) == ("HTTPS", 443, True)
+
+
+def test_api_routes_get_health_check_on_stage_v1_to_the_checker_function(template: dict[str, Any]) -> None:
+    method = resource(template, "HealthCheckMethod")["Properties"]
+    assert method["HttpMethod"] == "GET"
+    assert method["Integration"]["Type"] == "AWS_PROXY"
+    assert "${HealthCheckerFunction.Arn}" in method["Integration"]["Uri"]["Fn::Sub"]
+    assert resource(template, "HealthCheckResource")["Properties"]["PathPart"] == "health-check"
+    assert resource(template, "HealthCheckStage")["Properties"]["StageName"] == "v1"
+
+
+def test_query_string_secret_is_enabled_only_together_with_the_route53_health_check(template: dict[str, Any]) -> None:
+    env = resource(template, "HealthCheckerFunction")["Properties"]["Environment"]["Variables"]
+    assert env["ALLOW_QUERY_SECRET"] == {"Fn::If": ["CreateHealthCheck", "true", "false"]}
+    assert resource(template, "HealthCheck")["Condition"] == "CreateHealthCheck"
+
+
+def test_checker_environment_builds_valid_settings(template: dict[str, Any]) -> None:
+    env = resource(template, "HealthCheckerFunction")["Properties"]["Environment"]["Variables"]
+    concrete = {
+        name: value if isinstance(value, str) else "example"
+        for name, value in env.items()
+    }
+    concrete.update({"MESSAGE_COUNT": "2", "ALLOW_QUERY_SECRET": "true", "AWS_REGION": "us-east-1"})
+
+    settings = HealthCheckSettings.from_env(concrete)
+
+    assert settings.port == 8883
+    assert settings.total_timeout < 2.0
+    assert settings.credentials_secret_arn == "example"
+    assert env["CREDENTIALS_SECRET_ARN"] == {"Ref": "CredentialsSecret"}
+    assert env["IOT_ENDPOINT"] == {"Fn::GetAtt": ["CheckerIdentity", "Endpoint"]}
+
+
+def test_failover_records_point_at_this_region_with_its_health_check(template: dict[str, Any]) -> None:
+    record = resource(template, "FailoverRecord")
+    assert record["Condition"] == "CreateFailoverRecords"
+    props = record["Properties"]
+    assert (props["Type"], props["Failover"], props["HealthCheckId"]) == (
+        "CNAME", {"Ref": "FailoverRole"}, {"Ref": "HealthCheck"}
+    )
+    assert props["ResourceRecords"] == [{"Fn::GetAtt": ["CheckerIdentity", "Endpoint"]}]
+    assert template["Parameters"]["RecordTtl"]["Default"] <= 60
+
+
+def test_region_txt_record_holds_the_json_devices_parse(template: dict[str, Any]) -> None:
+    record = resource(template, "RegionRoleRecord")
+    assert record["Condition"] == "CreateRegionRecord"
+    assert template["Conditions"]["CreateRegionRecord"] == {
+        "Fn::And": [{"Condition": "CreateFailoverRecords"}, {"Condition": "IsPrimary"}]
+    }
+    props = record["Properties"]
+    assert props["Name"] == {"Fn::Sub": "_${RecordName}"}
+    value = props["ResourceRecords"][0]["Fn::Sub"]
+    presented = value.replace("${AWS::Region}", "us-east-1").replace("${PairedRegion}", "us-west-2")
+    assert presented.startswith('"') and presented.endswith('"')
+    assert json.loads(presented[1:-1].replace('\\"', '"')) == {"primary": "us-east-1", "secondary": "us-west-2"}
+
+
+def test_checker_identity_names_match_what_its_role_may_manage(template: dict[str, Any]) -> None:
+    thing = resource(template, "CheckerIdentity")["Properties"]["ThingName"]["Fn::Join"][1][0]
+    statements = resource(template, "CheckerIdentityRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    scoped = [s["Resource"]["Fn::Sub"] for s in statements if "Fn::Sub" in s["Resource"]]
+    assert any(r.endswith(f":thing/{thing}*") for r in scoped)
+    assert any(r.endswith(f":policy/{thing}*") for r in scoped)
+
+
+def test_nothing_secret_is_output_and_every_output_is_described(template: dict[str, Any]) -> None:
+    for name, output in template["Outputs"].items():
+        assert output["Description"], name
+        assert output["Value"] != {"Fn::GetAtt": ["CredentialsSecret", "SecretString"]}
+    assert set(template["Outputs"]) == {
+        "HealthCheckUrl", "CredentialsSecretArn", "CheckerThingName", "IoTEndpoint", "HealthCheckerFunctionName",
+        "HealthCheckId",
+    }
+
+
+def test_every_taggable_resource_carries_the_solution_tag(template: dict[str, Any]) -> None:
+    tag_property = {
+        "AWS::KMS::Key": "Tags", "AWS::SecretsManager::Secret": "Tags", "AWS::IAM::Role": "Tags",
+        "AWS::Lambda::Function": "Tags", "AWS::Logs::LogGroup": "Tags", "AWS::ApiGateway::RestApi": "Tags",
+        "AWS::ApiGateway::Stage": "Tags", "AWS::Route53::HealthCheck": "HealthCheckTags",
+    }
+    tagged = 0
+    for name, body in template["Resources"].items():
+        if body["Type"] in tag_property:
+            assert {"Key": "Solution", "Value": "IoTDR"} in body["Properties"][tag_property[body["Type"]]], name
+            tagged += 1
+    assert tagged == 12
