@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Sets up everything the checks need on a fresh Debian or Ubuntu machine, then runs them:
-# ruff, cfn-lint on every template and the whole pytest suite (which starts its own local cloud,
-# MQTT brokers and DNS server on 127.0.0.0/8 and stops them again).
+# ruff, shellcheck, cfn-lint on every template, checkov on the main template and the whole pytest suite
+# (which starts its own local cloud, MQTT brokers and DNS server on 127.0.0.0/8 and stops them again).
 set -euo pipefail
+
+# checkov pins boto3 to a version the project cannot use, so it lives in a virtual environment of its own.
+readonly CHECKOV_REQUIREMENT="checkov==3.3.30"
+# Templates checkov must pass with no failed check (suppressions only next to a resource, with a reason).
+readonly CHECKOV_TEMPLATES=(deployment/disaster-recovery-for-aws-iot.template)
 
 usage() {
     cat <<'USAGE'
 usage: deployment/run-unit-tests.sh [pytest arguments...]
 
-Creates .venv (Python 3.11+), installs the project with its pinned development tools, installs the
-system packages the failover tests need (mosquitto, knot) when it can, and runs ruff, cfn-lint and pytest.
+Creates .venv (Python 3.11+), installs the project with its pinned development tools and checkov, installs the
+system packages the checks need (mosquitto, knot, shellcheck) when it can, and runs ruff, shellcheck, cfn-lint,
+checkov and pytest.
 Extra arguments go to pytest, e.g. deployment/run-unit-tests.sh -k shadows
 USAGE
 }
@@ -22,6 +28,7 @@ install_system_packages() {
     local missing=()
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
     command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || missing+=(knot knot-dnsutils)
+    command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     [ "${#missing[@]}" -eq 0 ] && return 0
     local sudo=()
@@ -43,7 +50,15 @@ python_env() {
         python3 -m venv "$root/.venv"
     fi
     "$root/.venv/bin/python" -m pip install -q --upgrade pip
-    "$root/.venv/bin/python" -m pip install -q -e "$root[dev]"
+    "$root/.venv/bin/python" -m pip install -q -e "${root}[dev]"
+}
+
+checkov_env() {
+    local root="$1"
+    if [ ! -x "$root/.venv/checkov/bin/checkov" ]; then
+        python3 -m venv "$root/.venv/checkov"
+    fi
+    "$root/.venv/checkov/bin/python" -m pip install -q "$CHECKOV_REQUIREMENT"
 }
 
 main() {
@@ -56,10 +71,22 @@ main() {
     cd "$root"
     install_system_packages
     python_env "$root"
+    checkov_env "$root"
     echo "== ruff"
     .venv/bin/ruff check .
+    echo "== shellcheck"
+    if command -v shellcheck >/dev/null 2>&1; then
+        shellcheck deployment/*.sh .ci/run
+    else
+        echo "shellcheck is not installed; skipped"
+    fi
     echo "== cfn-lint"
     .venv/bin/cfn-lint deployment/*.template
+    echo "== checkov"
+    local template
+    for template in "${CHECKOV_TEMPLATES[@]}"; do
+        .venv/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation --file "$template"
+    done
     echo "== pytest"
     .venv/bin/pytest "$@"
 }

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from iot_dr_cli.build import REPO_ROOT, BuildResult, PackagingError, build_artifacts, main
+from iot_dr_cli.build import REPO_ROOT, BuildResult, PackagingError, build_artifacts, main, read_artifacts
 
 LAYER_ZIP = "iot-dr-layer.zip"
 PREFIX = "disaster-recovery-for-aws-iot/v2.0.0/"
@@ -225,3 +225,41 @@ def test_command_line_prints_the_checksum_and_key_of_every_artifact(
     for line in lines:
         digest, key = line.split("  ")
         assert digest == hashlib.sha256((tmp_path / "out" / key).read_bytes()).hexdigest()
+
+
+def test_vendored_packages_land_at_the_root_of_their_function_zip_without_caches(
+    source_root: Path, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    (site / "awsiot").mkdir(parents=True)
+    (site / "awsiot" / "__init__.py").write_text("VERSION = 1\n")
+    (site / "awsiot" / "__pycache__").mkdir()
+    (site / "awsiot" / "__pycache__" / "x.cpython-312.pyc").write_bytes(b"\0")
+    (site / "bin").mkdir()
+    (site / "bin" / "tool").write_text("#!/bin/sh\n")
+
+    result = build_artifacts(tmp_path / "out", source_root=source_root, vendored={"iot-dr-r53-health-checker": site})
+
+    with zipfile.ZipFile(result.by_name()["iot-dr-r53-health-checker.zip"].path) as archive:
+        names = archive.namelist()
+        assert archive.read("awsiot/__init__.py") == b"VERSION = 1\n"
+    assert "health_checker.py" in names
+    assert not [n for n in names if "__pycache__" in n or n.startswith("bin/")]
+    with zipfile.ZipFile(result.by_name()["iot-dr-jitr.zip"].path) as archive:
+        assert "awsiot/__init__.py" not in archive.namelist()
+
+
+def test_vendoring_into_an_unknown_function_is_refused(source_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(PackagingError, match="unknown function iot-dr-nope"):
+        build_artifacts(tmp_path / "out", source_root=source_root, vendored={"iot-dr-nope": tmp_path})
+
+
+def test_an_earlier_build_reads_back_with_the_same_files_and_checksums(source_root: Path, tmp_path: Path) -> None:
+    built = build_artifacts(tmp_path / "out", "v3.1.4", source_root=source_root, solution_name="my-iot-dr")
+
+    read = read_artifacts(tmp_path / "out", "my-iot-dr/v3.1.4/")
+
+    assert read.prefix == built.prefix == "my-iot-dr/v3.1.4/"
+    assert sorted((a.name, a.sha256) for a in read.artifacts) == sorted((a.name, a.sha256) for a in built.artifacts)
+    with pytest.raises(PackagingError, match="no artifacts"):
+        read_artifacts(tmp_path / "out", "my-iot-dr/v9.9.9/")

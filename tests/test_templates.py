@@ -31,8 +31,12 @@ SCOPED_ARN = re.compile(
     r"^arn:\$\{AWS::Partition\}:(?P<service>[a-z0-9-]+):(?P<region>\$\{[\w:]+\}|[^:$]*):"
     r"(?P<account>\$\{[\w:]+\}|[^:$]*):"
 )
-# Services whose ARNs name neither region nor account (buckets, hosted zones, health checks).
+# Services whose ARNs name neither region nor account (buckets, hosted zones, health checks), only the account
+# (IAM roles), or only the region (API Gateway resources).
 ACCOUNTLESS_ARN_SERVICES = {"s3", "route53"}
+REGIONLESS_ARN_SERVICES = {"iam"}
+REGIONAL_ONLY_ARN_SERVICES = {"apigateway"}
+MAIN = DEPLOYMENT / "disaster-recovery-for-aws-iot.template"
 LINT_REGIONS = {"us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1"}
 
 REGISTRY_SQL = (
@@ -42,7 +46,7 @@ REGISTRY_SQL = (
 )
 SHADOW_SQL = (
     "SELECT *, newuuid() AS uuid, (timestamp() / 1000) + ${ItemTtlSeconds} AS expires, "
-    "'SHADOW_EVENT' AS eventType, topic() AS topic FROM '$aws/things/+/shadow/#' "
+    "'SHADOW_EVENT' AS eventType, topic() AS topic, timestamp() AS receivedAt FROM '$aws/things/+/shadow/#' "
     "WHERE endswith(topic(), '/update/documents') OR endswith(topic(), '/delete/accepted')"
 )
 JITR_SQL = "SELECT * FROM '$aws/events/certificates/registered/#' WHERE certificateStatus = 'PENDING_ACTIVATION'"
@@ -129,8 +133,12 @@ DESTRUCTIVE_PREFIXES = (
     "Delete", "Detach", "Update", "Remove", "Deprecate", "Put", "Set", "Attach", "Register", "Create",
 )  # fmt: skip
 # Writes the service authorization reference allows on no resource but "*": creating or registering a certificate
-# without a CA, and the log-delivery set-up Step Functions performs with its role for execution logging.
+# without a CA, the log-delivery set-up Step Functions performs with its role for execution logging, and creating a
+# KMS key, a Route 53 health check or a stream mapping (the main stack's deployment role; conditions narrow them).
 UNSCOPABLE_WRITES = {
+    "kms:CreateKey",
+    "route53:CreateHealthCheck",
+    "lambda:CreateEventSourceMapping",
     "iot:CreateKeysAndCertificate",
     "iot:RegisterCertificateWithoutCA",
     "logs:CreateLogDelivery",
@@ -193,15 +201,27 @@ def ref_target(value: Any) -> str | None:
     return None
 
 
+def conditional_statements(statements: Any) -> list[dict[str, Any]]:
+    """Statements, with both branches of an Fn::If taken (AWS::NoValue dropped), so conditional ones are checked too."""
+    expanded = []
+    for statement in as_list(statements):
+        if "Fn::If" in statement:
+            _, *branches = statement["Fn::If"]
+            expanded.extend(b for b in branches if b != {"Ref": "AWS::NoValue"})
+        else:
+            expanded.append(statement)
+    return expanded
+
+
 def identity_statements(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every statement of every identity policy (role inline policies, IAM policies) with its resource."""
     for name, props in resources(path, "AWS::IAM::Role").items():
         for policy in props.get("Policies", []):
-            for statement in as_list(policy["PolicyDocument"]["Statement"]):
+            for statement in conditional_statements(policy["PolicyDocument"]["Statement"]):
                 yield name, statement
     for policy_type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         for name, props in resources(path, policy_type).items():
-            for statement in as_list(props["PolicyDocument"]["Statement"]):
+            for statement in conditional_statements(props["PolicyDocument"]["Statement"]):
                 yield name, statement
 
 
@@ -447,6 +467,10 @@ def test_scoped_resources_are_arns_of_this_account_with_the_partition_pseudo_par
             assert arn, f"{name}: {resource} is not an ARN built with ${{AWS::Partition}}"
             if arn["service"] in ACCOUNTLESS_ARN_SERVICES:
                 assert arn["region"] == arn["account"] == "", f"{name}: {resource}"
+            elif arn["service"] in REGIONLESS_ARN_SERVICES:
+                assert (arn["region"], arn["account"]) == ("", "${AWS::AccountId}"), f"{name}: {resource}"
+            elif arn["service"] in REGIONAL_ONLY_ARN_SERVICES:
+                assert re.fullmatch(r"\$\{\w+Region\}", arn["region"]) and arn["account"] == "", f"{name}: {resource}"
             else:
                 assert re.fullmatch(r"\$\{(AWS::Region|\w+Region)\}", arn["region"]), f"{name}: {resource} any region"
                 assert arn["account"] == "${AWS::AccountId}", f"{name}: {resource} is not this account"
@@ -885,3 +909,94 @@ def test_retry_parameters_have_the_documented_defaults() -> None:
     assert defaults["RetryMaxDelaySeconds"] == "60"
     assert defaults["StreamBatchSize"] == "100"
     assert defaults["StreamMaximumRetryAttempts"] == "10"
+
+
+# ------------------------------------------------------------------------------------------------ main template
+def _referenced_attributes(value: Any, resource: str) -> set[str]:
+    """Attributes of ``resource`` read with Fn::GetAtt or ${resource.Attribute} anywhere in ``value``."""
+    text = json.dumps(value)
+    found = set(re.findall(rf"\$\{{{resource}\.(\w+)\}}", text))
+    found |= {m for m in re.findall(rf'"Fn::GetAtt": \["{resource}", "(\w+)"\]', text)}
+    return found
+
+
+def test_main_template_offers_the_regions_with_iot_core_and_dynamodb_and_requires_two_different_ones() -> None:
+    import boto3
+
+    session = boto3.session.Session()
+    offered = set(session.get_available_regions("iot"))
+    for service in ("dynamodb", "lambda", "stepfunctions", "codebuild", "apigateway", "secretsmanager"):
+        offered &= set(session.get_available_regions(service))
+    parameters = load(MAIN)["Parameters"]
+    assert parameters["PrimaryRegion"]["AllowedValues"] == sorted(offered)
+    assert parameters["SecondaryRegion"]["AllowedValues"] == sorted(offered)
+    (rule,) = load(MAIN)["Rules"].values()
+    assert rule["Assertions"][0]["Assert"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "PrimaryRegion"}, {"Ref": "SecondaryRegion"}]}]
+    }
+
+
+def test_launch_resource_is_answered_before_cloudformation_gives_up_and_is_deleted_before_what_it_needs() -> None:
+    template = load(MAIN)
+    launch = template["Resources"]["LaunchSolution"]
+    function = template["Resources"]["LaunchFunction"]["Properties"]
+    assert ref_target(launch["Properties"]["ServiceToken"]) == "LaunchFunction"
+    assert function["Timeout"] == 900
+    assert function["Timeout"] < launch["Properties"]["ServiceTimeout"] <= 1000
+    # Deleted first: the uninstall needs the roles, the project and the log group while it runs.
+    assert {"DeploymentRole", "LaunchFunctionLogPolicy", "CodeBuildLogPolicy"} <= set(launch["DependsOn"])
+    assert set(launch["Properties"]) == {
+        "ServiceToken", "ServiceTimeout", "PrimaryRegion", "SecondaryRegion", "CreateR53HealthCheck", "HostedZoneId",
+        "RecordName",
+    }  # fmt: skip
+
+
+def test_main_outputs_are_the_guides_and_read_only_attributes_the_launch_resource_returns() -> None:
+    from iot_dr.launch_solution import OUTPUT_KEYS
+
+    outputs = load(MAIN)["Outputs"]
+    assert {
+        "CFNIoTDRPrimaryStack", "CFNIoTDRSecondaryStack", "CFNR53HealthCheckPrimaryStack",
+        "CFNR53HealthCheckSecondaryStack", "CodeBuildLaunchSolutionProject", "LambdaS3Url", "ToolsS3Url",
+        "JupyterS3Url", "GlobalDynamoDBTableName", "StackPostfix", "IoTEndpointPrimary", "IoTEndpointSecondary",
+    } <= set(outputs)  # fmt: skip
+    assert _referenced_attributes(outputs, "LaunchSolution") <= set(OUTPUT_KEYS)
+    assert outputs["ToolsS3Url"]["Value"] == {"Fn::Sub": "s3://${LaunchSolution.PrimaryBucket}/tools/"}
+    assert outputs["LambdaS3Url"]["Value"] == {"Fn::Sub": "s3://${LaunchSolution.PrimaryBucket}/lambda/"}
+    for name, output in outputs.items():
+        assert output["Description"], name
+
+
+@pytest.mark.parametrize("path", ALL_TEMPLATES, ids=lambda p: p.stem)
+def test_every_pass_role_names_the_service_it_passes_to(path: Path) -> None:
+    for name, statement in identity_statements(path):
+        if "iam:PassRole" in as_list(statement["Action"]):
+            assert statement["Condition"]["StringEquals"]["iam:PassedToService"], name
+            assert "*" not in as_list(statement["Resource"]), name
+
+
+def test_main_roles_reach_only_this_deployments_buckets_and_the_solution_source() -> None:
+    stack_uuid = {"Suffix": {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}}
+    for role in ("CodeBuildRole", "LaunchFunctionRole"):
+        for statement in role_statements(MAIN, role):
+            for resource in as_list(statement["Resource"]):
+                sub = resource.get("Fn::Sub") if isinstance(resource, dict) else None
+                if isinstance(sub, str) and sub.startswith("arn:${AWS::Partition}:s3:::"):
+                    assert sub.startswith("arn:${AWS::Partition}:s3:::${ArtifactBucketPrefix}-${AWS::Region}"), sub
+                elif isinstance(sub, list):
+                    assert re.fullmatch(
+                        r"arn:\$\{AWS::Partition\}:s3:::iot-dr-(primary|secondary)-\$\{Suffix\}(/\*)?", sub[0]
+                    )
+                    assert sub[1] == stack_uuid
+
+
+def test_regional_stacks_are_deployed_and_deleted_with_a_service_role_only_cloudformation_may_assume() -> None:
+    role = load(MAIN)["Resources"]["DeploymentRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "cloudformation.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    project = load(MAIN)["Resources"]["LaunchProject"]["Properties"]
+    variables = {v["Name"]: v["Value"] for v in project["Environment"]["EnvironmentVariables"]}
+    assert variables["DEPLOYMENT_ROLE_ARN"] == {"Fn::GetAtt": ["DeploymentRole", "Arn"]}
+    launch_actions = {a for s in role_statements(MAIN, "LaunchFunctionRole") for a in as_list(s["Action"])}
+    assert not {a for a in launch_actions if a.startswith(("iam:", "lambda:", "kms:"))}

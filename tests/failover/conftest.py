@@ -53,7 +53,11 @@ def start_broker(work_dir: Path, local_ca: LocalCA) -> Iterator[Callable[..., Mo
 
     def start(name: str, address: str, port: int, server_names: list[str] | None = None) -> MosquittoBroker:
         broker = MosquittoBroker(
-            name, address, port, Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work_dir)), local_ca,
+            name,
+            address,
+            port,
+            Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work_dir)),
+            local_ca,
             server_names or [],
         )
         started.append(broker)

@@ -183,8 +183,11 @@ def test_update_with_the_same_properties_keeps_the_identity(
     before = secrets.get_secret_value(SecretId=secret_arn)["SecretString"]
 
     update = event(
-        "Update", cloudformation.url, secret_arn,
-        PhysicalResourceId=THING, OldResourceProperties={"ThingName": THING, "CredentialsSecretArn": secret_arn},
+        "Update",
+        cloudformation.url,
+        secret_arn,
+        PhysicalResourceId=THING,
+        OldResourceProperties={"ThingName": THING, "CredentialsSecretArn": secret_arn},
     )
     checker_identity.handle_event(update, Context(), iot, secrets)
 

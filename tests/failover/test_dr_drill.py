@@ -67,9 +67,7 @@ def route53(
             "CLIENT_ID": "iot-dr-r53-checker-drill",
             "AWS_REGION": "us-east-1",
         }
-        config = HealthCheckConfig(
-            check_id, f"/v1/health-check?hashme={SECRET}", REQUEST_INTERVAL, FAILURE_THRESHOLD
-        )
+        config = HealthCheckConfig(check_id, f"/v1/health-check?hashme={SECRET}", REQUEST_INTERVAL, FAILURE_THRESHOLD)
         emulator.add_health_check(config, handler_probe(handler, environment))
     emulator.add_failover_record(
         FailoverRecord(CNAME, PRIMARY_TARGET, SECONDARY_TARGET, "primary-check", "secondary-check", RECORD_TTL)
@@ -124,14 +122,32 @@ def device(
 ) -> Iterator[DeviceProcess]:
     identity = local_ca.issue_device("drill-device-1")
     argv = [
-        sys.executable, str(PUBSUB),
-        "--endpoint", CNAME, "--use-cname", "--dr-mode",
-        "--dns-server", f"{dns_server.address}:{dns_server.port}",
-        "--port", str(regional_brokers[0].endpoint.port),
-        "--cert", str(identity.cert_path), "--key", str(identity.key_path), "--root-ca", str(local_ca.cert_path),
-        "--client-id", "drill-device-1", "--topic", "dt/drill/drill-device-1",
-        "--count", str(MESSAGE_COUNT), "--interval", str(MESSAGE_INTERVAL),
-        "--reconnect-jitter", str(RECONNECT_JITTER),
+        sys.executable,
+        str(PUBSUB),
+        "--endpoint",
+        CNAME,
+        "--use-cname",
+        "--dr-mode",
+        "--dns-server",
+        f"{dns_server.address}:{dns_server.port}",
+        "--port",
+        str(regional_brokers[0].endpoint.port),
+        "--cert",
+        str(identity.cert_path),
+        "--key",
+        str(identity.key_path),
+        "--root-ca",
+        str(local_ca.cert_path),
+        "--client-id",
+        "drill-device-1",
+        "--topic",
+        "dt/drill/drill-device-1",
+        "--count",
+        str(MESSAGE_COUNT),
+        "--interval",
+        str(MESSAGE_INTERVAL),
+        "--reconnect-jitter",
+        str(RECONNECT_JITTER),
     ]
     process = DeviceProcess(argv, work_dir / f"device-{time.time_ns()}.log")
     yield process
@@ -185,7 +201,8 @@ def test_device_fails_over_and_back_without_losing_an_acknowledged_message(
     primary.stop(graceful=False)
     failover_notice = device.wait_for(
         lambda line: line.get("message") == f"REGION SWITCH detected: {PRIMARY_TARGET} -> {SECONDARY_TARGET}",
-        20, "the failover",
+        20,
+        "the failover",
     )
     failover_ready = device.wait_for(subscribed_after(failover_notice["at"]), 10, "a subscription on the secondary")
     time.sleep(0.5)
@@ -194,7 +211,8 @@ def test_device_fails_over_and_back_without_losing_an_acknowledged_message(
     primary.start()
     failback_notice = device.wait_for(
         lambda line: line.get("message") == f"REGION SWITCH detected: {SECONDARY_TARGET} -> {PRIMARY_TARGET}",
-        20, "the failback",
+        20,
+        "the failback",
     )
     failback_ready = device.wait_for(subscribed_after(failback_notice["at"]), 10, "a subscription on the primary")
 

@@ -66,9 +66,7 @@ def broker(start_broker: Callable[..., MosquittoBroker]) -> MosquittoBroker:
 
 
 @pytest.fixture
-def environment(
-    broker: MosquittoBroker, checker_identity: Any, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
+def environment(broker: MosquittoBroker, checker_identity: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     env = {
         "IOT_ENDPOINT": broker.endpoint.address,
         "IOT_PORT": str(broker.endpoint.port),
@@ -250,7 +248,10 @@ print(json.dumps({"import_ms": (imported - started) * 1000, "calls": timings}))
 def test_cold_and_warm_checks_answer_well_within_two_seconds(environment: dict[str, str]) -> None:
     result = subprocess.run(
         [sys.executable, "-c", LATENCY_SCRIPT, str(HANDLER_PATH), json.dumps(request())],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
         env={**environment, "LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin"},
     )
     figures = json.loads(result.stdout.strip().splitlines()[-1])

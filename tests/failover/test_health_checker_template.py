@@ -36,7 +36,10 @@ def test_cfn_lint_reports_nothing_in_any_supported_region() -> None:
     assert cfn_lint, "cfn-lint is not installed"
     result = subprocess.run(
         [cfn_lint, "--regions", *REGIONS, "--", str(TEMPLATE)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert (result.returncode, result.stdout.strip()) == (0, ""), result.stdout + result.stderr
 
@@ -88,10 +91,7 @@ def test_query_string_secret_is_enabled_only_together_with_the_route53_health_ch
 
 def test_checker_environment_builds_valid_settings(template: dict[str, Any]) -> None:
     env = resource(template, "HealthCheckerFunction")["Properties"]["Environment"]["Variables"]
-    concrete = {
-        name: value if isinstance(value, str) else "example"
-        for name, value in env.items()
-    }
+    concrete = {name: value if isinstance(value, str) else "example" for name, value in env.items()}
     concrete.update({"MESSAGE_COUNT": "2", "ALLOW_QUERY_SECRET": "true", "AWS_REGION": "us-east-1"})
 
     settings = HealthCheckSettings.from_env(concrete)
@@ -108,7 +108,9 @@ def test_failover_records_point_at_this_region_with_its_health_check(template: d
     assert record["Condition"] == "CreateFailoverRecords"
     props = record["Properties"]
     assert (props["Type"], props["Failover"], props["HealthCheckId"]) == (
-        "CNAME", {"Ref": "FailoverRole"}, {"Ref": "HealthCheck"}
+        "CNAME",
+        {"Ref": "FailoverRole"},
+        {"Ref": "HealthCheck"},
     )
     assert props["ResourceRecords"] == [{"Fn::GetAtt": ["CheckerIdentity", "Endpoint"]}]
     assert template["Parameters"]["RecordTtl"]["Default"] <= 60
@@ -141,16 +143,25 @@ def test_nothing_secret_is_output_and_every_output_is_described(template: dict[s
         assert output["Description"], name
         assert output["Value"] != {"Fn::GetAtt": ["CredentialsSecret", "SecretString"]}
     assert set(template["Outputs"]) == {
-        "HealthCheckUrl", "CredentialsSecretArn", "CheckerThingName", "IoTEndpoint", "HealthCheckerFunctionName",
+        "HealthCheckUrl",
+        "CredentialsSecretArn",
+        "CheckerThingName",
+        "IoTEndpoint",
+        "HealthCheckerFunctionName",
         "HealthCheckId",
     }
 
 
 def test_every_taggable_resource_carries_the_solution_tag(template: dict[str, Any]) -> None:
     tag_property = {
-        "AWS::KMS::Key": "Tags", "AWS::SecretsManager::Secret": "Tags", "AWS::IAM::Role": "Tags",
-        "AWS::Lambda::Function": "Tags", "AWS::Logs::LogGroup": "Tags", "AWS::ApiGateway::RestApi": "Tags",
-        "AWS::ApiGateway::Stage": "Tags", "AWS::Route53::HealthCheck": "HealthCheckTags",
+        "AWS::KMS::Key": "Tags",
+        "AWS::SecretsManager::Secret": "Tags",
+        "AWS::IAM::Role": "Tags",
+        "AWS::Lambda::Function": "Tags",
+        "AWS::Logs::LogGroup": "Tags",
+        "AWS::ApiGateway::RestApi": "Tags",
+        "AWS::ApiGateway::Stage": "Tags",
+        "AWS::Route53::HealthCheck": "HealthCheckTags",
     }
     tagged = 0
     for name, body in template["Resources"].items():

@@ -134,8 +134,15 @@ def test_tunnel_relays_pinned_names_and_refuses_everything_else(echo_server: tup
 
 def test_unresolvable_cname_exits_1_with_a_message(dns_server: KnotDnsServer, device: Any) -> None:
     result = run_device(
-        "--endpoint", f"missing.{ZONE}", "--use-cname", "--dns-server", f"{dns_server.address}:{dns_server.port}",
-        "--cert", str(device.cert_path), "--key", str(device.key_path),
+        "--endpoint",
+        f"missing.{ZONE}",
+        "--use-cname",
+        "--dns-server",
+        f"{dns_server.address}:{dns_server.port}",
+        "--cert",
+        str(device.cert_path),
+        "--key",
+        str(device.key_path),
     )
 
     assert result.returncode == EXIT_FAILURE
@@ -149,9 +156,22 @@ def test_publishes_and_receives_its_messages_on_a_plain_endpoint(
     broker = start_broker("plain", PRIMARY_ADDRESS, free_port(PRIMARY_ADDRESS))
 
     result = run_device(
-        "--endpoint", PRIMARY_ADDRESS, "--port", str(broker.endpoint.port), "--root-ca", str(local_ca.cert_path),
-        "--cert", str(device.cert_path), "--key", str(device.key_path), "--count", "5", "--interval", "0",
-        "--client-id", "cli-device",
+        "--endpoint",
+        PRIMARY_ADDRESS,
+        "--port",
+        str(broker.endpoint.port),
+        "--root-ca",
+        str(local_ca.cert_path),
+        "--cert",
+        str(device.cert_path),
+        "--key",
+        str(device.key_path),
+        "--count",
+        "5",
+        "--interval",
+        "0",
+        "--client-id",
+        "cli-device",
     )
 
     assert result.returncode == 0, result.stderr
@@ -166,8 +186,18 @@ def test_a_broker_that_rejects_the_device_certificate_ends_the_run_with_exit_1(
     stranger = LocalCA(work_dir / "stranger-ca").issue_device("stranger")
 
     result = run_device(
-        "--endpoint", PRIMARY_ADDRESS, "--port", str(broker.endpoint.port), "--root-ca", str(local_ca.cert_path),
-        "--cert", str(stranger.cert_path), "--key", str(stranger.key_path), "--count", "1",
+        "--endpoint",
+        PRIMARY_ADDRESS,
+        "--port",
+        str(broker.endpoint.port),
+        "--root-ca",
+        str(local_ca.cert_path),
+        "--cert",
+        str(stranger.cert_path),
+        "--key",
+        str(stranger.key_path),
+        "--count",
+        "1",
     )
 
     assert result.returncode == EXIT_FAILURE
@@ -183,11 +213,25 @@ def test_sigterm_ends_the_run_with_exit_130_and_a_summary(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
-                sys.executable, str(PUBSUB), "--endpoint", PRIMARY_ADDRESS, "--port", str(broker.endpoint.port),
-                "--root-ca", str(local_ca.cert_path), "--cert", str(device.cert_path), "--key", str(device.key_path),
-                "--count", "0", "--interval", "0.05",
+                sys.executable,
+                str(PUBSUB),
+                "--endpoint",
+                PRIMARY_ADDRESS,
+                "--port",
+                str(broker.endpoint.port),
+                "--root-ca",
+                str(local_ca.cert_path),
+                "--cert",
+                str(device.cert_path),
+                "--key",
+                str(device.key_path),
+                "--count",
+                "0",
+                "--interval",
+                "0.05",
             ],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 15

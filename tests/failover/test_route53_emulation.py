@@ -49,9 +49,7 @@ def targets() -> tuple[ScriptedTarget, ScriptedTarget]:
 
 
 @pytest.fixture
-def emulator(
-    dns_server: KnotDnsServer, targets: tuple[ScriptedTarget, ScriptedTarget]
-) -> Iterator[Route53Emulator]:
+def emulator(dns_server: KnotDnsServer, targets: tuple[ScriptedTarget, ScriptedTarget]) -> Iterator[Route53Emulator]:
     emulator = Route53Emulator(dns_server.updater())
     for check_id, target in zip(("primary", "secondary"), targets, strict=True):
         emulator.add_health_check(HealthCheckConfig(check_id, "/v1/health-check?hashme=s", 0.1, 3), target)
@@ -184,19 +182,32 @@ def test_health_checks_and_failover_records_are_read_from_the_route53_api(monkey
         check_id = route53.create_health_check(
             CallerReference="primary",
             HealthCheckConfig={
-                "Type": "HTTPS", "FullyQualifiedDomainName": "abc.execute-api.us-east-1.amazonaws.com",
-                "Port": 443, "ResourcePath": "/v1/health-check?hashme=s", "RequestInterval": 10,
+                "Type": "HTTPS",
+                "FullyQualifiedDomainName": "abc.execute-api.us-east-1.amazonaws.com",
+                "Port": 443,
+                "ResourcePath": "/v1/health-check?hashme=s",
+                "RequestInterval": 10,
                 "FailureThreshold": 2,
             },
         )["HealthCheck"]["Id"]
         zone_id = route53.create_hosted_zone(Name="example.com", CallerReference="zone")["HostedZone"]["Id"]
         changes = [
-            {"Action": "CREATE", "ResourceRecordSet": {
-                "Name": "iot.example.com", "Type": "CNAME", "TTL": 60, "SetIdentifier": role, "Failover": role,
-                "ResourceRecords": [{"Value": target}], **({"HealthCheckId": check_id} if role == "PRIMARY" else {}),
-            }}
-            for role, target in (("PRIMARY", "a-ats.iot.us-east-1.amazonaws.com"),
-                                 ("SECONDARY", "a-ats.iot.us-west-2.amazonaws.com"))
+            {
+                "Action": "CREATE",
+                "ResourceRecordSet": {
+                    "Name": "iot.example.com",
+                    "Type": "CNAME",
+                    "TTL": 60,
+                    "SetIdentifier": role,
+                    "Failover": role,
+                    "ResourceRecords": [{"Value": target}],
+                    **({"HealthCheckId": check_id} if role == "PRIMARY" else {}),
+                },
+            }
+            for role, target in (
+                ("PRIMARY", "a-ats.iot.us-east-1.amazonaws.com"),
+                ("SECONDARY", "a-ats.iot.us-west-2.amazonaws.com"),
+            )
         ]
         route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
 
@@ -207,5 +218,7 @@ def test_health_checks_and_failover_records_are_read_from_the_route53_api(monkey
         "iot.example.com.", "a-ats.iot.us-east-1.amazonaws.com", "a-ats.iot.us-west-2.amazonaws.com", check_id, None, 60
     )
     assert (config.resource_path, config.request_interval, config.failure_threshold) == (
-        "/v1/health-check?hashme=s", 0.5, 2
+        "/v1/health-check?hashme=s",
+        0.5,
+        2,
     )

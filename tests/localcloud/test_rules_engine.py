@@ -246,9 +246,11 @@ def test_lambda_action_invokes_the_function_asynchronously_with_the_select_resul
 ) -> None:
     queue = create_queue("seen")
     function_arn = make_function("jitr", FORWARD_EVENT, Environment={"Variables": {"QUEUE_URL": queue}})
-    create_rule("Jitr", "SELECT *, topic(5) AS ca FROM '$aws/events/certificates/registered/+'", [
-        {"lambda": {"functionArn": function_arn}}
-    ])
+    create_rule(
+        "Jitr",
+        "SELECT *, topic(5) AS ca FROM '$aws/events/certificates/registered/+'",
+        [{"lambda": {"functionArn": function_arn}}],
+    )
 
     publish("$aws/events/certificates/registered/abc", {"certificateStatus": "PENDING_ACTIVATION"})
     assert dispatcher.wait_idle(timeout=30)

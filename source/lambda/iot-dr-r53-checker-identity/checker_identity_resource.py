@@ -12,6 +12,4 @@ from iot_dr.logs import configure_logging
 def handler(event: dict[str, Any], context: Any) -> None:
     configure_logging()
     region = os.environ["AWS_REGION"]
-    checker_identity.handle_event(
-        event, context, aws.client("iot", region), aws.client("secretsmanager", region)
-    )
+    checker_identity.handle_event(event, context, aws.client("iot", region), aws.client("secretsmanager", region))

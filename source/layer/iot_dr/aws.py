@@ -16,7 +16,7 @@ from botocore.config import Config
 
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, connect_timeout=5, read_timeout=30)
 
-_cache: dict[tuple[str, str, str | None], Any] = {}
+_cache: dict[tuple[str, str, str | None, str | None], Any] = {}
 _cache_lock = threading.Lock()
 
 
@@ -25,9 +25,12 @@ def _override_for(service_env_name: str) -> str | None:
 
 
 def client(service: str, region: str) -> Any:
-    """Return a cached client for ``service`` in ``region``; cached per endpoint so overrides stay honoured."""
+    """A cached client for ``service`` in ``region``.
+
+    Cached per endpoint override and access key, so a changed override or identity gets a new client.
+    """
     env_name = service.upper().replace("-", "_")
-    key = (service, region, _override_for(env_name))
+    key = (service, region, _override_for(env_name), os.environ.get("AWS_ACCESS_KEY_ID"))
     with _cache_lock:
         cached = _cache.get(key)
         if cached is None:

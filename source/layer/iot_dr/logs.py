@@ -27,11 +27,15 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str | None = None) -> None:
-    """Install the JSON handler on the root logger (idempotent, so warm Lambda containers don't duplicate)."""
+    """Install the JSON handler on the root logger, once per process.
+
+    Later calls change nothing, so warm Lambda containers don't duplicate the handler, and a process hosting
+    several functions (the local cloud) keeps the level its entry point chose.
+    """
     root = logging.getLogger()
-    root.setLevel((level or os.environ.get("LOG_LEVEL") or "INFO").upper())
     if any(getattr(h, "_iot_dr", False) for h in root.handlers):
         return
+    root.setLevel((level or os.environ.get("LOG_LEVEL") or "INFO").upper())
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     handler._iot_dr = True  # type: ignore[attr-defined]

@@ -1,34 +1,52 @@
 """CloudFormation as the project's templates need it: no skipped resources, no dropped properties.
 
 moto reports CREATE_COMPLETE for a stack even when it silently skipped a resource type it does not know,
-and several of its resource types drop properties. Here AWS::IoT::TopicRule, AWS::DynamoDB::GlobalTable
-and AWS::SQS::QueuePolicy are created for real, the dropped properties are applied, and a stack holding
-any other unknown type fails with CREATE_FAILED naming the types, so a gap in the local cloud is never
-hidden.
+and several of its resource types drop properties. Here AWS::IoT::TopicRule, AWS::DynamoDB::GlobalTable,
+AWS::SQS::QueuePolicy, AWS::SecretsManager::Secret and AWS::ApiGateway::Stage are created for real, the
+dropped properties are applied, and a stack holding any other unknown type fails with CREATE_FAILED naming
+the types, so a gap in the local cloud is never hidden.
+
+Custom resources work as in CloudFormation: the function behind ``ServiceToken`` gets Create, Update and
+Delete requests whose ``ResponseURL`` is a pre-signed S3 PUT URL, and the one response it uploads there
+decides the outcome (no response or two responses fail the resource). Secrets Manager dynamic references
+(``{{resolve:secretsmanager:...}}``) are resolved, and a stack whose deletion fails ends DELETE_FAILED
+with the reason instead of vanishing.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import uuid
 from typing import Any
 
-from moto.awslambda.models import LambdaFunction, LayerVersion
+import boto3
+from moto.apigateway.models import RestAPI, apigateway_backends
+from moto.awslambda.models import LambdaFunction, LayerVersion, lambda_backends
+from moto.cloudformation import parsing
+from moto.cloudformation.custom_model import CustomModel
 from moto.cloudformation.exceptions import UnformattedGetAttTemplateException, ValidationError
-from moto.cloudformation.models import Event, Stack
-from moto.cloudformation.parsing import get_model_map, get_name_type_map
+from moto.cloudformation.models import CloudFormationBackend, Event, Stack
+from moto.cloudformation.parsing import OutputMap, get_model_map, get_name_type_map
 from moto.core.common_models import CloudFormationModel
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import Table
 from moto.iot.models import FakePolicy, iot_backends
 from moto.kms.models import Key
+from moto.route53.models import HealthCheck, route53_backends
+from moto.s3.models import s3_backends
+from moto.secretsmanager.models import secretsmanager_backends
 from moto.sqs.models import sqs_backends
 from moto.stepfunctions.models import StateMachine
 from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
 
+from iot_dr_local import lambda_runtime
 from iot_dr_local.global_tables import GlobalTableReplicator
+
+LOG = logging.getLogger(__name__)
 
 # Maps whose keys are user data, so their contents keep their spelling.
 _VERBATIM_MAPS = frozenset({"ClientProperties"})
@@ -233,7 +251,10 @@ class QueuePolicy(CloudFormationModel):
     def _set_policy(self, policy: str) -> None:
         backend = sqs_backends[self.account_id][self.region]
         for url in self.queue_urls:
-            backend.set_queue_attributes(url.rstrip("/").rsplit("/", 1)[-1], {"Policy": policy})
+            name = url.rstrip("/").rsplit("/", 1)[-1]
+            # On stack deletion the queue may already be gone, and with it the policy.
+            if policy or name in backend.queues:
+                backend.set_queue_attributes(name, {"Policy": policy})
 
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]
@@ -265,6 +286,313 @@ class QueuePolicy(CloudFormationModel):
 
     def delete(self, account_id: str, region_name: str) -> None:
         self._set_policy("")
+
+
+class Secret(CloudFormationModel):
+    """AWS::SecretsManager::Secret: Ref is the ARN; GenerateSecretString is honoured; deletion is immediate."""
+
+    def __init__(self, account_id: str, region: str, arn: str) -> None:
+        self.account_id = account_id
+        self.region = region
+        self.arn = arn
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SecretsManager::Secret"
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Secret:
+        properties = cloudformation_json["Properties"]
+        backend = secretsmanager_backends[account_id][region_name]
+        created = json.loads(
+            backend.create_secret(
+                name=properties.get("Name", resource_name),
+                secret_string=properties.get("SecretString") or _generated_secret(backend, properties),
+                secret_binary=None,
+                description=properties.get("Description"),
+                tags=properties.get("Tags"),
+                kms_key_id=properties.get("KmsKeyId"),
+                client_request_token=None,
+                replica_regions=[],
+                force_overwrite=False,
+            )
+        )
+        return cls(account_id, region_name, created["ARN"])
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        secretsmanager_backends[account_id][region_name].delete_secret(self.arn, None, True)
+
+
+def _generated_secret(backend: Any, properties: dict[str, Any]) -> str:
+    options = properties.get("GenerateSecretString") or {}
+    password = json.loads(
+        backend.get_random_password(
+            password_length=int(options.get("PasswordLength", 32)),
+            exclude_characters=options.get("ExcludeCharacters", ""),
+            exclude_numbers=_true(options.get("ExcludeNumbers", False)),
+            exclude_punctuation=_true(options.get("ExcludePunctuation", False)),
+            exclude_uppercase=_true(options.get("ExcludeUppercase", False)),
+            exclude_lowercase=_true(options.get("ExcludeLowercase", False)),
+            include_space=_true(options.get("IncludeSpace", False)),
+            require_each_included_type=_true(options.get("RequireEachIncludedType", True)),
+        )
+    )["RandomPassword"]
+    if "GenerateStringKey" in options:
+        template = json.loads(options.get("SecretStringTemplate", "{}"))
+        return json.dumps({**template, options["GenerateStringKey"]: password})
+    return str(password)
+
+
+class ApiStage(CloudFormationModel):
+    """AWS::ApiGateway::Stage: a stage of a deployment; Ref is the stage name."""
+
+    def __init__(self, account_id: str, region: str, rest_api_id: str, name: str) -> None:
+        self.account_id = account_id
+        self.region = region
+        self.rest_api_id = rest_api_id
+        self.name = name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "StageName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApiGateway::Stage"
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc]
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> ApiStage:
+        properties = cloudformation_json["Properties"]
+        name = properties.get("StageName", resource_name)
+        apigateway_backends[account_id][region_name].create_stage(
+            function_id=properties["RestApiId"],
+            stage_name=name,
+            deploymentId=properties["DeploymentId"],
+            variables=properties.get("Variables"),
+            description=properties.get("Description", ""),
+            tags={tag["Key"]: tag["Value"] for tag in properties.get("Tags", [])},
+            tracing_enabled=properties.get("TracingEnabled"),
+        )
+        return cls(account_id, region_name, properties["RestApiId"], name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = apigateway_backends[account_id][region_name]
+        # Deleting the API deletes its stages; the stack may delete the API first.
+        if self.rest_api_id in backend.apis:
+            backend.delete_stage(self.rest_api_id, self.name)
+
+
+class CustomResourceFailed(ValidationError):
+    """The custom resource answered FAILED, answered more than once, or never answered."""
+
+
+def _response_bucket(account_id: str, region: str) -> str:
+    """CloudFormation's regional response bucket, versioned so a second answer is seen, not overwritten."""
+    name = f"cloudformation-custom-resource-response-{region.replace('-', '')}"
+    backend = s3_backends[account_id]["aws"]
+    if name not in backend.buckets:
+        backend.create_bucket(name, region)
+        backend.put_bucket_versioning(name, "Enabled")
+    return name
+
+
+def send_custom_resource_request(account_id: str, region: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Invoke the resource's function with ``request`` and a pre-signed response URL; return its one answer.
+
+    The local runtime runs the function to its end, so every answer it will ever give is there when it returns.
+    """
+    bucket = _response_bucket(account_id, region)
+    key = f"{request['StackId']}|{request['LogicalResourceId']}|{request['RequestId']}"
+    s3 = boto3.session.Session().client("s3", region_name=region, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=7200)
+    function = lambda_backends[account_id][region].get_function(request["ServiceToken"])
+    try:
+        lambda_runtime.invoke_function(account_id, region, function.function_arn, {**request, "ResponseURL": url})
+    except lambda_runtime.LambdaInvocationError as err:
+        LOG.info("custom resource function failed", extra={"error": str(err)})
+    answers = s3_backends[account_id]["aws"].get_bucket(bucket).keys.getlist(key, [])
+    name = request["LogicalResourceId"]
+    if len(answers) != 1:
+        raise CustomResourceFailed(message=f"{name} answered {request['RequestType']} {len(answers)} times")
+    response: dict[str, Any] = json.loads(answers[0].value)
+    if response.get("Status") != "SUCCESS":
+        raise CustomResourceFailed(message=f"{name} failed: {response.get('Reason', 'no reason given')}")
+    return response
+
+
+def _custom_create(
+    cls: type, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+) -> CustomModel:
+    properties = cloudformation_json["Properties"]
+    request = {
+        "RequestType": "Create",
+        "ServiceToken": properties["ServiceToken"],
+        "StackId": kwargs["StackId"],
+        "RequestId": str(uuid.uuid4()),
+        "LogicalResourceId": kwargs["LogicalId"],
+        "ResourceType": kwargs["ResourceType"],
+        "ResourceProperties": properties,
+    }
+    response = send_custom_resource_request(account_id, region_name, request)
+    resource = CustomModel(region_name, request["RequestId"], kwargs["LogicalId"], response["PhysicalResourceId"])
+    resource.set_data(response.get("Data") or {})
+    resource.request = request  # type: ignore[attr-defined]
+    return resource
+
+
+def _custom_update(
+    cls: type,
+    original_resource: CustomModel,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> CustomModel:
+    previous = original_resource.request  # type: ignore[attr-defined]
+    request = {
+        **previous,
+        "RequestType": "Update",
+        "RequestId": str(uuid.uuid4()),
+        "PhysicalResourceId": original_resource.physical_resource_id,
+        "ResourceProperties": cloudformation_json["Properties"],
+        "OldResourceProperties": previous["ResourceProperties"],
+    }
+    response = send_custom_resource_request(account_id, region_name, request)
+    logical_id = previous["LogicalResourceId"]
+    resource = CustomModel(region_name, request["RequestId"], logical_id, response["PhysicalResourceId"])
+    resource.set_data(response.get("Data") or {})
+    resource.request = {**request, "RequestType": "Create"}  # type: ignore[attr-defined]
+    if resource.physical_resource_id != original_resource.physical_resource_id:
+        # A new physical id replaces the resource: CloudFormation then deletes the old one.
+        _custom_delete(original_resource, account_id, region_name)
+    return resource
+
+
+def _custom_delete(resource: CustomModel, account_id: str, region_name: str) -> None:
+    request = {
+        **resource.request,  # type: ignore[attr-defined]
+        "RequestType": "Delete",
+        "RequestId": str(uuid.uuid4()),
+        "PhysicalResourceId": resource.physical_resource_id,
+    }
+    request.pop("OldResourceProperties", None)
+    send_custom_resource_request(account_id, region_name, request)
+
+
+def _resolve_dynamic_references(value: Any) -> Any:
+    """``{{resolve:secretsmanager:<id>:SecretString:<key>}}`` inside strings, as CloudFormation resolves them."""
+    if not isinstance(value, str) or "{{resolve:secretsmanager:" not in value:
+        return value
+
+    def secret(match: re.Match[str]) -> str:
+        secret_id, _, json_key = match.group(1).partition(":SecretString:")
+        arn_parts = secret_id.split(":")
+        account_id, region = arn_parts[4], arn_parts[3]
+        text = secretsmanager_backends[account_id][region].get_secret_value(secret_id, None, "AWSCURRENT")[
+            "SecretString"
+        ]
+        return str(json.loads(text)[json_key]) if json_key else str(text)
+
+    return re.sub(r"\{\{resolve:secretsmanager:(arn:[^}]*?)\}\}", secret, value)
+
+
+def _clean_json(resource_json: Any, resources_map: Any) -> Any:
+    return _resolve_dynamic_references(_replaced[(parsing, "clean_json")](resource_json, resources_map))
+
+
+def _delete_layer_version(layer: LayerVersion, account_id: str, region_name: str) -> None:
+    lambda_backends[account_id][region_name].delete_layer_version(layer.name, str(layer.version))
+
+
+def _delete_rest_api(api: RestAPI, account_id: str, region_name: str) -> None:
+    apigateway_backends[account_id][region_name].delete_rest_api(api.id)
+
+
+def _delete_health_check(check: HealthCheck, account_id: str, region_name: str) -> None:
+    route53_backends[account_id]["aws"].delete_health_check(check.id)
+
+
+def _references(value: Any) -> set[str]:
+    """Logical ids a resource definition refers to (Ref, Fn::GetAtt, Fn::Sub, DependsOn)."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for element in value:
+            found |= _references(element)
+    elif isinstance(value, dict):
+        for key, element in value.items():
+            if key in ("Ref", "DependsOn"):
+                found |= set(element if isinstance(element, list) else [element])
+            elif key == "Fn::GetAtt":
+                found.add(element[0] if isinstance(element, list) else str(element).split(".")[0])
+            elif key == "Fn::Sub":
+                text = element[0] if isinstance(element, list) else element
+                found |= {name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text)}
+                found |= _references(element[1:] if isinstance(element, list) else [])
+            else:
+                found |= _references(element)
+    return found
+
+
+def _resource_map_delete(resource_map: Any) -> None:
+    """Delete in reverse dependency order, as CloudFormation does: a resource goes only after its dependents."""
+    definitions = {
+        name: body
+        for name, body in resource_map._resource_json_map.items()
+        if body.get("DeletionPolicy") != "Retain" and name in resource_map._parsed_resources
+    }
+    needed_by = {name: _references(body) & set(definitions) for name, body in definitions.items()}
+    remaining = set(definitions)
+    while remaining:
+        ready = sorted(name for name in remaining if not any(name in needed_by[other] for other in remaining - {name}))
+        if not ready:
+            raise ValidationError(message=f"circular dependencies between {sorted(remaining)}")
+        for name in ready:
+            resource = resource_map._parsed_resources[name]
+            if not isinstance(resource, str) and resource is not None:
+                resource_map._delete_resource(resource, definitions[name])
+            resource_map._parsed_resources.pop(name)
+            remaining.discard(name)
+
+
+def _backend_delete_stack(backend: CloudFormationBackend, name_or_stack_id: str) -> None:
+    """As CloudFormation: a deletion that fails leaves the stack DELETE_FAILED with the reason."""
+    stack = backend.stacks.get(name_or_stack_id) or next(
+        (s for s in backend.stacks.values() if s.name == name_or_stack_id), None
+    )
+    if stack is None:
+        return
+    try:
+        _original(CloudFormationBackend, "delete_stack")(backend, stack.stack_id)
+    except Exception as err:  # any resource's failure becomes the stack's status, as CloudFormation reports it
+        backend.stacks[stack.stack_id] = stack
+        stack.status = "DELETE_FAILED"
+        stack._add_stack_event("DELETE_FAILED", resource_status_reason=str(err))
 
 
 def _create_replica_table(account_id: str, name: str, properties: dict[str, Any], replica: dict[str, Any]) -> None:
@@ -349,7 +677,14 @@ def _unsupported_resources(stack: Stack, template: dict[str, Any]) -> list[tuple
 def _stack_create_resources(stack: Stack) -> None:
     unsupported = _unsupported_resources(stack, stack.template_dict)
     if not unsupported:
-        _original(Stack, "create_resources")(stack)
+        try:
+            _original(Stack, "create_resources")(stack)
+        except CustomResourceFailed as err:
+            stack.status = "CREATE_FAILED"
+            stack.status_reason = err.message
+            stack._add_stack_event("CREATE_FAILED", resource_status_reason=err.message)
+            # A failed stack has no outputs; evaluating them would try to create the failed resource again.
+            stack.output_map = OutputMap(stack.resource_map, {**stack.template_dict, "Outputs": {}}, stack.stack_id)
         return
     for logical_id, resource_type in unsupported:
         stack.events.append(
@@ -511,7 +846,7 @@ def _state_machine_delete(
     stepfunctions_backend(account_id, region_name).delete_state_machine(resource_name)
 
 
-_CUSTOM_MODELS: tuple[type[CloudFormationModel], ...] = (TopicRule, GlobalTable, QueuePolicy)
+_CUSTOM_MODELS: tuple[type[CloudFormationModel], ...] = (TopicRule, GlobalTable, QueuePolicy, Secret, ApiStage)
 
 
 def install(replicator: GlobalTableReplicator) -> None:
@@ -538,6 +873,16 @@ def install(replicator: GlobalTableReplicator) -> None:
     _replace(FakePolicy, "physical_resource_id", property(lambda policy: policy.name))
     _replace(FakePolicy, "create_from_cloudformation_json", classmethod(_iot_policy_create))
     _replace(FakePolicy, "update_from_cloudformation_json", classmethod(_iot_policy_update))
+    _replace(CustomModel, "create_from_cloudformation_json", classmethod(_custom_create))
+    _replace(CustomModel, "update_from_cloudformation_json", classmethod(_custom_update))
+    _replace(CustomModel, "delete", _custom_delete)
+    _replace(CloudFormationBackend, "delete_stack", _backend_delete_stack)
+    _replace(parsing.ResourceMap, "delete", _resource_map_delete)
+    # Resources moto's stack deletion leaves behind.
+    _replace(LayerVersion, "delete", _delete_layer_version)
+    _replace(RestAPI, "delete", _delete_rest_api)
+    _replace(HealthCheck, "delete", _delete_health_check)
+    _replace(parsing, "clean_json", _clean_json)  # type: ignore[arg-type]
 
 
 def uninstall() -> None:

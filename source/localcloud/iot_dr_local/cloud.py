@@ -18,14 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from iot_dr import aws
-from iot_dr_local import cfn_extensions, cloudtrail, iot_events, lambda_runtime, locking, s3_policies
+from iot_dr_local import cfn_extensions, cloudtrail, iot_events, lambda_runtime, locking, moto_fixes, s3_policies
+from iot_dr_local.api_calls import ApiCallRecorder
 from iot_dr_local.dispatcher import Dispatcher
+from iot_dr_local.failover import DeviceCertificate, FailoverServices
+from iot_dr_local.failover_plan import FailoverSettings
+from iot_dr_local.faults import FaultInjector
 from iot_dr_local.global_tables import GlobalTableReplicator
 from iot_dr_local.rules_engine import RulesEngine
 from iot_dr_local.scheduler import Scheduler
@@ -68,6 +73,7 @@ class LocalCloud:
         self._host, self._port = host, port
         self._server: ThreadedMotoServer | None = None
         self.dispatcher = Dispatcher()
+        self._workers: list[Callable[[], None]] = []
         self._stoppers: list[Callable[[], None]] = []
         self._resetters: list[Callable[[], None]] = []
         self._build_dir: tempfile.TemporaryDirectory[str] | None = None
@@ -75,6 +81,10 @@ class LocalCloud:
         self.replicator: GlobalTableReplicator | None = None
         self.rules: RulesEngine | None = None
         self.launch: Any = None
+        self.failover: FailoverServices | None = None
+        self.api_calls = ApiCallRecorder()
+        self.faults = FaultInjector()
+        self._saved_environment: dict[str, str | None] = {}
 
     @property
     def endpoint(self) -> str:
@@ -86,17 +96,20 @@ class LocalCloud:
         self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
         self._server.start()
         self._port = self._server.get_host_and_port()[1]
-        os.environ.update(
-            AWS_ENDPOINT_URL=self.endpoint,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_SESSION_TOKEN="testing",
-            AWS_DEFAULT_REGION=self.primary_region,
+        environment = {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": self.primary_region,
             # moto's own Step Functions clients call http://localhost:$MOTO_PORT.
-            MOTO_PORT=str(self._port),
-        )
-        for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_")]:
+            "MOTO_PORT": str(self._port),
+        }
+        overrides = [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL_")]
+        self._saved_environment = {name: os.environ.get(name) for name in [*environment, *overrides]}
+        for name in overrides:
             del os.environ[name]
+        os.environ.update(environment)
         aws.clear_client_cache()
         self._configure_moto()
         self._install_extensions()
@@ -110,15 +123,20 @@ class LocalCloud:
         default_user_config["iot"] = {"use_valid_cert": True}
 
     def _install_extensions(self) -> None:
+        self.api_calls.install()
+        self.faults.install()
+        self._stoppers.extend([self.api_calls.uninstall, self.faults.uninstall])
+        self._resetters.extend([self.api_calls.reset, self.faults.reset])
         s3_policies.install()
-        self._stoppers.append(s3_policies.uninstall)
+        moto_fixes.install()
+        self._stoppers.extend([s3_policies.uninstall, moto_fixes.uninstall])
         runtime = lambda_runtime.install(self.endpoint, self.dispatcher)
         self._stoppers.append(lambda_runtime.stop)
         self._resetters.append(runtime.reset)
 
         poller = StreamPoller(self.dispatcher)
         poller.start()
-        self._stoppers.append(poller.stop)
+        self._workers.append(poller.stop)
         self._resetters.append(poller.reset)
 
         self.replicator = GlobalTableReplicator(self.dispatcher)
@@ -129,7 +147,7 @@ class LocalCloud:
 
         self.scheduler = Scheduler()
         self.scheduler.start()
-        self._stoppers.append(self.scheduler.stop)
+        self._workers.append(self.scheduler.stop)
         self._resetters.append(self.scheduler.reset)
 
         self.rules = RulesEngine(self.dispatcher)
@@ -140,8 +158,34 @@ class LocalCloud:
         self._resetters.append(self.rules.reset)
         self.dispatcher.add_busy_probe(_executions_running)
 
-    def client(self, service: str, region: str) -> Any:
-        return boto3.session.Session().client(service, region_name=region, endpoint_url=self.endpoint)
+    def client(self, service: str, region: str, config: Config | None = None) -> Any:
+        """A client with credentials of its own: Lambda invocations swap this process's environment meanwhile."""
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", aws_session_token="testing"
+        )
+        return session.client(service, region_name=region, endpoint_url=self.endpoint, config=config)
+
+    def start_failover(self, directory: Path, settings: FailoverSettings | None = None) -> FailoverServices:
+        """Start each region's MQTT broker, the DNS server with the failover CNAME and the Route 53 emulation.
+
+        Call after ``deploy`` so health checks and failover records the stacks created are used. ``directory`` holds
+        the CA, broker and DNS files (see ``FailoverServices``).
+        """
+        if self.failover is not None and self.failover.running:
+            raise RuntimeError("the failover services are already running")
+        services = FailoverServices(
+            self.primary_region, self.secondary_region, self.client, directory, settings or FailoverSettings()
+        )
+        services.start()
+        self.failover = services
+        self._stoppers.append(services.stop)
+        return services
+
+    def register_device_certificate(self, name: str) -> DeviceCertificate:
+        """A device certificate from the failover services' CA, registered in both regions' registries."""
+        if self.failover is None or not self.failover.running:
+            raise RuntimeError("start the failover services first: the device certificate comes from their CA")
+        return self.failover.register_device_certificate(name)
 
     def prepare_account(self) -> None:
         """What the guide asks of a user before deploying: registry events, fleet indexing, a CloudTrail trail."""
@@ -159,8 +203,10 @@ class LocalCloud:
         trails.create_trail(Name=TRAIL_NAME, S3BucketName=bucket, IsMultiRegionTrail=True)
         trails.start_logging(Name=TRAIL_NAME)
 
-    def deploy(self, progress: Progress = _quiet, **secondary_parameters: str) -> Any:
-        """Build the artifacts and deploy both regional stacks with the deployment launcher."""
+    def deploy(self, progress: Progress = _quiet, *, health_checkers: bool = False, **secondary_parameters: str) -> Any:
+        """Build the artifacts and deploy both regional stacks (and, with ``health_checkers``, the health-checker
+        stack in each region) with the deployment launcher, as the main stack's CodeBuild project does;
+        ``launch_config`` then names the deployment (for ``iot_dr.uninstall``)."""
         from iot_dr_cli.build import build_artifacts
         from iot_dr_cli.launcher import LaunchConfig, launch
 
@@ -174,7 +220,9 @@ class LocalCloud:
             stack_postfix=time.strftime("%Y%m%d%H%M%S"),
             bucket_suffix="local",
             secondary_parameters=secondary_parameters,
+            deploy_health_checkers=health_checkers,
         )
+        self.launch_config = config
         self.launch = launch(config, build, progress)
         progress(f"solution deployed in {time.monotonic() - started:.1f} s")
         return self.launch
@@ -186,26 +234,55 @@ class LocalCloud:
     def reset(self) -> None:
         """Forget everything: moto's state and every extension's."""
         self.wait_idle(30)
-        with locking.SERVICE_LOCK.held():
-            request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", data=b"{}", method="POST")
-            with urllib.request.urlopen(request, timeout=30) as response:
-                response.read()
+        self._reset_moto()
         for reset in self._resetters:
             reset()
         aws.clear_client_cache()
         self.launch = None
 
     def stop(self) -> None:
+        """Let in-flight work finish briefly, stop every worker and execution, then give moto its code back."""
+        self.wait_idle(10)
+        for stop in self._workers:
+            stop()
+        self._workers.clear()
+        if self._server is not None:
+            self._abort_executions()
+        self.dispatcher.shutdown()
+        if self._server is not None:
+            # moto's state is process-wide: a later local cloud in this process must not inherit these stacks.
+            self._reset_moto()
         for stop in reversed(self._stoppers):
             stop()
         self._stoppers.clear()
-        self.dispatcher.shutdown()
         if self._server is not None:
             self._server.stop()
             self._server = None
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environment = {}
+        aws.clear_client_cache()
         if self._build_dir is not None:
             self._build_dir.cleanup()
             self._build_dir = None
+
+    def _reset_moto(self) -> None:
+        with locking.SERVICE_LOCK.held():
+            request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", data=b"{}", method="POST")
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
+
+    def _abort_executions(self) -> None:
+        """Executions still retrying would outlive the server; stop them as an operator would."""
+        for region in (self.primary_region, self.secondary_region):
+            sfn = self.client("stepfunctions", region)
+            for machine in sfn.list_state_machines()["stateMachines"]:
+                running = sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
+                for execution in running["executions"]:
+                    sfn.stop_execution(executionArn=execution["executionArn"], cause="local cloud stopped")
 
 
 def _executions_running() -> bool:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
+LAMBDA_ACCESS_KEY_PREFIX = "lambda-"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -78,6 +79,7 @@ class FunctionSnapshot:
     arn: str
     version: str
     handler: str
+    runtime: str
     code_digest: str
     code_bytes: bytes
     environment: Mapping[str, str]
@@ -94,6 +96,7 @@ class FunctionSnapshot:
             arn=fn.function_arn,
             version=str(fn.version),
             handler=fn.handler or "",
+            runtime=fn.run_time or "",
             code_digest=getattr(fn, "code_digest", ""),
             code_bytes=getattr(fn, "code_bytes", b""),
             environment={name: _environment_text(value) for name, value in (fn.environment_vars or {}).items()},
@@ -232,11 +235,15 @@ class LambdaRuntime:
     def _environment_for(self, function: FunctionSnapshot) -> dict[str, str]:
         env = dict(function.environment)
         env.update(FAKE_CREDENTIALS)
+        # Each function calls AWS with an identity of its own, as with its execution role; the API-call
+        # recorder attributes calls by it.
+        env["AWS_ACCESS_KEY_ID"] = f"{LAMBDA_ACCESS_KEY_PREFIX}{function.name}"
         env.update(
             {
                 "AWS_REGION": function.region,
                 "AWS_DEFAULT_REGION": function.region,
                 "AWS_LAMBDA_FUNCTION_NAME": function.name,
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.runtime}",
                 "AWS_LAMBDA_FUNCTION_VERSION": function.version,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
                 "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",

@@ -46,9 +46,7 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
@@ -91,9 +89,15 @@ class LocalCA:
                     (x509.BasicConstraints(ca=True, path_length=0), True),
                     (
                         x509.KeyUsage(
-                            digital_signature=True, content_commitment=False, key_encipherment=False,
-                            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                            encipher_only=False, decipher_only=False,
+                            digital_signature=True,
+                            content_commitment=False,
+                            key_encipherment=False,
+                            data_encipherment=False,
+                            key_agreement=False,
+                            key_cert_sign=True,
+                            crl_sign=True,
+                            encipher_only=False,
+                            decipher_only=False,
                         ),
                         True,
                     ),
@@ -133,9 +137,7 @@ class LocalCA:
             builder = builder.add_extension(extension, critical=critical)
         return builder.sign(self._key, hashes.SHA256())
 
-    def _issue(
-        self, name: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]
-    ) -> IssuedCertificate:
+    def _issue(self, name: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]) -> IssuedCertificate:
         key = _new_key()
         extensions: list[tuple[x509.ExtensionType, bool]] = [
             (x509.BasicConstraints(ca=False, path_length=None), True),

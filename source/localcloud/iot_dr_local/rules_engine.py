@@ -226,9 +226,7 @@ class RulesEngine:
 
     # ------------------------------------------------------------------------------------ public
 
-    def publish(
-        self, account_id: str, region: str, topic: str, payload: bytes, client_id: str | None = None
-    ) -> None:
+    def publish(self, account_id: str, region: str, topic: str, payload: bytes, client_id: str | None = None) -> None:
         """Accept a message; rules are evaluated and actions run from the dispatcher."""
         message = _Message(account_id, region, topic, payload, client_id, int(time.time() * 1000))
         with self._lock:

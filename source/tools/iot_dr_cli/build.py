@@ -13,7 +13,7 @@ import logging
 import re
 import shutil
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,7 @@ _PRIVATE_KEY_BLOCK = re.compile(
     rb"-----BEGIN [A-Z ]*PRIVATE KEY-----[A-Za-z0-9+/=\s\\]{40,}-----END [A-Z ]*PRIVATE KEY-----"
 )
 _VERSION_PATTERN = re.compile(r"^v\d+\.\d+\.\d+$")
+_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 class PackagingError(Exception):
@@ -64,24 +65,38 @@ class BuildResult:
         return {artifact.name: artifact for artifact in self.artifacts}
 
 
-def build_artifacts(output_dir: Path, version: str = "v2.0.0", *, source_root: Path = REPO_ROOT) -> BuildResult:
+def build_artifacts(
+    output_dir: Path,
+    version: str = "v2.0.0",
+    *,
+    source_root: Path = REPO_ROOT,
+    solution_name: str = SOLUTION_NAME,
+    vendored: Mapping[str, Path] | None = None,
+) -> BuildResult:
     """Package every Lambda directory, the layer and the templates under ``output_dir/<prefix>``.
 
     Uploading ``output_dir`` to the root of the artifact bucket puts each file where the templates look for it
-    with ``ArtifactPrefix`` = ``prefix``. Every source is checked before anything is written, so a refused
-    build leaves no partial artifact set behind.
+    with ``ArtifactPrefix`` = ``prefix``. ``vendored`` maps a function directory name to a directory of
+    installed third-party packages added at that zip's root (the Lambda runtime lacks them). Every source is
+    checked before anything is written, so a refused build leaves no partial artifact set behind.
     """
     if not _VERSION_PATTERN.match(version):
         raise PackagingError(f"version {version!r} must look like v2.0.0")
+    if not _NAME_PATTERN.match(solution_name):
+        raise PackagingError(f"solution name {solution_name!r} must be lower-case letters, digits and hyphens")
     zips = {
         **_function_zip_entries(source_root / "source" / "lambda"),
         LAYER_ZIP_NAME: _layer_zip_entries(source_root / "source" / "layer" / LAYER_PACKAGE),
     }
+    for function, site_dir in (vendored or {}).items():
+        if f"{function}.zip" not in zips:
+            raise PackagingError(f"cannot vendor packages into unknown function {function}")
+        zips[f"{function}.zip"] = [*zips[f"{function}.zip"], *_vendored_entries(site_dir)]
     templates = sorted((source_root / "deployment").glob("*.template"))
     for template in templates:
         _refuse_key_material(template)
 
-    prefix = f"{SOLUTION_NAME}/{version}/"
+    prefix = f"{solution_name}/{version}/"
     target = output_dir / prefix
     if target.exists():
         shutil.rmtree(target)
@@ -95,6 +110,28 @@ def build_artifacts(output_dir: Path, version: str = "v2.0.0", *, source_root: P
     artifacts = tuple(Artifact(p.name, p, hashlib.sha256(p.read_bytes()).hexdigest()) for p in built)
     logger.info("built artifacts", extra={"prefix": prefix, "count": len(artifacts)})
     return BuildResult(output_dir=output_dir, prefix=prefix, artifacts=artifacts)
+
+
+def read_artifacts(output_dir: Path, prefix: str) -> BuildResult:
+    """A build made earlier (for example by build-s3-dist.sh, shipped in the CodeBuild source), read back."""
+    files = sorted(p for p in (output_dir / prefix).iterdir() if p.is_file()) if (output_dir / prefix).is_dir() else []
+    if not files:
+        raise PackagingError(f"no artifacts under {output_dir / prefix}")
+    artifacts = tuple(Artifact(p.name, p, hashlib.sha256(p.read_bytes()).hexdigest()) for p in files)
+    return BuildResult(output_dir=output_dir, prefix=prefix, artifacts=artifacts)
+
+
+def _vendored_entries(site_dir: Path) -> list[tuple[str, Path]]:
+    """Installed packages at the zip root, without caches and installer metadata that the runtime never reads."""
+    if not site_dir.is_dir():
+        raise PackagingError(f"vendored packages directory {site_dir} does not exist")
+    return [
+        (path.relative_to(site_dir).as_posix(), path)
+        for path in sorted(site_dir.rglob("*"))
+        if path.is_file()
+        and path.suffix not in _EXCLUDED_SUFFIXES
+        and not {*_EXCLUDED_DIRS, "bin"} & set(path.relative_to(site_dir).parts[:-1])
+    ]
 
 
 def _function_zip_entries(lambda_root: Path) -> dict[str, list[tuple[str, Path]]]:
@@ -150,8 +187,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the Lambda zips, the layer zip and the templates.")
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--version", default="v2.0.0")
+    parser.add_argument("--solution-name", default=SOLUTION_NAME)
+    parser.add_argument(
+        "--vendor",
+        action="append",
+        default=[],
+        metavar="FUNCTION=DIR",
+        help="add the installed packages in DIR to FUNCTION's zip (repeatable)",
+    )
     args = parser.parse_args(argv)
-    result = build_artifacts(args.output_dir, args.version)
+    vendored = {}
+    for spec in args.vendor:
+        function, separator, directory = spec.partition("=")
+        if not separator:
+            parser.error(f"--vendor expects FUNCTION=DIR, got {spec!r}")
+        vendored[function] = Path(directory)
+    result = build_artifacts(args.output_dir, args.version, solution_name=args.solution_name, vendored=vendored)
     for artifact in result.artifacts:
         print(f"{artifact.sha256}  {result.prefix}{artifact.name}")
     return 0

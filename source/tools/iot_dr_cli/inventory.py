@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from iot_dr.arns import rewrite_policy_document
-from iot_dr.replicate.context import certificate_id_of, is_not_found, paginate
+from iot_dr.replicate.context import certificate_id_of, is_not_found, named_shadows, paginate
 
 
 def _canonical(document: str) -> str:
@@ -43,8 +43,15 @@ def _shadow_state(iot_data: Any, thing: str, shadow: str | None) -> dict[str, An
     return {section: state[section] for section in ("desired", "reported") if section in state}
 
 
+# The health checker's own identity (thing, certificate, policy) exists in each region by design; it is part of
+# the solution, not of the fleet, so parity leaves it out.
+SOLUTION_THING_PREFIX = "iot-dr-r53-checker-"
+
+
 def read_inventory(iot: Any, iot_data: Any) -> Inventory:
     inventory = Inventory()
+    solution_certificates: set[str] = set()
+    solution_policies: set[str] = set()
     for thing_type in paginate(iot, "list_thing_types", "thingTypes"):
         properties = thing_type.get("thingTypeProperties", {})
         inventory.thing_types[thing_type["thingTypeName"]] = {
@@ -69,6 +76,13 @@ def read_inventory(iot: Any, iot_data: Any) -> Inventory:
     for thing in paginate(iot, "list_things", "things"):
         name = thing["thingName"]
         principals = [arn for arn in paginate(iot, "list_thing_principals", "principals", thingName=name)]
+        if name.startswith(SOLUTION_THING_PREFIX):
+            for arn in principals:
+                solution_certificates.add(arn)
+                solution_policies.update(
+                    p["policyName"] for p in paginate(iot, "list_attached_policies", "policies", target=arn)
+                )
+            continue
         inventory.things[name] = {
             "attributes": thing.get("attributes", {}),
             "thingTypeName": thing.get("thingTypeName"),
@@ -77,12 +91,14 @@ def read_inventory(iot: Any, iot_data: Any) -> Inventory:
                 g["groupName"] for g in paginate(iot, "list_thing_groups_for_thing", "thingGroups", thingName=name)
             ),
         }
-        shadows = [None, *paginate(iot_data, "list_named_shadows_for_thing", "results", thingName=name)]
+        shadows = [None, *named_shadows(iot_data, name)]
         for shadow in shadows:
             state = _shadow_state(iot_data, name, shadow)
             if state is not None:
                 inventory.shadows[f"{name}/{shadow or '(classic)'}"] = state
     for certificate in paginate(iot, "list_certificates", "certificates"):
+        if certificate["certificateArn"] in solution_certificates:
+            continue
         inventory.certificates[certificate["certificateId"]] = certificate["status"]
         policies = sorted(
             p["policyName"]
@@ -92,6 +108,8 @@ def read_inventory(iot: Any, iot_data: Any) -> Inventory:
             inventory.policy_targets[f"cert/{certificate['certificateId']}"] = policies
     for policy in paginate(iot, "list_policies", "policies"):
         name = policy["policyName"]
+        if name in solution_policies:
+            continue
         versions = iot.list_policy_versions(policyName=name)["policyVersions"]
         documents = {
             v["versionId"]: _canonical(

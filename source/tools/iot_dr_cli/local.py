@@ -1,19 +1,87 @@
-"""``iot-dr local up``: serve the local two-region cloud with the solution deployed until interrupted."""
+"""``iot-dr local up|outage|restore``: serve the local two-region cloud; take a region's broker down and back up.
+
+``local up`` deploys the solution, starts the failover services (a broker per region, the DNS server with the failover
+CNAME, Route 53 emulation) and writes a state file. ``outage`` and ``restore`` are separate processes: they find the
+region's broker in the state file, stop it by PID or start it again with its configuration, and record what they did
+there, so ``local up`` stops every broker process, whoever started it, when it is interrupted.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
 import signal
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from iot_dr_local.cloud import LocalCloud
+from iot_dr_local.failover_plan import FailoverPlanError, FailoverSettings
+from iot_dr_local.mqtt_broker import _port_open
+from iot_dr_local.process_refs import ProcessRef
+from iot_dr_local.processes import Daemon, DaemonError
+from iot_dr_local.route53 import RecordSwitch
+from iot_dr_local.run_state import BrokerState, DeviceState, DnsState, LocalState, StateFile
+
+if TYPE_CHECKING:
+    from iot_dr_local.failover import DeviceCertificate, FailoverServices
+
+DEFAULT_STATE_DIR = Path(".iot-dr-local")
+DEMO_DEVICE = "iot-dr-local-device"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+SWITCH_POLL_SECONDS = 0.2
+STARTING = "starting"
 
 
-def serve(port: int, primary_region: str, secondary_region: str) -> int:
-    if primary_region == secondary_region:
-        print("iot-dr: error: the primary and secondary regions must differ", file=sys.stderr)
-        return 2
+class LocalCommandError(Exception):
+    """A ``local`` command cannot do what was asked; the message is for the user."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    port: int
+    primary_region: str
+    secondary_region: str
+    state_dir: Path
+    failover: bool
+    settings: FailoverSettings
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _error(message: str) -> None:
+    print(f"iot-dr: error: {message}", file=sys.stderr, flush=True)
+
+
+def serve(options: UpOptions) -> int:
+    if options.primary_region == options.secondary_region:
+        _error("the primary and secondary regions must differ")
+        return EXIT_USAGE
+    state_file = StateFile(options.state_dir.resolve())
+    state_file.directory.mkdir(parents=True, exist_ok=True)
+    try:
+        _claim(
+            state_file,
+            LocalState(STARTING, options.primary_region, options.secondary_region, ProcessRef.this_process()),
+        )
+    except LocalCommandError as err:
+        _error(str(err))
+        return err.exit_code
+    # Imported here: moto takes seconds to import, and outage/restore must not wait for it.
+    from iot_dr_local.cloud import LocalCloud
+    from iot_dr_local.failover import missing_packages
+
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -21,13 +89,237 @@ def serve(port: int, primary_region: str, secondary_region: str) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    cloud = LocalCloud(primary_region, secondary_region, port=port)
+    cloud = LocalCloud(options.primary_region, options.secondary_region, port=options.port)
+    runtime_dir: Path | None = None
+    services: FailoverServices | None = None
     try:
         cloud.start()
         cloud.prepare_account()
-        cloud.deploy(progress=lambda line: print(line, file=sys.stderr, flush=True))
-        print(f"READY endpoint={cloud.endpoint}", flush=True)
-        stop.wait()
+        cloud.deploy(progress=lambda line: print(line, file=sys.stderr, flush=True), health_checkers=True)
+        state = LocalState(cloud.endpoint, cloud.primary_region, cloud.secondary_region, ProcessRef.this_process())
+        if options.failover and _failover_available(missing_packages()):
+            runtime_dir = Path(tempfile.mkdtemp(prefix="iot-dr-local-"))
+            try:
+                services = cloud.start_failover(runtime_dir, options.settings)
+                device = cloud.register_device_certificate(DEMO_DEVICE)
+            except (DaemonError, FailoverPlanError) as err:
+                _error(f"cannot start the failover services: {err}")
+                return EXIT_FAILURE
+            state = _with_failover(state, services, device, runtime_dir)
+        with state_file.locked():
+            state_file.write(state)
+        if services is not None:
+            for line in _failover_summary(services, state):
+                _say(line)
+        _say(f"state file: {state_file.path}")
+        _say(f"READY endpoint={cloud.endpoint}")
+        while not stop.wait(SWITCH_POLL_SECONDS):
+            for switch in services.new_switches() if services else []:
+                _say(_switch_line(switch))
     finally:
+        if services is not None:
+            services.stop()
+        _stop_recorded_processes(state_file)
         cloud.stop()
-    return 0
+        if runtime_dir is not None:
+            shutil.rmtree(runtime_dir, ignore_errors=True)
+    return EXIT_OK
+
+
+def _failover_available(missing: list[str]) -> bool:
+    if missing:
+        print(
+            f"failover services skipped: {' and '.join(missing)} not installed (apt-get install "
+            f"--no-install-recommends {' '.join(missing)}); pass --no-failover to silence this",
+            file=sys.stderr,
+            flush=True,
+        )
+    return not missing
+
+
+def _claim(state_file: StateFile, placeholder: LocalState) -> None:
+    """Refuse to start next to a running local cloud; clean up after one that died without doing so.
+
+    The placeholder holds the claim until READY, when the endpoint is known.
+    """
+    with state_file.locked():
+        previous = state_file.read()
+        if previous is not None and previous.server.alive():
+            raise LocalCommandError(
+                f"a local cloud is already running (pid {previous.server.pid}, {previous.endpoint}); "
+                f"stop it or use another --state-dir"
+            )
+        for process in previous.processes() if previous else []:
+            if process.stop():
+                print(f"stopped pid {process.pid} left over from an earlier local cloud", file=sys.stderr, flush=True)
+        if previous is not None and previous.runtime_dir:
+            shutil.rmtree(previous.runtime_dir, ignore_errors=True)
+        state_file.write(placeholder)
+
+
+def _stop_recorded_processes(state_file: StateFile) -> None:
+    """Stop every daemon in our state file (including brokers ``restore`` started) and remove the file."""
+    with state_file.locked():
+        state = state_file.read()
+        if state is None or state.server != ProcessRef.this_process():
+            return
+        for process in state.processes():
+            process.stop()
+        state_file.remove()
+
+
+def _with_failover(
+    state: LocalState, services: FailoverServices, device: DeviceCertificate, runtime_dir: Path
+) -> LocalState:
+    plan = services.plan
+    brokers = {}
+    for role, region_plan in zip(("primary", "secondary"), plan.regions, strict=True):
+        broker = services.brokers[region_plan.region]
+        argv, log_path = services.broker_command(region_plan.region)
+        brokers[region_plan.region] = BrokerState(
+            region=region_plan.region,
+            role=role,
+            name=region_plan.broker_name.rstrip("."),
+            address=broker.endpoint.address,
+            port=broker.endpoint.port,
+            argv=argv,
+            log_path=str(log_path),
+            process=ProcessRef.of(broker.pid) if broker.pid else None,
+        )
+    dns = services.dns
+    if dns is None or dns.pid is None:
+        raise DaemonError("the DNS server is not running")
+    return replace(
+        state,
+        runtime_dir=str(runtime_dir),
+        ca_path=str(services.ca.cert_path),
+        dns=DnsState(dns.address, dns.port, plan.zone, plan.record.name.rstrip("."), ProcessRef.of(dns.pid)),
+        brokers=brokers,
+        device=DeviceState(device.name, str(device.cert_path), str(device.key_path), device.certificate_id),
+    )
+
+
+def _failover_summary(services: FailoverServices, state: LocalState) -> list[str]:
+    plan, dns, device = services.plan, state.dns, state.device
+    if dns is None or device is None:
+        return []
+    check = plan.primary.health_check
+    lines = [f"local CA: {state.ca_path}"]
+    lines += [
+        f"broker {broker.region} ({broker.role}): {broker.name} = {broker.address}:{broker.port}, pid "
+        f"{broker.process.pid if broker.process else '-'}"
+        for broker in state.brokers.values()
+    ]
+    lines.append(
+        f"DNS server: {dns.address}:{dns.port} serves {dns.record} CNAME {plan.record.primary_target.rstrip('.')} "
+        f"and TXT {plan.txt_name.rstrip('.')}"
+    )
+    if check is not None:
+        lines.append(
+            f"Route 53 emulation ({plan.source}): probes every {check.request_interval:g} s, failure threshold "
+            f"{check.failure_threshold}, record TTL {plan.record.ttl} s"
+        )
+    lines.append(f"device credentials: {device.cert_path} {device.key_path} (certificate {device.certificate_id})")
+    port = next(iter(state.brokers.values())).port
+    lines.append(
+        f"try: iot-dr-pubsub.py --endpoint {dns.record} --use-cname --dr-mode --dns-server {dns.address}:{dns.port} "
+        f"--port {port} --root-ca {state.ca_path} --cert {device.cert_path} --key {device.key_path} "
+        f"--client-id {device.name} --topic dt/{device.name}"
+    )
+    return lines
+
+
+def _switch_line(switch: RecordSwitch) -> str:
+    return "SWITCH " + json.dumps(
+        {
+            "record": switch.record.rstrip("."),
+            "from": switch.from_target.rstrip("."),
+            "to": switch.to_target.rstrip("."),
+            "health_check_id": switch.cause.health_check_id,
+            "streak_started_at": switch.cause.streak_started_at,
+            "decided_at": switch.cause.decided_at,
+            "dns_updated_at": switch.dns_updated_at,
+        }
+    )
+
+
+@contextmanager
+def _running_state(state_file: StateFile) -> Iterator[LocalState]:
+    """The state of the running ``local up``, locked against the other ``local`` commands while in use."""
+    missing = LocalCommandError(f"no local cloud is running (no {state_file.path}); start one with: iot-dr local up")
+    if not state_file.directory.is_dir():
+        raise missing
+    with state_file.locked():
+        state = state_file.read()
+        if state is None:
+            raise missing
+        if not state.server.alive():
+            raise LocalCommandError(
+                f"no local cloud is running (pid {state.server.pid} in {state_file.path} has exited)"
+            )
+        if state.endpoint == STARTING:
+            raise LocalCommandError("the local cloud is still starting; try again when local up prints READY")
+        yield state
+
+
+def _broker(state: LocalState, region: str) -> BrokerState:
+    if region not in (state.primary_region, state.secondary_region):
+        raise LocalCommandError(
+            f"unknown region {region}: the local cloud runs {state.primary_region} and {state.secondary_region}",
+            EXIT_USAGE,
+        )
+    broker = state.brokers.get(region)
+    if broker is None:
+        raise LocalCommandError(
+            "the local cloud runs without failover services (--no-failover, or mosquitto/knot missing)"
+        )
+    return broker
+
+
+def outage(region: str, state_dir: Path) -> int:
+    """Kill the region's broker (SIGKILL, as a crashing region would go)."""
+    state_file = StateFile(state_dir.resolve())
+    try:
+        with _running_state(state_file) as state:
+            broker = _broker(state, region)
+            process = broker.process
+            if process is None or not process.alive():
+                _say(f"{region}: the broker is already stopped")
+                return EXIT_OK
+            process.stop(signal.SIGKILL)
+            state_file.write(state.with_broker(replace(broker, process=None)))
+    except LocalCommandError as err:
+        _error(str(err))
+        return err.exit_code
+    _say(f"{region}: broker {broker.name} stopped (pid {process.pid} killed)")
+    return EXIT_OK
+
+
+def restore(region: str, state_dir: Path) -> int:
+    """Start the region's broker again with its configuration; ``local up`` stops it when it shuts down."""
+    state_file = StateFile(state_dir.resolve())
+    try:
+        with _running_state(state_file) as state:
+            broker = _broker(state, region)
+            if broker.process is not None and broker.process.alive():
+                _say(f"{region}: the broker is already running (pid {broker.process.pid})")
+                return EXIT_OK
+            daemon = Daemon(
+                f"mosquitto-{region}",
+                broker.argv,
+                Path(broker.log_path),
+                lambda: _port_open(broker.address, broker.port),
+            )
+            try:
+                daemon.start()
+            except DaemonError as err:
+                raise LocalCommandError(f"{region}: the broker did not start: {err}") from err
+            if daemon.pid is None:
+                raise LocalCommandError(f"{region}: the broker exited right after starting")
+            process = ProcessRef.of(daemon.pid)
+            state_file.write(state.with_broker(replace(broker, process=process)))
+    except LocalCommandError as err:
+        _error(str(err))
+        return err.exit_code
+    _say(f"{region}: broker {broker.name} running again on {broker.address}:{broker.port} (pid {process.pid})")
+    return EXIT_OK

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -27,6 +28,12 @@ def _add_secondary_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", help="the dead-letter table, if not taken from --stack")
 
 
+def _add_state_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir", type=Path, default=Path(".iot-dr-local"), help="where the state file of local up is"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iot-dr", description="Disaster Recovery for AWS IoT")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -38,6 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000; 0 picks a free one)")
     up.add_argument("--primary-region", default="us-east-1")
     up.add_argument("--secondary-region", default="us-west-2")
+    _add_state_dir_argument(up)
+    up.add_argument("--no-failover", action="store_true", help="no MQTT brokers, DNS server or Route 53 emulation")
+    up.add_argument("--mqtt-port", type=int, default=8883, help="the brokers' port (default 8883; 0 picks a free one)")
+    up.add_argument(
+        "--dns-port", type=int, default=15353, help="DNS server port on 127.0.0.1 (default 15353; 0 picks a free one)"
+    )
+    up.add_argument(
+        "--health-check-interval", type=float, default=1.0, help="seconds between health-check probes (default 1)"
+    )
+    up.add_argument(
+        "--failure-threshold", type=int, help="probes that change a health check's status (default: as deployed, or 3)"
+    )
+    up.add_argument("--record-ttl", type=int, help="TTL of the failover CNAME (default: as deployed, or 1 s)")
+    for name, help_text in (
+        ("outage", "stop a region's MQTT broker, as in a regional outage"),
+        ("restore", "start a region's MQTT broker again"),
+    ):
+        command = local.add_parser(name, help=help_text)
+        command.add_argument("region", help="the region whose broker to stop or start")
+        _add_state_dir_argument(command)
 
     demo = commands.add_parser("demo", help="replicate a small fleet on the local cloud and show the parity table")
     demo.add_argument("--things", type=int, default=20, help="number of devices to create (default 20)")
@@ -56,11 +83,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_local(args: argparse.Namespace) -> int:
+    from iot_dr_cli import local
+
+    if args.local_command == "outage":
+        return local.outage(args.region, args.state_dir)
+    if args.local_command == "restore":
+        return local.restore(args.region, args.state_dir)
+    settings = local.FailoverSettings(
+        record_ttl=args.record_ttl,
+        request_interval=args.health_check_interval,
+        failure_threshold=args.failure_threshold,
+        mqtt_port=args.mqtt_port,
+        dns_port=args.dns_port,
+    )
+    options = local.UpOptions(
+        args.port, args.primary_region, args.secondary_region, args.state_dir, not args.no_failover, settings
+    )
+    return local.serve(options)
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "local":
-        from iot_dr_cli.local import serve
-
-        return serve(args.port, args.primary_region, args.secondary_region)
+        return _run_local(args)
     if args.command == "demo":
         from iot_dr_cli.demo import run_demo
 

@@ -24,6 +24,11 @@ class Secondary:
     primary_region: str
 
 
+def thing_key(name: str) -> str:
+    """The ledger key of a thing; other resources check it to tell "not replicated yet" from "deleted"."""
+    return f"thing#{name}"
+
+
 def require(event: dict[str, Any], field: str) -> Any:
     """A field the event cannot do without; its absence makes the event malformed, not retryable."""
     value = event.get(field)
@@ -66,6 +71,17 @@ def ignore_not_found(call: Any, **kwargs: Any) -> None:
 def paginate(client: Any, operation: str, result_key: str, **kwargs: Any) -> Iterator[Any]:
     for page in client.get_paginator(operation).paginate(**kwargs):
         yield from page.get(result_key, [])
+
+
+def named_shadows(iot_data: Any, thing: str) -> Iterator[str]:
+    """Names of a thing's named shadows (ListNamedShadowsForThing has no boto3 paginator)."""
+    token = None
+    while True:
+        page = iot_data.list_named_shadows_for_thing(thingName=thing, **({"nextToken": token} if token else {}))
+        yield from page.get("results", [])
+        token = page.get("nextToken")
+        if not token:
+            return
 
 
 def deleted_since(ledger: Ledger, resource_key: str, timestamp_ms: int) -> bool:

@@ -7,8 +7,16 @@ from typing import Any
 
 from iot_dr.errors import DependencyNotReady, MalformedEvent
 from iot_dr.ledger import Outcome, converge, order_key
-from iot_dr.replicate.context import Secondary, deleted_since, ignore_not_found, is_not_found, require
-from iot_dr.replicate.things import thing_key
+from iot_dr.replicate.context import (
+    Secondary,
+    deleted_since,
+    describe_or_none,
+    ignore_not_found,
+    is_not_found,
+    named_shadows,
+    require,
+    thing_key,
+)
 
 UPDATE_RANK, DELETE_RANK = 0, 1
 SECTIONS = ("desired", "reported")
@@ -35,20 +43,52 @@ def shadow_key(thing: str, shadow: str | None) -> str:
     return f"shadow#{thing}#{shadow or ''}"
 
 
+def shadows_deleted_key(thing: str) -> str:
+    return f"shadowsDeleted#{thing}"
+
+
+def received_at(event: dict[str, Any]) -> int:
+    """When the rules engine received the message, in ms; the message's own timestamp is only in seconds."""
+    value = event.get("receivedAt")
+    return int(value) if value is not None else int(require(event, "timestamp")) * 1000
+
+
 def apply_shadow_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
     thing, shadow, kind = parse_shadow_topic(require(event, "topic"))
-    timestamp = int(require(event, "timestamp"))
+    received = received_at(event)
+    watermark = ctx.ledger.read(shadows_deleted_key(thing))
+    if watermark is not None and watermark.state["deletedAt"] >= received:
+        # The thing was deleted (and its shadows with it) after this message: it belongs to the past.
+        return Outcome.STALE
     if kind == "update/documents":
         current = require(event, "current")
         if not isinstance(current, dict) or "version" not in current:
             raise MalformedEvent("update/documents message without current.version")
         state = {"exists": True, "state": current.get("state") or {}}
-        key = order_key((timestamp, int(current["version"]), UPDATE_RANK))
+        key = order_key((received, int(current["version"]), UPDATE_RANK))
     else:
         state = {"exists": False}
-        key = order_key((timestamp, int(require(event, "version")), DELETE_RANK))
-    state.update(thingName=thing, shadowName=shadow, timestampMs=timestamp * 1000)
+        key = order_key((received, int(require(event, "version")), DELETE_RANK))
+    state.update(thingName=thing, shadowName=shadow, timestampMs=received)
     return converge(ctx.ledger, shadow_key(thing, shadow), key, state, lambda s: write_shadow(ctx, s))
+
+
+def delete_shadows_with_thing(ctx: Secondary, thing: str, deleted_at: int) -> None:
+    """A thing's deletion takes its shadows along: remember when, and delete those older than that.
+
+    The watermark makes late messages from before the deletion stale, whatever shadow they name; shadows
+    updated after a re-creation (newer than the watermark) are kept.
+    """
+    ctx.ledger.offer(shadows_deleted_key(thing), order_key((deleted_at,)), {"deletedAt": deleted_at})
+    present = [None, *named_shadows(ctx.iot_data, thing)] if _thing_exists(ctx, thing) else [None]
+    tombstone = order_key((deleted_at, 0, DELETE_RANK))
+    for shadow in present:
+        state = {"exists": False, "thingName": thing, "shadowName": shadow, "timestampMs": deleted_at}
+        converge(ctx.ledger, shadow_key(thing, shadow), tombstone, state, lambda s: write_shadow(ctx, s))
+
+
+def _thing_exists(ctx: Secondary, thing: str) -> bool:
+    return describe_or_none(ctx.iot.describe_thing, thingName=thing) is not None
 
 
 def difference(current: Any, target: Any) -> dict[str, Any]:
@@ -84,7 +124,10 @@ def write_shadow(ctx: Secondary, state: dict[str, Any]) -> None:
     target = {section: state["state"].get(section) for section in SECTIONS if section in state["state"]}
     patch = difference({s: current_state.get(s) for s in SECTIONS if s in current_state}, target)
     if not patch:
-        return
+        if document:
+            return
+        # The primary's shadow exists with an empty state: create it empty here too.
+        patch = {"reported": None}
     try:
         ctx.iot_data.update_thing_shadow(thingName=thing, payload=json.dumps({"state": patch}), **named)
     except Exception as err:

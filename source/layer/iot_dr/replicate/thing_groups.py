@@ -16,8 +16,8 @@ from iot_dr.replicate.context import (
     ignore_not_found,
     require,
     require_int,
+    thing_key,
 )
-from iot_dr.replicate.things import thing_key
 
 LOG = logging.getLogger(__name__)
 

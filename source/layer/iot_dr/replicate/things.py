@@ -18,6 +18,7 @@ from iot_dr.replicate.context import (
     paginate,
     require,
     require_int,
+    thing_key,
 )
 
 LOG = logging.getLogger(__name__)
@@ -26,10 +27,6 @@ OPERATION_RANK = {"CREATED": 0, "UPDATED": 1, "DELETED": 2}
 # Operation → whether the type is now associated. The developer guide's example names CREATED/DELETED while the
 # event descriptions say ADDED/REMOVED; both are accepted.
 ASSOCIATION_OPERATIONS = {"ADDED": True, "CREATED": True, "REMOVED": False, "DELETED": False}
-
-
-def thing_key(name: str) -> str:
-    return f"thing#{name}"
 
 
 def apply_thing_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
@@ -137,14 +134,14 @@ def _with_usable_type(ctx: Secondary, type_name: str | None, action: Callable[[]
 
 
 def delete_thing(ctx: Secondary, name: str) -> None:
-    """Delete the thing and its shadows; its certificates are only detached (their deletion has its own event)."""
+    """Delete the thing; its certificates are only detached (their deletion has its own event).
+
+    Its shadows went with the DELETED event already (``delete_shadows_with_thing``).
+    """
     if describe_or_none(ctx.iot.describe_thing, thingName=name) is None:
         return
     for principal in list(paginate(ctx.iot, "list_thing_principals", "principals", thingName=name)):
         ignore_not_found(ctx.iot.detach_thing_principal, thingName=name, principal=principal)
-    for shadow_name in list(paginate(ctx.iot_data, "list_named_shadows_for_thing", "results", thingName=name)):
-        ignore_not_found(ctx.iot_data.delete_thing_shadow, thingName=name, shadowName=shadow_name)
-    ignore_not_found(ctx.iot_data.delete_thing_shadow, thingName=name)
     ignore_not_found(ctx.iot.delete_thing, thingName=name)
 
 

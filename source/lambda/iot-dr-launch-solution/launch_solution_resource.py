@@ -1,0 +1,16 @@
+"""Custom resource of the main stack: checks prerequisites and starts the deployment; removes it on deletion."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from iot_dr import aws, launch_solution
+from iot_dr.logs import configure_logging
+
+
+def handler(event: dict[str, Any], context: Any) -> None:
+    configure_logging()
+    launch_solution.handle_event(
+        event, context, launch_solution.LaunchSettings.from_env(), aws.client, os.environ["AWS_REGION"]
+    )

@@ -1,0 +1,85 @@
+"""A record of every AWS API call the local cloud serves: who called which operation in which region.
+
+Callers are told apart by their access key: each Lambda function signs with ``lambda-<function name>``
+(see ``lambda_runtime``), everything else with the caller's own key. Benchmarks and tests use it to state
+what replication costs in API calls.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from moto.core.responses import BaseResponse
+from moto.core.utils import camelcase_to_underscores
+
+from iot_dr_local.lambda_runtime import LAMBDA_ACCESS_KEY_PREFIX
+
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/")
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    caller: str
+    service: str
+    operation: str
+    region: str
+
+    @property
+    def by_lambda(self) -> bool:
+        return self.caller.startswith(LAMBDA_ACCESS_KEY_PREFIX)
+
+
+class ApiCallRecorder:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: Counter[ApiCall] = Counter()
+        self._original: Callable[..., Any] | None = None
+
+    def install(self) -> None:
+        if self._original is not None:
+            return
+        original = BaseResponse.call_action
+        self._original = original
+        recorder = self
+
+        def call_action(response: BaseResponse) -> Any:
+            recorder._record(response)
+            return original(response)
+
+        BaseResponse.call_action = call_action  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            BaseResponse.call_action = self._original  # type: ignore[method-assign]
+            self._original = None
+
+    def _record(self, response: BaseResponse) -> None:
+        match = _CREDENTIAL.search(str(response.headers.get("Authorization", "")))
+        if match is None:
+            return
+        caller, region, service = match.groups()
+        operation = camelcase_to_underscores(response._get_action())
+        with self._lock:
+            self._calls[ApiCall(caller, service, operation, region)] += 1
+
+    def snapshot(self) -> Counter[ApiCall]:
+        with self._lock:
+            return Counter(self._calls)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+
+def by_solution(calls: Counter[ApiCall]) -> Counter[tuple[str, str, str]]:
+    """Calls the solution's Lambda functions made, per (region, service, operation)."""
+    totals: Counter[tuple[str, str, str]] = Counter()
+    for call, count in calls.items():
+        if call.by_lambda:
+            totals[(call.region, call.service, call.operation)] += count
+    return totals

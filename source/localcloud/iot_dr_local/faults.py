@@ -1,0 +1,107 @@
+"""Fault injection: make chosen API operations fail (throttling by default), or take a region's API down.
+
+Used by the failure tests (and later by drills) to show that throttling is absorbed with backoff and that
+the secondary applies what it already has while the primary region is unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from moto.core.responses import BaseResponse
+from moto.core.utils import camelcase_to_underscores
+
+
+@dataclass
+class _Failure:
+    service: str
+    operation: str
+    region: str
+    remaining: int
+    code: str
+    status: int
+
+
+class FaultInjector:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: list[_Failure] = []
+        self._down: set[str] = set()
+        self._original: Callable[..., Any] | None = None
+        self.injected = 0
+
+    def install(self) -> None:
+        if self._original is not None:
+            return
+        original = BaseResponse.call_action
+        self._original = original
+        injector = self
+
+        def call_action(response: BaseResponse) -> Any:
+            fault = injector._fault_for(response)
+            return fault if fault is not None else original(response)
+
+        BaseResponse.call_action = call_action  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            BaseResponse.call_action = self._original  # type: ignore[method-assign]
+            self._original = None
+
+    def fail(
+        self,
+        service: str,
+        operation: str,
+        region: str,
+        times: int,
+        code: str = "ThrottlingException",
+        status: int = 400,
+    ) -> None:
+        """The next ``times`` calls of ``operation`` (snake_case) in ``region`` fail with error ``code``."""
+        with self._lock:
+            self._failures.append(_Failure(service, operation, region, times, code, status))
+
+    def throttle(self, service: str, operation: str, region: str, times: int) -> None:
+        self.fail(service, operation, region, times)
+
+    def take_down(self, region: str) -> None:
+        """Every API call to ``region`` fails with 503 until ``bring_up``: a regional outage."""
+        with self._lock:
+            self._down.add(region)
+
+    def bring_up(self, region: str) -> None:
+        with self._lock:
+            self._down.discard(region)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._failures.clear()
+            self._down.clear()
+            self.injected = 0
+
+    def _fault_for(self, response: BaseResponse) -> tuple[int, dict[str, str], str] | None:
+        region = getattr(response, "region", "")
+        with self._lock:
+            if region in self._down:
+                self.injected += 1
+                return _error(503, "ServiceUnavailableException", f"region {region} is unavailable")
+            if not self._failures:
+                return None
+            operation = camelcase_to_underscores(response._get_action())
+            service = response.service_name or ""
+            for failure in self._failures:
+                matches = (failure.service, failure.operation, failure.region) == (service, operation, region)
+                if matches and failure.remaining > 0:
+                    failure.remaining -= 1
+                    self.injected += 1
+                    return _error(failure.status, failure.code, f"injected {failure.code}")
+        return None
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], str]:
+    headers = {"status": str(status), "x-amzn-ErrorType": code, "content-type": "application/json"}
+    return status, headers, json.dumps({"__type": code, "message": message})

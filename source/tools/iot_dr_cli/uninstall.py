@@ -1,0 +1,44 @@
+"""``python -m iot_dr_cli.uninstall``: remove one deployment from a workstation, as the main stack's Delete does."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from iot_dr.uninstall import Deployment, uninstall
+
+EXIT_INCOMPLETE = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m iot_dr_cli.uninstall", description="Remove one deployment of Disaster Recovery for AWS IoT."
+    )
+    parser.add_argument("--primary-region", required=True)
+    parser.add_argument("--secondary-region", required=True)
+    parser.add_argument("--stack-postfix", required=True, help="the postfix of the IoTDRPrimary<postfix> stack")
+    parser.add_argument("--bucket-suffix", required=True, help="buckets are iot-dr-primary|secondary-<suffix>")
+    parser.add_argument("--timeout", type=float, help="stop waiting after this many seconds")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit code 0 when everything is gone, 1 with each failure or unfinished deletion on standard error."""
+    args = build_parser().parse_args(argv)
+    deployment = Deployment(args.primary_region, args.secondary_region, args.stack_postfix, args.bucket_suffix)
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    report = uninstall(deployment, lambda line: print(line, flush=True), deadline=deadline)
+    if report.complete:
+        print(report.summary())
+        return 0
+    for failure in report.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    for pending in report.pending:
+        print(f"still deleting: {pending}", file=sys.stderr)
+    return EXIT_INCOMPLETE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""Any permutation of a device's event history, with duplicates, converges to the primary's final state.
+
+The history is real: hypothesis drives API calls against the primary region of the local cloud, and the
+events are the items the deployed topic rules and the capture function wrote to the replication table. They
+are then applied in a shuffled order, with duplicates, by the same appliers the worker functions run, to a
+third region that starts empty. An applier that reports a missing dependency is retried later, as the
+workflow does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections import deque
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from replication.conftest import PRIMARY
+
+from iot_dr.dynamo_json import from_item
+from iot_dr.errors import DependencyNotReady
+from iot_dr.event_types import EventType
+from iot_dr.ledger import Ledger
+from iot_dr.replicate.context import Secondary, certificate_id_of, named_shadows
+from iot_dr.workers import APPLIERS
+from iot_dr_local.cloud import LocalCloud
+
+TARGET = "eu-west-1"
+TYPES = ("convergence-a", "convergence-b")
+
+attributes = st.dictionaries(st.sampled_from(["site", "owner", "serial"]), st.sampled_from(["x", "y", "z"]), max_size=3)
+operations = st.one_of(
+    st.tuples(st.just("attributes"), attributes, st.booleans()),
+    st.tuples(st.just("type"), st.sampled_from([*TYPES, None])),
+    st.tuples(
+        st.just("shadow"),
+        st.sampled_from([None, "config"]),
+        st.dictionaries(st.sampled_from("abc"), st.integers(0, 9) | st.none(), min_size=1, max_size=3),
+    ),
+    st.tuples(st.just("delete-shadow"), st.sampled_from([None, "config"])),
+    st.tuples(st.just("attach-certificate")),
+    st.tuples(st.just("certificate-status"), st.sampled_from(["INACTIVE", "ACTIVE", "REVOKED"])),
+    st.tuples(st.just("detach-certificate")),
+    st.tuples(st.just("recreate")),
+)
+
+
+@pytest.fixture(scope="module")
+def target(cloud: LocalCloud) -> Secondary:
+    """A region with no pipeline of its own: only the appliers under test write to it."""
+    dynamodb = cloud.client("dynamodb", TARGET)
+    table = "convergence-ledger"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "resourceKey", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "resourceKey", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for region in (PRIMARY, TARGET):
+        for thing_type in TYPES:
+            cloud.client("iot", region).create_thing_type(thingTypeName=thing_type)
+    return Secondary(
+        iot=cloud.client("iot", TARGET),
+        iot_data=cloud.client("iot-data", TARGET),
+        ledger=Ledger(dynamodb, table),
+        region=TARGET,
+        primary_region=PRIMARY,
+    )
+
+
+class Device:
+    """Runs operations on one device in the primary, keeping them valid for IoT (as a user's would be)."""
+
+    def __init__(self, cloud: LocalCloud) -> None:
+        self.iot = cloud.client("iot", PRIMARY)
+        self.data = cloud.client("iot-data", PRIMARY)
+        self.name = f"convergence-{uuid.uuid4().hex[:12]}"
+        self.certificates: list[str] = []
+        self.issued: list[str] = []
+        self.iot.create_thing(thingName=self.name)
+
+    def run(self, operation: tuple[Any, ...]) -> None:
+        kind = operation[0]
+        if kind == "attributes":
+            self.iot.update_thing(
+                thingName=self.name, attributePayload={"attributes": operation[1], "merge": operation[2]}
+            )
+        elif kind == "type":
+            change = {"thingTypeName": operation[1]} if operation[1] else {"removeThingType": True}
+            self.iot.update_thing(thingName=self.name, **change)
+        elif kind == "shadow":
+            named = {"shadowName": operation[1]} if operation[1] else {}
+            self.data.update_thing_shadow(
+                thingName=self.name, payload=json.dumps({"state": {"reported": operation[2]}}), **named
+            )
+        elif kind == "delete-shadow":
+            with contextlib.suppress(self.data.exceptions.ResourceNotFoundException):
+                self.data.delete_thing_shadow(
+                    thingName=self.name, **({"shadowName": operation[1]} if operation[1] else {})
+                )
+        elif kind == "attach-certificate":
+            certificate = self.iot.create_keys_and_certificate(setAsActive=True)
+            self.iot.attach_thing_principal(thingName=self.name, principal=certificate["certificateArn"])
+            self.certificates.append(certificate["certificateArn"])
+            self.issued.append(certificate["certificateArn"])
+        elif kind == "certificate-status" and self.certificates:
+            self.iot.update_certificate(certificateId=certificate_id_of(self.certificates[-1]), newStatus=operation[1])
+        elif kind == "detach-certificate" and self.certificates:
+            self.iot.detach_thing_principal(thingName=self.name, principal=self.certificates.pop())
+        elif kind == "recreate":
+            for principal in self.certificates:
+                self.iot.detach_thing_principal(thingName=self.name, principal=principal)
+            self.certificates.clear()
+            self.iot.delete_thing(thingName=self.name)
+            self.iot.create_thing(thingName=self.name, attributePayload={"attributes": {"generation": "2"}})
+
+
+def history(cloud: LocalCloud, device: Device) -> list[dict[str, Any]]:
+    """The device's events as the primary's topic rules and capture function wrote them."""
+    table = cloud.launch.primary_outputs["GlobalDynamoDBTableName"]
+    dynamodb = cloud.client("dynamodb", PRIMARY)
+    events = []
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        for item in map(from_item, page["Items"]):
+            if device.name in (item.get("thingName"), *str(item.get("topic", "")).split("/")[2:3]) or (
+                item.get("certificateId") and any(item["certificateId"] in arn for arn in device.issued)
+            ):
+                events.append(item)
+    return events
+
+
+def state_of(iot: Any, data: Any, thing: str) -> dict[str, Any]:
+    try:
+        described = iot.describe_thing(thingName=thing)
+    except iot.exceptions.ResourceNotFoundException:
+        return {"exists": False}
+    shadows = {}
+    for shadow in [None, *named_shadows(data, thing)]:
+        try:
+            document = json.loads(
+                data.get_thing_shadow(thingName=thing, **({"shadowName": shadow} if shadow else {}))["payload"].read()
+            )
+        except data.exceptions.ResourceNotFoundException:
+            continue
+        shadows[shadow or ""] = document.get("state", {}).get("reported")
+    principals = {}
+    for arn in iot.list_thing_principals(thingName=thing)["principals"]:
+        certificate_id = certificate_id_of(arn)
+        principals[certificate_id] = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"][
+            "status"
+        ]
+    return {
+        "exists": True,
+        "attributes": described.get("attributes", {}),
+        "thingTypeName": described.get("thingTypeName"),
+        "shadows": shadows,
+        "principals": principals,
+    }
+
+
+def apply_in_order(target: Secondary, events: list[dict[str, Any]]) -> None:
+    """Apply ``events`` in this order; a missing dependency sends the event to the back of the queue."""
+    queue = deque(events)
+    patience = 4 * len(events) + 4
+    while queue:
+        event = queue.popleft()
+        try:
+            APPLIERS[EventType(event["eventType"])](target, event)
+        except DependencyNotReady:
+            patience -= 1
+            assert patience > 0, f"dependency never satisfied for {event['eventType']}"
+            queue.append(event)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=st.lists(operations, min_size=1, max_size=7), data=st.data())
+def test_any_order_of_a_device_history_with_duplicates_converges(
+    cloud: LocalCloud, target: Secondary, ops: list[tuple[Any, ...]], data: st.DataObject
+) -> None:
+    device = Device(cloud)
+    for operation in ops:
+        device.run(operation)
+    assert cloud.wait_idle(60)
+    events = history(cloud, device)
+    assert events, "the primary published no events"
+    duplicates = data.draw(st.lists(st.sampled_from(events), max_size=len(events)), label="duplicates")
+    shuffled = data.draw(st.permutations(events + duplicates), label="order")
+    apply_in_order(target, shuffled)
+    expected = state_of(device.iot, device.data, device.name)
+    assert state_of(target.iot, target.iot_data, device.name) == expected

@@ -1,0 +1,189 @@
+"""Nothing is lost: failures are retried to success or parked where an operator sees and replays them."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from event_fixtures import load_event
+from replication.conftest import PRIMARY, SECONDARY
+from waiting import eventually
+
+from iot_dr.dynamo_json import to_item
+from iot_dr_cli.main import main
+from iot_dr_local.cloud import ACCOUNT_ID, LocalCloud
+
+# Two quick attempts: a missing dependency is parked within seconds.
+DEPLOY_PARAMETERS = {
+    "RetryIntervalSeconds": "1",
+    "RetryBackoffRate": "1",
+    "RetryMaxAttempts": "2",
+    "RetryMaxDelaySeconds": "1",
+}
+
+
+def put_replication_item(cloud: LocalCloud, body: dict[str, Any]) -> None:
+    """Write an item into the primary's replication table as a writer other than the topic rules would."""
+    table = cloud.launch.primary_outputs["GlobalDynamoDBTableName"]
+    item = {**body, "uuid": str(uuid.uuid4()), "expires": int(time.time()) + 3600}
+    cloud.client("dynamodb", PRIMARY).put_item(TableName=table, Item=to_item(item))
+
+
+def dead_letters(cloud: LocalCloud) -> list[dict[str, Any]]:
+    table = cloud.launch.secondary_outputs["DeadLetterTableName"]
+    items = cloud.client("dynamodb", SECONDARY).scan(TableName=table, ConsistentRead=True)["Items"]
+    return [
+        {
+            "id": item["deadLetterId"]["S"],
+            "stage": item["stage"]["S"],
+            "errorType": item["errorType"]["S"],
+            "reason": item["reason"]["S"],
+            "payload": json.loads(item["payload"]["S"]),
+        }
+        for item in items
+    ]
+
+
+def parked(cloud: LocalCloud, predicate: Any) -> dict[str, Any]:
+    return eventually(lambda: next((letter for letter in dead_letters(cloud) if predicate(letter)), None), timeout=60)
+
+
+def secondary_stack(cloud: LocalCloud) -> str:
+    stacks = cloud.client("cloudformation", SECONDARY).describe_stacks()["Stacks"]
+    return next(s["StackName"] for s in stacks if s["StackName"].startswith("IoTDRSecondary"))
+
+
+def secondary_thing(cloud: LocalCloud, name: str) -> dict[str, Any] | None:
+    iot = cloud.client("iot", SECONDARY)
+    try:
+        return dict(iot.describe_thing(thingName=name))
+    except iot.exceptions.ResourceNotFoundException:
+        return None
+
+
+def test_unknown_event_type_is_parked_at_the_trigger_while_other_events_flow(cloud: LocalCloud, primary: Any) -> None:
+    put_replication_item(cloud, {"eventType": "MYSTERY_EVENT", "thingName": "x"})
+    primary.create_thing(thingName="after-the-mystery")
+    letter = parked(cloud, lambda letter: letter["payload"].get("dynamodb", {}).get("NewImage", {}).get("eventType"))
+    assert letter["stage"] == "trigger"
+    assert letter["errorType"] == "MalformedEvent"
+    assert "MYSTERY_EVENT" in letter["reason"]
+    eventually(lambda: secondary_thing(cloud, "after-the-mystery"))
+
+
+def test_event_missing_a_required_field_is_parked_by_the_workflow(cloud: LocalCloud) -> None:
+    event = load_event("registry/thing_created.json")
+    del event["thingName"]
+    put_replication_item(cloud, event)
+    letter = parked(cloud, lambda letter: letter["stage"] == "workflow" and letter["errorType"] == "MalformedEvent")
+    assert "thingName" in letter["reason"]
+    assert letter["payload"]["eventType"] == "THING_EVENT"
+
+
+def test_missing_dependency_is_retried_then_parked_and_replayed_once_it_exists(
+    cloud: LocalCloud, primary: Any, secondary: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    primary.create_thing_group(thingGroupName="replay-group")
+    eventually(lambda: secondary.list_thing_groups()["thingGroups"])
+    membership = load_event("registry/thing_group_membership_added.json")
+    membership.update(
+        groupArn=f"arn:aws:iot:{PRIMARY}:{ACCOUNT_ID}:thinggroup/replay-group",
+        thingArn=f"arn:aws:iot:{PRIMARY}:{ACCOUNT_ID}:thing/replay-thing",
+        timestamp=int(time.time() * 1000),
+    )
+    put_replication_item(cloud, membership)
+    letter = parked(cloud, lambda letter: letter["errorType"] == "DependencyNotReady")
+    assert "replay-thing" in letter["reason"]
+
+    stack = ["--region", SECONDARY, "--stack", secondary_stack(cloud)]
+    assert main(["dead-letters", *stack]) == 0
+    assert letter["id"] in capsys.readouterr().out
+
+    primary.create_thing(thingName="replay-thing")
+    eventually(lambda: secondary_thing(cloud, "replay-thing"))
+    assert main(["replay", *stack, "--id", letter["id"]]) == 0
+    assert json.loads(capsys.readouterr().out)["replayed"] == [letter["id"]]
+    eventually(
+        lambda: secondary.list_things_in_thing_group(thingGroupName="replay-group")["things"] == ["replay-thing"]
+    )
+    assert letter["id"] not in {other["id"] for other in dead_letters(cloud)}
+
+
+def test_replay_of_an_unknown_stack_fails_with_a_clear_message(
+    capsys: pytest.CaptureFixture[str], cloud: LocalCloud
+) -> None:
+    assert main(["replay", "--region", SECONDARY, "--stack", "IoTDRSecondaryMissing"]) == 1
+    assert "stack IoTDRSecondaryMissing does not exist" in capsys.readouterr().err
+
+
+def test_throttling_in_the_secondary_is_absorbed_with_backoff(cloud: LocalCloud, primary: Any) -> None:
+    cloud.faults.throttle("iot", "create_thing", SECONDARY, times=4)
+    before = cloud.faults.injected
+    primary.create_thing(thingName="throttled-thing")
+    eventually(lambda: secondary_thing(cloud, "throttled-thing"))
+    assert cloud.faults.injected - before == 4
+
+
+def test_start_execution_failures_are_reported_and_retried_by_the_stream(cloud: LocalCloud, primary: Any) -> None:
+    # An error the SDK does not retry: the trigger reports the record as a batch item failure and the event
+    # source mapping delivers it again.
+    cloud.faults.fail("stepfunctions", "start_execution", SECONDARY, times=2, code="ExecutionLimitExceeded")
+    before = cloud.faults.injected
+    primary.create_thing(thingName="redelivered-thing")
+    eventually(lambda: secondary_thing(cloud, "redelivered-thing"), timeout=60)
+    assert cloud.faults.injected - before == 2
+
+
+def test_backlog_in_the_secondary_is_applied_while_the_primary_is_down(cloud: LocalCloud, primary: Any) -> None:
+    lambdas = cloud.client("lambda", SECONDARY)
+    trigger = cloud.launch.secondary_outputs["DynamoTriggerFunctionName"]
+    mapping = lambdas.list_event_source_mappings(FunctionName=trigger)["EventSourceMappings"][0]["UUID"]
+    lambdas.update_event_source_mapping(UUID=mapping, Enabled=False)
+    try:
+        primary.create_policy(
+            policyName="outage-policy",
+            policyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "iot:Connect",
+                            "Resource": f"arn:aws:iot:{PRIMARY}:{ACCOUNT_ID}:client/outage",
+                        }
+                    ],
+                }
+            ),
+        )
+        primary.create_thing(thingName="outage-device")
+        certificate = primary.create_keys_and_certificate(setAsActive=True)
+        primary.attach_policy(policyName="outage-policy", target=certificate["certificateArn"])
+        primary.attach_thing_principal(thingName="outage-device", principal=certificate["certificateArn"])
+        assert cloud.wait_idle(60)
+        cloud.faults.take_down(PRIMARY)
+    finally:
+        lambdas.update_event_source_mapping(UUID=mapping, Enabled=True)
+    try:
+        secondary = cloud.client("iot", SECONDARY)
+        eventually(
+            lambda: (
+                secondary.list_thing_principals(thingName="outage-device")["principals"]
+                if secondary_thing(cloud, "outage-device")
+                else None
+            ),
+            timeout=60,
+        )
+        attached = secondary.list_attached_policies(
+            target=f"arn:aws:iot:{SECONDARY}:{ACCOUNT_ID}:cert/{certificate['certificateId']}"
+        )["policies"]
+        assert [p["policyName"] for p in attached] == ["outage-policy"]
+        impatient = cloud.client("iot", PRIMARY, Config(retries={"max_attempts": 1}))
+        with pytest.raises(ClientError, match="unavailable"):
+            impatient.describe_thing(thingName="outage-device")
+    finally:
+        cloud.faults.bring_up(PRIMARY)
