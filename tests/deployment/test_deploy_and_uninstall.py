@@ -66,6 +66,7 @@ def inventory(cloud: LocalCloud) -> dict[str, set[str]]:
     route53 = cloud.client("route53", PRIMARY)
     found["health checks"] = {h["Id"] for h in route53.list_health_checks()["HealthChecks"]}
     for region in (PRIMARY, SECONDARY):
+
         def add(kind: str, names: set[str], region: str = region) -> None:
             found[f"{kind} in {region}"] = names
 
@@ -189,9 +190,10 @@ def test_launcher_deploys_replicates_and_uninstall_leaves_nothing_behind(cloud: 
         outputs = _outputs(cloud, region, names.health_checker_stack)
         secret = cloud.client("secretsmanager", region).get_secret_value(SecretId=outputs["CredentialsSecretArn"])
         # The {{resolve:secretsmanager:...}} reference in the template was resolved to the checker's secret.
-        assert checks[region]["ResourcePath"] == "/v1/health-check?hashme=" + json.loads(secret["SecretString"])[
-            "healthCheckSecret"
-        ]
+        assert (
+            checks[region]["ResourcePath"]
+            == "/v1/health-check?hashme=" + json.loads(secret["SecretString"])["healthCheckSecret"]
+        )
 
     primary_iot, secondary_iot = cloud.client("iot", PRIMARY), cloud.client("iot", SECONDARY)
     primary_iot.create_thing(thingName="deployment-probe", attributePayload={"attributes": {"kind": "probe"}})
