@@ -20,3 +20,7 @@ class TransientReplicationError(ReplicationError):
 
 class MalformedEvent(ReplicationError):
     """The event cannot be understood; retrying will not help, so it is parked for an operator."""
+
+
+class UnsupportedEvent(ReplicationError):
+    """A well-formed event for something replication does not cover (e.g. dynamic thing groups); parked, not lost."""

@@ -42,3 +42,13 @@ FAMILY_OF: dict[EventType, Family] = {
     EventType.POLICY: Family.CERTIFICATES_POLICIES,
     EventType.POLICY_TARGETS: Family.CERTIFICATES_POLICIES,
 }
+
+# The registry event configurations replication needs enabled in the primary (UpdateEventConfigurations keys).
+REGISTRY_EVENT_CONFIGURATIONS = (
+    "THING",
+    "THING_TYPE",
+    "THING_TYPE_ASSOCIATION",
+    "THING_GROUP",
+    "THING_GROUP_MEMBERSHIP",
+    "THING_GROUP_HIERARCHY",
+)

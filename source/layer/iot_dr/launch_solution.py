@@ -22,18 +22,11 @@ from typing import Any
 import boto3
 
 from iot_dr import custom_resource
+from iot_dr.event_types import REGISTRY_EVENT_CONFIGURATIONS
 from iot_dr.uninstall import Deployment, uninstall
 
 LOG = logging.getLogger(__name__)
 
-REGISTRY_EVENT_TYPES = (
-    "THING",
-    "THING_TYPE",
-    "THING_TYPE_ASSOCIATION",
-    "THING_GROUP",
-    "THING_GROUP_MEMBERSHIP",
-    "THING_GROUP_HIERARCHY",
-)
 INDEXING_MODES = ("REGISTRY", "REGISTRY_AND_SHADOW")
 # What the deployment build gets from this resource; buildspec.yml passes each one to the launcher.
 BUILD_VARIABLES = (
@@ -117,9 +110,9 @@ def check_prerequisites(primary: str, secondary: str, client: ClientFactory) -> 
         raise PrerequisiteError(" ".join(problems))
     iot = client("iot", primary)
     configurations = iot.describe_event_configurations()["eventConfigurations"]
-    disabled = [name for name in REGISTRY_EVENT_TYPES if not configurations.get(name, {}).get("Enabled")]
+    disabled = [name for name in REGISTRY_EVENT_CONFIGURATIONS if not configurations.get(name, {}).get("Enabled")]
     if disabled:
-        wanted = json.dumps({name: {"Enabled": True} for name in REGISTRY_EVENT_TYPES}, separators=(",", ":"))
+        wanted = json.dumps({name: {"Enabled": True} for name in REGISTRY_EVENT_CONFIGURATIONS}, separators=(",", ":"))
         problems.append(
             f"Registry events {', '.join(disabled)} are turned off in {primary}; the solution replicates what they "
             f"report. Turn them on: aws iot update-event-configurations --region {primary} "

@@ -25,6 +25,7 @@ from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from iot_dr import aws
+from iot_dr.event_types import REGISTRY_EVENT_CONFIGURATIONS
 from iot_dr_local import cfn_extensions, cloudtrail, iot_events, lambda_runtime, locking, moto_fixes, s3_policies
 from iot_dr_local.api_calls import ApiCallRecorder
 from iot_dr_local.dispatcher import Dispatcher
@@ -39,14 +40,6 @@ from iot_dr_local.streams import StreamPoller
 LOG = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"
-REGISTRY_EVENT_TYPES = (
-    "THING",
-    "THING_TYPE",
-    "THING_TYPE_ASSOCIATION",
-    "THING_GROUP",
-    "THING_GROUP_MEMBERSHIP",
-    "THING_GROUP_HIERARCHY",
-)
 TRAIL_NAME = "iot-dr-local-management-events"
 
 Progress = Callable[[str], None]
@@ -191,7 +184,7 @@ class LocalCloud:
         """What the guide asks of a user before deploying: registry events, fleet indexing, a CloudTrail trail."""
         iot = self.client("iot", self.primary_region)
         iot.update_event_configurations(
-            eventConfigurations={event_type: {"Enabled": True} for event_type in REGISTRY_EVENT_TYPES}
+            eventConfigurations={event_type: {"Enabled": True} for event_type in REGISTRY_EVENT_CONFIGURATIONS}
         )
         iot.update_indexing_configuration(
             thingIndexingConfiguration={"thingIndexingMode": "REGISTRY_AND_SHADOW"},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,8 @@ from iot_dr.errors import MalformedEvent
 from iot_dr.ledger import Ledger, order_parts
 
 NOT_FOUND = "ResourceNotFoundException"
+# Registry events of one resource in the same millisecond and version: creation before update before deletion.
+OPERATION_RANK = {"CREATED": 0, "UPDATED": 1, "DELETED": 2}
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,14 @@ def require(event: dict[str, Any], field: str) -> Any:
     if value is None or value == "":
         raise MalformedEvent(f"event has no {field!r}: keys are {sorted(event)}")
     return value
+
+
+def require_operation(event: dict[str, Any], known: Container[str]) -> str:
+    """The event's ``operation``, which must be one of ``known``."""
+    operation = str(require(event, "operation"))
+    if operation not in known:
+        raise MalformedEvent(f"unknown {event.get('eventType', 'event')} operation {operation!r}")
+    return operation
 
 
 def require_int(event: dict[str, Any], field: str) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 from iot_dr.arns import Arn, rewrite_policy_document, rewrite_region
 from iot_dr.aws import error_code
-from iot_dr.errors import DependencyNotReady, MalformedEvent
+from iot_dr.errors import DependencyNotReady, MalformedEvent, UnsupportedEvent
 from iot_dr.ledger import Outcome, converge, order_key
 from iot_dr.replicate.certificates import certificate_key
 from iot_dr.replicate.context import (
@@ -132,7 +132,7 @@ def apply_policy_targets_event(ctx: Secondary, event: dict[str, Any]) -> Outcome
     except ValueError as err:
         raise MalformedEvent(f"policy target is not an ARN: {target!r}") from err
     if arn.resource_type not in ("cert", "thinggroup"):
-        raise MalformedEvent(f"policies attached to {arn.resource_type} targets are not replicated")
+        raise UnsupportedEvent(f"policies attached to {arn.resource_type} targets are not replicated")
     policies = event.get("policies")
     if not isinstance(policies, list):
         raise MalformedEvent("POLICY_TARGETS_EVENT needs a list of policy names in 'policies'")

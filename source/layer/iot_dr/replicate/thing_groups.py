@@ -7,21 +7,22 @@ from typing import Any
 
 from iot_dr.arns import Arn
 from iot_dr.aws import error_code
-from iot_dr.errors import DependencyNotReady, MalformedEvent, TransientReplicationError
+from iot_dr.errors import DependencyNotReady, MalformedEvent, TransientReplicationError, UnsupportedEvent
 from iot_dr.ledger import Outcome, converge, order_key
 from iot_dr.replicate.context import (
+    OPERATION_RANK,
     Secondary,
     deleted_since,
     describe_or_none,
     ignore_not_found,
     require,
     require_int,
+    require_operation,
     thing_key,
 )
 
 LOG = logging.getLogger(__name__)
 
-OPERATION_RANK = {"CREATED": 0, "UPDATED": 1, "DELETED": 2}
 MEMBERSHIP_RANK = {"ADDED": 0, "REMOVED": 1}
 
 
@@ -31,12 +32,10 @@ def group_key(name: str) -> str:
 
 def apply_thing_group_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
     name = require(event, "thingGroupName")
-    operation = require(event, "operation")
-    if operation not in OPERATION_RANK:
-        raise MalformedEvent(f"unknown thing group operation {operation!r}")
+    operation = require_operation(event, OPERATION_RANK)
     if event.get("dynamicGroupMappingId"):
         # Registry events do not carry a dynamic group's query; recreating it as a static group would be wrong.
-        raise MalformedEvent(f"thing group {name} is dynamic; dynamic groups are not replicated")
+        raise UnsupportedEvent(f"thing group {name} is dynamic; dynamic groups are not replicated")
     state = {
         "exists": operation != "DELETED",
         "thingGroupName": name,
@@ -96,9 +95,7 @@ def _name_from_arn(event: dict[str, Any], field: str) -> str:
 def apply_membership_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
     group = _name_from_arn(event, "groupArn")
     thing = _name_from_arn(event, "thingArn")
-    operation = require(event, "operation")
-    if operation not in MEMBERSHIP_RANK:
-        raise MalformedEvent(f"unknown membership operation {operation!r}")
+    operation = require_operation(event, MEMBERSHIP_RANK)
     timestamp = require_int(event, "timestamp")
     state = {"member": operation == "ADDED", "thingGroupName": group, "thingName": thing, "timestamp": timestamp}
     key = order_key((timestamp, MEMBERSHIP_RANK[operation]))

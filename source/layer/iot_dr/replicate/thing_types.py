@@ -6,20 +6,23 @@ import logging
 from typing import Any
 
 from iot_dr.aws import error_code
-from iot_dr.errors import MalformedEvent, TransientReplicationError
+from iot_dr.errors import TransientReplicationError
 from iot_dr.ledger import Outcome, converge, order_key
-from iot_dr.replicate.context import Secondary, describe_or_none, require, require_int
+from iot_dr.replicate.context import (
+    OPERATION_RANK,
+    Secondary,
+    describe_or_none,
+    require,
+    require_int,
+    require_operation,
+)
 
 LOG = logging.getLogger(__name__)
-
-OPERATION_RANK = {"CREATED": 0, "UPDATED": 1, "DELETED": 2}
 
 
 def apply_thing_type_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
     name = require(event, "thingTypeName")
-    operation = require(event, "operation")
-    if operation not in OPERATION_RANK:
-        raise MalformedEvent(f"unknown thing type operation {operation!r}")
+    operation = require_operation(event, OPERATION_RANK)
     state = {
         "exists": operation != "DELETED",
         "thingTypeName": name,

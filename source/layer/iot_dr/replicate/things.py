@@ -10,6 +10,7 @@ from iot_dr.aws import error_code
 from iot_dr.errors import DependencyNotReady, MalformedEvent
 from iot_dr.ledger import Outcome, converge, order_key, order_parts
 from iot_dr.replicate.context import (
+    OPERATION_RANK,
     Secondary,
     certificate_id_of,
     deleted_since,
@@ -18,12 +19,12 @@ from iot_dr.replicate.context import (
     paginate,
     require,
     require_int,
+    require_operation,
     thing_key,
 )
 
 LOG = logging.getLogger(__name__)
 
-OPERATION_RANK = {"CREATED": 0, "UPDATED": 1, "DELETED": 2}
 # Operation → whether the type is now associated. The developer guide's example names CREATED/DELETED while the
 # event descriptions say ADDED/REMOVED; both are accepted.
 ASSOCIATION_OPERATIONS = {"ADDED": True, "CREATED": True, "REMOVED": False, "DELETED": False}
@@ -32,9 +33,7 @@ ASSOCIATION_OPERATIONS = {"ADDED": True, "CREATED": True, "REMOVED": False, "DEL
 def apply_thing_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
     """A registry event carries the thing's whole state at one version: make the secondary match it."""
     name = require(event, "thingName")
-    operation = require(event, "operation")
-    if operation not in OPERATION_RANK:
-        raise MalformedEvent(f"unknown thing operation {operation!r}")
+    operation = require_operation(event, OPERATION_RANK)
     state = {
         "exists": operation != "DELETED",
         "thingName": name,
@@ -50,9 +49,7 @@ def apply_type_association(ctx: Secondary, event: dict[str, Any]) -> Outcome:
     """Association events only patch the thing's type, and only if newer than what the ledger holds."""
     name = require(event, "thingName")
     type_name = require(event, "thingTypeName")
-    operation = require(event, "operation")
-    if operation not in ASSOCIATION_OPERATIONS:
-        raise MalformedEvent(f"unknown thing type association operation {operation!r}")
+    operation = require_operation(event, ASSOCIATION_OPERATIONS)
     timestamp = require_int(event, "timestamp")
     while True:
         entry = ctx.ledger.read(thing_key(name))
