@@ -422,6 +422,19 @@ def test_functions_match_their_handler_directories_and_settings(
         assert set(props["Environment"]["Variables"]) == env, name
 
 
+@pytest.mark.parametrize("path", ALL_TEMPLATES, ids=lambda p: p.stem)
+def test_checkov_suppressions_sit_on_single_resources_and_each_gives_its_reason(path: Path) -> None:
+    template = load(path)
+    assert "checkov" not in template.get("Metadata", {}), "suppressions belong next to the resource they excuse"
+    for name, body in template["Resources"].items():
+        skips = body.get("Metadata", {}).get("checkov", {}).get("skip", [])
+        ids = [skip["id"] for skip in skips]
+        assert len(ids) == len(set(ids)), f"{name} suppresses a check twice"
+        for skip in skips:
+            assert re.fullmatch(r"CKV_AWS_\d+", skip["id"]), f"{name}: {skip}"
+            assert len(skip.get("comment", "").split()) >= 8, f"{name}: {skip['id']} gives no reason"
+
+
 # ------------------------------------------------------------------------------------------------ IAM
 @pytest.mark.parametrize("path", ALL_TEMPLATES, ids=lambda p: p.stem)
 def test_iam_actions_are_explicit_and_never_iam_wildcards(path: Path) -> None:
@@ -679,6 +692,24 @@ def test_jitr_function_may_be_invoked_only_by_its_rule_in_this_account(path: Pat
     assert permission["Principal"] == "iot.amazonaws.com"
     assert ref_target(permission["SourceArn"]) == "JITRRule"
     assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+@pytest.mark.parametrize("path", [PRIMARY, SECONDARY], ids=["primary", "secondary"])
+def test_registrations_the_jitr_function_fails_on_are_kept_in_the_queue_of_its_rule_errors(path: Path) -> None:
+    # The rule invokes the function asynchronously, so its ErrorAction never sees the function's own failures.
+    queue = ref_target(
+        resources(path, "AWS::IoT::TopicRule")["JITRRule"]["TopicRulePayload"]["ErrorAction"]["Sqs"]["QueueUrl"]
+    )
+    function = resources(path, "AWS::Lambda::Function")["JITRFunction"]
+    assert ref_target(function["DeadLetterConfig"]["TargetArn"]) == queue
+    statements = role_statements(path, function_role(path, "JITRFunction"))
+    sends = [s for s in statements if "sqs:SendMessage" in as_list(s["Action"])]
+    assert [[ref_target(r) for r in as_list(s["Resource"])] for s in sends] == [[queue]]
+    key_use = [s for s in statements if any(a.startswith("kms:") for a in as_list(s["Action"]))]
+    assert len(key_use) == 1
+    assert key_use[0]["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Sub": "sqs.${AWS::Region}.amazonaws.com"}}
+    }
 
 
 def test_rule_role_writes_the_table_and_queue_and_trusts_iot_of_this_account_only() -> None:

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from iot_dr import aws
+from iot_dr.event_types import REGISTRY_EVENT_CONFIGURATIONS
 from iot_dr.launch_solution import OUTPUT_KEYS, LaunchSettings, deployment_of, handle_event
 from iot_dr_cli import launcher
 from iot_dr_cli.build import build_artifacts
-from iot_dr_local.cloud import ACCOUNT_ID, REGISTRY_EVENT_TYPES, LocalCloud
+from iot_dr_local.cloud import ACCOUNT_ID, LocalCloud
 
 PRIMARY, SECONDARY = "us-east-1", "us-west-2"
 PROJECT = "IoTDRLaunchSolution"
@@ -154,7 +155,9 @@ def test_disabled_registry_events_fail_with_the_command_that_enables_them_and_st
     try:
         run(request)
     finally:
-        iot.update_event_configurations(eventConfigurations={t: {"Enabled": True} for t in REGISTRY_EVENT_TYPES})
+        iot.update_event_configurations(
+            eventConfigurations={t: {"Enabled": True} for t in REGISTRY_EVENT_CONFIGURATIONS}
+        )
 
     (answer,) = responses(cloud, request)
     assert answer["Status"] == "FAILED"

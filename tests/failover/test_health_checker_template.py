@@ -83,6 +83,18 @@ def test_api_routes_get_health_check_on_stage_v1_to_the_checker_function(templat
     assert resource(template, "HealthCheckStage")["Properties"]["StageName"] == "v1"
 
 
+def test_stage_neither_traces_nor_caches_the_requests_that_carry_the_secret(template: dict[str, Any]) -> None:
+    # X-Ray records the request URL with its query string, where Route 53 presents ?hashme=; a cache answers stale.
+    stage = resource(template, "HealthCheckStage")["Properties"]
+    assert not stage.get("TracingEnabled", False)
+    assert not stage.get("CacheClusterEnabled", False)
+    for setting in stage["MethodSettings"]:
+        assert not setting.get("CachingEnabled", False)
+    access_log = stage["AccessLogSetting"]["Fn::If"][1]
+    assert "$context.path" in access_log["Format"]
+    assert not re.search(r"querystring|requestOverride|\$input", access_log["Format"], re.IGNORECASE)
+
+
 def test_query_string_secret_is_enabled_only_together_with_the_route53_health_check(template: dict[str, Any]) -> None:
     env = resource(template, "HealthCheckerFunction")["Properties"]["Environment"]["Variables"]
     assert env["ALLOW_QUERY_SECRET"] == {"Fn::If": ["CreateHealthCheck", "true", "false"]}
