@@ -169,6 +169,8 @@ def test_launcher_deploys_replicates_and_uninstall_leaves_nothing_behind(cloud: 
     # moto invents a new data endpoint on every DescribeEndpoint call; AWS returns the account's one.
     for name, region in (("IOT_ENDPOINT_PRIMARY", PRIMARY), ("IOT_ENDPOINT_SECONDARY", SECONDARY)):
         assert re.fullmatch(rf"[a-z0-9]+-ats\.iot\.{region}\.amazonaws\.com", variables.pop(name))
+    role = cloud.client("iam", PRIMARY).get_role(RoleName=variables.pop("ARN_IOT_PROVISIONING_ROLE").split("/")[-1])
+    assert "iot.amazonaws.com" in json.dumps(role["Role"]["AssumeRolePolicyDocument"])
     assert variables == {
         "REGION": PRIMARY,
         "S3_BUCKET": names.bucket(PRIMARY),
