@@ -144,6 +144,8 @@ def tear_down_parts(iot: Any, data: Any, certificates: dict[str, str]) -> None:
     iot.deprecate_thing_type(thingTypeName=LEGACY)
     iot.delete_thing_type(thingTypeName=LEGACY)
     iot.deprecate_thing_type(thingTypeName=GATEWAY)
+    iot.deprecate_thing_type(thingTypeName=SENSOR)
+    iot.deprecate_thing_type(thingTypeName=SENSOR, undoDeprecate=True)
     iot.create_policy(policyName="scenario-temporary", policyDocument=policy_document(["iot:Publish"], "tmp"))
     target = iot.describe_certificate(certificateId=certificates[name(15)])["certificateDescription"]["certificateArn"]
     iot.attach_policy(policyName="scenario-temporary", target=target)
@@ -204,6 +206,7 @@ def test_fleet_built_changed_and_torn_down_converges_in_the_secondary(
     parents = secondary.describe_thing_group(thingGroupName="scenario-berlin")["thingGroupMetadata"]
     assert parents["parentGroupName"] == "scenario-eu"
     assert secondary.describe_thing_type(thingTypeName=GATEWAY)["thingTypeMetadata"]["deprecated"] is True
+    assert secondary.describe_thing_type(thingTypeName=SENSOR)["thingTypeMetadata"]["deprecated"] is False
     dead_letters = cloud.client("dynamodb", SECONDARY).scan(
         TableName=cloud.launch.secondary_outputs["DeadLetterTableName"]
     )
