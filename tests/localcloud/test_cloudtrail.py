@@ -29,8 +29,30 @@ POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", 
 API_CALL_PATTERN = {
     "source": ["aws.iot"],
     "detail-type": ["AWS API Call via CloudTrail"],
-    "detail": {"eventSource": ["iot.amazonaws.com"], "eventName": sorted(cloudtrail.RECORDED_CALLS)},
+    "detail": {"eventSource": ["iot.amazonaws.com"]},
 }
+# The IoT write calls all_write_calls makes, each once but CreatePolicy twice.
+WRITE_CALLS = [
+    "CreateKeysAndCertificate",
+    "CreateCertificateFromCsr",
+    "RegisterCertificate",
+    "RegisterCertificateWithoutCA",
+    "CreatePolicy",
+    "CreatePolicyVersion",
+    "SetDefaultPolicyVersion",
+    "DeletePolicyVersion",
+    "CreatePolicy",
+    "AttachPolicy",
+    "DetachPolicy",
+    "AttachPrincipalPolicy",
+    "DetachPrincipalPolicy",
+    "DeletePolicy",
+    "CreateThing",
+    "AttachThingPrincipal",
+    "DetachThingPrincipal",
+    "UpdateCertificate",
+    "DeleteCertificate",
+]
 
 
 @pytest.fixture
@@ -88,8 +110,8 @@ def csr_pem() -> str:
     return request.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def all_recorded_calls(iot: Any, ca: LocalCA) -> dict[str, Any]:
-    """Make each of the recorded IoT write calls once; returns what the assertions need."""
+def all_write_calls(iot: Any, ca: LocalCA) -> dict[str, Any]:
+    """Make the WRITE_CALLS and some read-only calls; returns what the assertions need."""
     keys = iot.create_keys_and_certificate(setAsActive=True)
     arn = keys["certificateArn"]
     iot.create_certificate_from_csr(certificateSigningRequest=csr_pem(), setAsActive=False)
@@ -112,10 +134,11 @@ def all_recorded_calls(iot: Any, ca: LocalCA) -> dict[str, Any]:
     iot.delete_certificate(certificateId=unused["certificateId"])
     iot.list_policies()
     iot.get_policy(policyName="devices")
+    iot.describe_thing(thingName="dev-1")
     return {"keys": keys}
 
 
-def test_each_recorded_iot_write_call_reaches_the_rule_target_as_a_documented_api_call_event(
+def test_each_iot_write_call_reaches_the_rule_target_as_a_documented_api_call_event(
     trail_events: CloudTrailEvents, dispatcher: Dispatcher, tmp_path: Path
 ) -> None:
     start_trail()
@@ -123,11 +146,11 @@ def test_each_recorded_iot_write_call_reaches_the_rule_target_as_a_documented_ap
     event_rule([{"Id": "capture", "Arn": arn}])
     iot = boto3.client("iot", region_name=PRIMARY)
 
-    made = all_recorded_calls(iot, LocalCA(tmp_path))
+    made = all_write_calls(iot, LocalCA(tmp_path))
 
     events = [message["body"] for message in received(url, dispatcher)]
     names = sorted(event["detail"]["eventName"] for event in events)
-    assert names == sorted([*cloudtrail.RECORDED_CALLS, "CreatePolicy"])
+    assert names == sorted(WRITE_CALLS)
     documented = load_event("cloudtrail/attach_policy.json")
     for event in events:
         assert set(event) == set(documented)
@@ -160,7 +183,60 @@ def test_each_recorded_iot_write_call_reaches_the_rule_target_as_a_documented_ap
         "certificateArn": certificate_arn,
         "certificateId": made["keys"]["certificateId"],
     }
-    assert len({event["id"] for event in events}) == len({event["detail"]["eventID"] for event in events}) == 18
+    assert (
+        len({event["id"] for event in events})
+        == len({event["detail"]["eventID"] for event in events})
+        == len(WRITE_CALLS)
+    )
+
+
+def test_write_calls_beyond_the_captured_ones_are_recorded_and_read_only_calls_are_not(
+    trail_events: CloudTrailEvents, dispatcher: Dispatcher
+) -> None:
+    start_trail()
+    url, arn = queue("all-calls")
+    event_rule([{"Id": "all", "Arn": arn}])
+    iot = boto3.client("iot", region_name=PRIMARY)
+
+    iot.create_thing_type(thingTypeName="sensor")
+    iot.create_thing(thingName="dev-1", thingTypeName="sensor")
+    iot.update_thing(thingName="dev-1", attributePayload={"attributes": {"floor": "2"}})
+    iot.create_thing_group(thingGroupName="fleet")
+    iot.add_thing_to_thing_group(thingGroupName="fleet", thingName="dev-1")
+    iot.describe_thing(thingName="dev-1")
+    iot.list_things()
+    iot.list_thing_groups()
+    iot.get_registration_code()
+    iot.describe_endpoint(endpointType="iot:Data-ATS")
+
+    events = [message["body"] for message in received(url, dispatcher)]
+    names = sorted(event["detail"]["eventName"] for event in events)
+    assert names == ["AddThingToThingGroup", "CreateThing", "CreateThingGroup", "CreateThingType", "UpdateThing"]
+    for event in events:
+        assert (event["detail-type"], event["detail"]["readOnly"]) == (cloudtrail.DETAIL_TYPE, False)
+    by_name = {event["detail"]["eventName"]: event["detail"] for event in events}
+    assert by_name["CreateThing"]["requestParameters"] == {"thingName": "dev-1", "thingTypeName": "sensor"}
+
+
+@pytest.mark.parametrize(
+    ("action", "read_only"),
+    [
+        ("DescribeThing", True),
+        ("ListThings", True),
+        ("GetPolicy", True),
+        ("SearchIndex", True),
+        ("TestAuthorization", True),
+        ("ValidateSecurityProfileBehaviors", True),
+        ("CreateThing", False),
+        ("UpdateCertificate", False),
+        ("DeleteThing", False),
+        ("AttachPolicy", False),
+        ("RegisterCertificateWithoutCA", False),
+        ("CancelJob", False),
+    ],
+)
+def test_only_actions_named_as_reads_count_as_read_only(action: str, read_only: bool) -> None:
+    assert cloudtrail.read_only(action) is read_only
 
 
 def test_no_events_without_a_logging_trail_covering_the_region(

@@ -18,6 +18,7 @@ from moto.core.responses import BaseResponse
 from moto.core.utils import camelcase_to_underscores
 
 from iot_dr_local.lambda_runtime import LAMBDA_ACCESS_KEY_PREFIX
+from iot_dr_local.patching import Patches
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/")
 
@@ -38,25 +39,21 @@ class ApiCallRecorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: Counter[ApiCall] = Counter()
-        self._original: Callable[..., Any] | None = None
+        self._patches = Patches()
 
     def install(self) -> None:
-        if self._original is not None:
-            return
-        original = BaseResponse.call_action
-        self._original = original
-        recorder = self
-
-        def call_action(response: BaseResponse) -> Any:
-            recorder._record(response)
-            return original(response)
-
-        BaseResponse.call_action = call_action  # type: ignore[method-assign]
+        if not self._patches.applied:
+            self._patches.wrap(BaseResponse, "call_action", self._recording)
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            BaseResponse.call_action = self._original  # type: ignore[method-assign]
-            self._original = None
+        self._patches.restore()
+
+    def _recording(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def call_action(response: BaseResponse) -> Any:
+            self._record(response)
+            return original(response)
+
+        return call_action
 
     def _record(self, response: BaseResponse) -> None:
         match = _CREDENTIAL.search(str(response.headers.get("Authorization", "")))

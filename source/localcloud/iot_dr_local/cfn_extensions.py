@@ -20,7 +20,8 @@ import logging
 import os
 import re
 import uuid
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
 
 import boto3
 from moto.apigateway.models import RestAPI, apigateway_backends
@@ -45,6 +46,7 @@ from moto.stepfunctions.utils import cfn_to_api_tags
 
 from iot_dr_local import lambda_runtime
 from iot_dr_local.global_tables import GlobalTableReplicator
+from iot_dr_local.patching import Patches
 
 LOG = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ LOG = logging.getLogger(__name__)
 _VERBATIM_MAPS = frozenset({"ClientProperties"})
 _BOOLEAN_PROPERTIES = frozenset({"RuleDisabled", "UseBase64", "BatchMode", "IncludeExecutionData"})
 
-_replaced: dict[tuple[type, str], Any] = {}
+_patches = Patches()
 _replicator: GlobalTableReplicator | None = None
 
 
@@ -74,25 +76,78 @@ def api_shape(value: Any) -> Any:
     return converted
 
 
-class TopicRule(CloudFormationModel):
-    """AWS::IoT::TopicRule, created in the stack region's IoT backend."""
+@dataclass(eq=False)
+class _AddedResource:
+    """What moto asks of a resource type added here; each type states only what is its own.
 
-    def __init__(self, account_id: str, region: str, name: str) -> None:
-        self.account_id = account_id
-        self.region = region
-        self.name = name
+    A type names itself (``TYPE``), its name property (``NAME_PROPERTY``) and the attribute Ref gives
+    (``REF``), and builds a resource from the template's properties in ``from_properties``. It lists this
+    class before ``CloudFormationModel`` among its bases, so moto still finds it among that class's direct
+    subclasses.
+    """
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "RuleName"
+    TYPE: ClassVar[str]
+    NAME_PROPERTY: ClassVar[str] = ""
+    REF: ClassVar[str]
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::IoT::TopicRule"
+    account_id: str
+    region: str
 
     @property
     def physical_resource_id(self) -> str:
-        return self.name
+        return str(getattr(self, self.REF))
+
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.TYPE
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_PROPERTY
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Self:
+        return cls.from_properties(account_id, region_name, resource_name, cloudformation_json["Properties"])
+
+    @classmethod
+    def from_properties(cls, account_id: str, region: str, name: str, properties: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+
+class _UpdatableResource(_AddedResource):
+    """A type whose resources a stack update can change; types without it keep moto's abstract update."""
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: Self,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Self:
+        return original_resource.updated(account_id, region_name, new_resource_name, cloudformation_json["Properties"])
+
+    def updated(self, account_id: str, region: str, new_name: str, properties: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class TopicRule(_UpdatableResource, CloudFormationModel):
+    """AWS::IoT::TopicRule, created in the stack region's IoT backend."""
+
+    TYPE = "AWS::IoT::TopicRule"
+    NAME_PROPERTY = "RuleName"
+    REF = "name"
+
+    name: str
 
     @property
     def arn(self) -> str:
@@ -120,57 +175,32 @@ class TopicRule(CloudFormationModel):
         }
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> TopicRule:
+    def from_properties(cls, account_id: str, region: str, name: str, properties: dict[str, Any]) -> TopicRule:
         # Generated names contain dashes, which rule names may not.
-        name = re.sub(r"[^a-zA-Z0-9_]", "_", resource_name)
-        payload = cloudformation_json["Properties"]["TopicRulePayload"]
-        iot_backends[account_id][region_name].create_topic_rule(rule_name=name, **cls._rule(payload))
-        return cls(account_id, region_name, name)
+        rule_name = re.sub(r"[^a-zA-Z0-9_]", "_", name)
+        rule = cls._rule(properties["TopicRulePayload"])
+        iot_backends[account_id][region].create_topic_rule(rule_name=rule_name, **rule)
+        return cls(account_id, region, rule_name)
 
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: TopicRule,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> TopicRule:
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+    def updated(self, account_id: str, region: str, new_name: str, properties: dict[str, Any]) -> TopicRule:
+        self.delete(account_id, region)
+        return self.from_properties(account_id, region, new_name, properties)
 
     def delete(self, account_id: str, region_name: str) -> None:
         iot_backends[account_id][region_name].delete_topic_rule(self.name)
 
 
-class GlobalTable(CloudFormationModel):
+@dataclass(eq=False)
+class GlobalTable(_UpdatableResource, CloudFormationModel):
     """AWS::DynamoDB::GlobalTable: one table per replica region, kept in step by the replicator."""
 
-    def __init__(self, account_id: str, region: str, name: str, regions: list[str]) -> None:
-        self.account_id = account_id
-        self.region = region
-        self.name = name
-        self.regions = regions
-        self.table_id = str(uuid.uuid4())
+    TYPE = "AWS::DynamoDB::GlobalTable"
+    NAME_PROPERTY = "TableName"
+    REF = "name"
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "TableName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::DynamoDB::GlobalTable"
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
+    name: str
+    regions: list[str]
+    table_id: str = field(init=False, default_factory=lambda: str(uuid.uuid4()))
 
     @classmethod
     def has_cfn_attr(cls, attr: str) -> bool:
@@ -187,37 +217,21 @@ class GlobalTable(CloudFormationModel):
         raise UnformattedGetAttTemplateException()
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> GlobalTable:
-        properties = cloudformation_json["Properties"]
+    def from_properties(cls, account_id: str, region: str, name: str, properties: dict[str, Any]) -> GlobalTable:
         replicas = properties["Replicas"]
         regions = [replica["Region"] for replica in replicas]
-        if region_name not in regions:
-            raise ValidationError(message=f"Replicas of a global table must include the stack region {region_name}")
+        if region not in regions:
+            raise ValidationError(message=f"Replicas of a global table must include the stack region {region}")
         if properties.get("BillingMode") != "PAY_PER_REQUEST":
             raise ValidationError(message="The local cloud supports only PAY_PER_REQUEST global tables")
         if len(replicas) > 1 and "StreamSpecification" not in properties:
             raise ValidationError(message="StreamSpecification is required for a global table with several replicas")
         for replica in replicas:
-            _create_replica_table(account_id, resource_name, properties, replica)
-        _current_replicator().register_group(account_id, resource_name, regions)
-        return cls(account_id, region_name, resource_name, regions)
+            _create_replica_table(account_id, name, properties, replica)
+        _current_replicator().register_group(account_id, name, regions)
+        return cls(account_id, region, name, regions)
 
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: GlobalTable,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> GlobalTable:
+    def updated(self, account_id: str, region: str, new_name: str, properties: dict[str, Any]) -> GlobalTable:
         raise ValidationError(message="The local cloud cannot update an AWS::DynamoDB::GlobalTable in place")
 
     def delete(self, account_id: str, region_name: str) -> None:
@@ -227,26 +241,15 @@ class GlobalTable(CloudFormationModel):
                 backend.delete_table(self.name)
 
 
-class QueuePolicy(CloudFormationModel):
+@dataclass(eq=False)
+class QueuePolicy(_UpdatableResource, CloudFormationModel):
     """AWS::SQS::QueuePolicy: the policy document set as the ``Policy`` attribute of each listed queue."""
 
-    def __init__(self, account_id: str, region: str, policy_id: str, queue_urls: list[str]) -> None:
-        self.account_id = account_id
-        self.region = region
-        self.policy_id = policy_id
-        self.queue_urls = queue_urls
+    TYPE = "AWS::SQS::QueuePolicy"
+    REF = "policy_id"
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SQS::QueuePolicy"
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.policy_id
+    policy_id: str
+    queue_urls: list[str]
 
     def _set_policy(self, policy: str) -> None:
         backend = sqs_backends[self.account_id][self.region]
@@ -257,71 +260,35 @@ class QueuePolicy(CloudFormationModel):
                 backend.set_queue_attributes(name, {"Policy": policy})
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> QueuePolicy:
-        properties = cloudformation_json["Properties"]
-        policy = cls(account_id, region_name, resource_name, list(properties["Queues"]))
+    def from_properties(cls, account_id: str, region: str, name: str, properties: dict[str, Any]) -> QueuePolicy:
+        policy = cls(account_id, region, name, list(properties["Queues"]))
         policy._set_policy(json.dumps(properties["PolicyDocument"]))
         return policy
 
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        original_resource: QueuePolicy,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> QueuePolicy:
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(
-            original_resource.policy_id, cloudformation_json, account_id, region_name
-        )
+    def updated(self, account_id: str, region: str, new_name: str, properties: dict[str, Any]) -> QueuePolicy:
+        self.delete(account_id, region)
+        return self.from_properties(account_id, region, self.policy_id, properties)
 
     def delete(self, account_id: str, region_name: str) -> None:
         self._set_policy("")
 
 
-class Secret(CloudFormationModel):
+@dataclass(eq=False)
+class Secret(_AddedResource, CloudFormationModel):
     """AWS::SecretsManager::Secret: Ref is the ARN; GenerateSecretString is honoured; deletion is immediate."""
 
-    def __init__(self, account_id: str, region: str, arn: str) -> None:
-        self.account_id = account_id
-        self.region = region
-        self.arn = arn
+    TYPE = "AWS::SecretsManager::Secret"
+    NAME_PROPERTY = "Name"
+    REF = "arn"
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::SecretsManager::Secret"
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.arn
+    arn: str
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Secret:
-        properties = cloudformation_json["Properties"]
-        backend = secretsmanager_backends[account_id][region_name]
+    def from_properties(cls, account_id: str, region: str, name: str, properties: dict[str, Any]) -> Secret:
+        backend = secretsmanager_backends[account_id][region]
         created = json.loads(
             backend.create_secret(
-                name=properties.get("Name", resource_name),
+                name=properties.get("Name", name),
                 secret_string=properties.get("SecretString") or _generated_secret(backend, properties),
                 secret_binary=None,
                 description=properties.get("Description"),
@@ -332,7 +299,7 @@ class Secret(CloudFormationModel):
                 force_overwrite=False,
             )
         )
-        return cls(account_id, region_name, created["ARN"])
+        return cls(account_id, region, created["ARN"])
 
     def delete(self, account_id: str, region_name: str) -> None:
         secretsmanager_backends[account_id][region_name].delete_secret(self.arn, None, True)
@@ -358,48 +325,30 @@ def _generated_secret(backend: Any, properties: dict[str, Any]) -> str:
     return str(password)
 
 
-class ApiStage(CloudFormationModel):
+@dataclass(eq=False)
+class ApiStage(_AddedResource, CloudFormationModel):
     """AWS::ApiGateway::Stage: a stage of a deployment; Ref is the stage name."""
 
-    def __init__(self, account_id: str, region: str, rest_api_id: str, name: str) -> None:
-        self.account_id = account_id
-        self.region = region
-        self.rest_api_id = rest_api_id
-        self.name = name
+    TYPE = "AWS::ApiGateway::Stage"
+    NAME_PROPERTY = "StageName"
+    REF = "name"
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "StageName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApiGateway::Stage"
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
+    rest_api_id: str
+    name: str
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> ApiStage:
-        properties = cloudformation_json["Properties"]
-        name = properties.get("StageName", resource_name)
-        apigateway_backends[account_id][region_name].create_stage(
+    def from_properties(cls, account_id: str, region: str, name: str, properties: dict[str, Any]) -> ApiStage:
+        stage_name = properties.get("StageName", name)
+        apigateway_backends[account_id][region].create_stage(
             function_id=properties["RestApiId"],
-            stage_name=name,
+            stage_name=stage_name,
             deploymentId=properties["DeploymentId"],
             variables=properties.get("Variables"),
             description=properties.get("Description", ""),
             tags={tag["Key"]: tag["Value"] for tag in properties.get("Tags", [])},
             tracing_enabled=properties.get("TracingEnabled"),
         )
-        return cls(account_id, region_name, properties["RestApiId"], name)
+        return cls(account_id, region, properties["RestApiId"], stage_name)
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = apigateway_backends[account_id][region_name]
@@ -523,7 +472,7 @@ def _resolve_dynamic_references(value: Any) -> Any:
 
 
 def _clean_json(resource_json: Any, resources_map: Any) -> Any:
-    return _resolve_dynamic_references(_replaced[(parsing, "clean_json")](resource_json, resources_map))
+    return _resolve_dynamic_references(_patches.original(parsing, "clean_json")(resource_json, resources_map))
 
 
 def _delete_layer_version(layer: LayerVersion, account_id: str, region_name: str) -> None:
@@ -588,7 +537,7 @@ def _backend_delete_stack(backend: CloudFormationBackend, name_or_stack_id: str)
     if stack is None:
         return
     try:
-        _original(CloudFormationBackend, "delete_stack")(backend, stack.stack_id)
+        _patches.original(CloudFormationBackend, "delete_stack")(backend, stack.stack_id)
     except Exception as err:  # any resource's failure becomes the stack's status, as CloudFormation reports it
         backend.stacks[stack.stack_id] = stack
         stack.status = "DELETE_FAILED"
@@ -650,16 +599,6 @@ def _current_replicator() -> GlobalTableReplicator:
     return _replicator
 
 
-def _replace(owner: type, name: str, replacement: Any) -> None:
-    _replaced[(owner, name)] = owner.__dict__.get(name)
-    setattr(owner, name, replacement)
-
-
-def _original(owner: type, name: str) -> Any:
-    """The attribute as moto defined it, bound to ``owner`` when it is a class method."""
-    return _replaced[(owner, name)].__get__(None, owner)
-
-
 def _unsupported_resources(stack: Stack, template: dict[str, Any]) -> list[tuple[str, str]]:
     supported = get_model_map()
     conditions = stack.resource_map.lazy_condition_map
@@ -678,7 +617,7 @@ def _stack_create_resources(stack: Stack) -> None:
     unsupported = _unsupported_resources(stack, stack.template_dict)
     if not unsupported:
         try:
-            _original(Stack, "create_resources")(stack)
+            _patches.original(Stack, "create_resources")(stack)
         except CustomResourceFailed as err:
             stack.status = "CREATE_FAILED"
             stack.status_reason = err.message
@@ -712,7 +651,7 @@ def _stack_update(stack: Stack, template: str, *args: Any, **kwargs: Any) -> Non
     if unsupported:
         types = ", ".join(sorted({resource_type for _, resource_type in unsupported}))
         raise ValidationError(message=f"Resource types not supported by the local cloud: {types}")
-    _original(Stack, "update")(stack, template, *args, **kwargs)
+    _patches.original(Stack, "update")(stack, template, *args, **kwargs)
 
 
 def _table_create(
@@ -727,7 +666,7 @@ def _table_create(
             **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if "KMSMasterKeyId" in sse else {}),
         }
     converted = {**cloudformation_json, "Properties": properties}
-    table: Table = _original(Table, "create_from_cloudformation_json")(
+    table: Table = _patches.original(Table, "create_from_cloudformation_json")(
         resource_name, converted, account_id, region_name, **kwargs
     )
     _apply_table_settings(account_id, region_name, table.name, properties, properties)
@@ -737,7 +676,7 @@ def _table_create(
 def _function_create(
     cls: type, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
 ) -> LambdaFunction:
-    fn: LambdaFunction = _original(LambdaFunction, "create_from_cloudformation_json")(
+    fn: LambdaFunction = _patches.original(LambdaFunction, "create_from_cloudformation_json")(
         resource_name, cloudformation_json, account_id, region_name, **kwargs
     )
     properties = cloudformation_json["Properties"]
@@ -756,7 +695,7 @@ def _key_create(
         properties["KeyPolicy"] = json.dumps(properties["KeyPolicy"])
     # Template tags are Key/Value; the KMS API's are TagKey/TagValue.
     properties["Tags"] = [{"TagKey": tag["Key"], "TagValue": tag["Value"]} for tag in properties.get("Tags", [])]
-    return _original(Key, "create_from_cloudformation_json")(  # type: ignore[no-any-return]
+    return _patches.original(Key, "create_from_cloudformation_json")(  # type: ignore[no-any-return]
         resource_name, {**cloudformation_json, "Properties": properties}, account_id, region_name, **kwargs
     )
 
@@ -772,7 +711,7 @@ def _iot_policy_document_as_text(cloudformation_json: dict[str, Any]) -> dict[st
 def _iot_policy_create(
     cls: type, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
 ) -> FakePolicy:
-    return _original(FakePolicy, "create_from_cloudformation_json")(  # type: ignore[no-any-return]
+    return _patches.original(FakePolicy, "create_from_cloudformation_json")(  # type: ignore[no-any-return]
         resource_name, _iot_policy_document_as_text(cloudformation_json), account_id, region_name, **kwargs
     )
 
@@ -785,7 +724,7 @@ def _iot_policy_update(
     account_id: str,
     region_name: str,
 ) -> FakePolicy:
-    return _original(FakePolicy, "update_from_cloudformation_json")(  # type: ignore[no-any-return]
+    return _patches.original(FakePolicy, "update_from_cloudformation_json")(  # type: ignore[no-any-return]
         original_resource, new_resource_name, _iot_policy_document_as_text(cloudformation_json), account_id, region_name
     )
 
@@ -853,36 +792,36 @@ def install(replicator: GlobalTableReplicator) -> None:
     """Register the extra resource types and property fixes; GlobalTable groups go to ``replicator``."""
     global _replicator
     _replicator = replicator
-    if _replaced:
+    if _patches.applied:
         return
     for model in _CUSTOM_MODELS:
         get_model_map()[model.cloudformation_type()] = model
         get_name_type_map()[model.cloudformation_type()] = model.cloudformation_name_type()
-    _replace(Stack, "create_resources", _stack_create_resources)
-    _replace(Stack, "update", _stack_update)
-    _replace(Table, "create_from_cloudformation_json", classmethod(_table_create))
-    _replace(LambdaFunction, "create_from_cloudformation_json", classmethod(_function_create))
-    _replace(Key, "create_from_cloudformation_json", classmethod(_key_create))
-    _replace(StateMachine, "create_from_cloudformation_json", classmethod(_state_machine_create))
-    _replace(StateMachine, "update_from_cloudformation_json", classmethod(_state_machine_update))
-    _replace(StateMachine, "delete_from_cloudformation_json", classmethod(_state_machine_delete))
+    _patches.set(Stack, "create_resources", _stack_create_resources)
+    _patches.set(Stack, "update", _stack_update)
+    _patches.set(Table, "create_from_cloudformation_json", classmethod(_table_create))
+    _patches.set(LambdaFunction, "create_from_cloudformation_json", classmethod(_function_create))
+    _patches.set(Key, "create_from_cloudformation_json", classmethod(_key_create))
+    _patches.set(StateMachine, "create_from_cloudformation_json", classmethod(_state_machine_create))
+    _patches.set(StateMachine, "update_from_cloudformation_json", classmethod(_state_machine_update))
+    _patches.set(StateMachine, "delete_from_cloudformation_json", classmethod(_state_machine_delete))
     # The LayerName property names the layer, and Ref gives the layer version ARN.
-    _replace(LayerVersion, "cloudformation_name_type", staticmethod(lambda: "LayerName"))
-    _replace(LayerVersion, "physical_resource_id", property(lambda layer: layer.arn))
+    _patches.set(LayerVersion, "cloudformation_name_type", staticmethod(lambda: "LayerName"))
+    _patches.set(LayerVersion, "physical_resource_id", property(lambda layer: layer.arn))
     # Ref of an IoT policy is its name.
-    _replace(FakePolicy, "physical_resource_id", property(lambda policy: policy.name))
-    _replace(FakePolicy, "create_from_cloudformation_json", classmethod(_iot_policy_create))
-    _replace(FakePolicy, "update_from_cloudformation_json", classmethod(_iot_policy_update))
-    _replace(CustomModel, "create_from_cloudformation_json", classmethod(_custom_create))
-    _replace(CustomModel, "update_from_cloudformation_json", classmethod(_custom_update))
-    _replace(CustomModel, "delete", _custom_delete)
-    _replace(CloudFormationBackend, "delete_stack", _backend_delete_stack)
-    _replace(parsing.ResourceMap, "delete", _resource_map_delete)
+    _patches.set(FakePolicy, "physical_resource_id", property(lambda policy: policy.name))
+    _patches.set(FakePolicy, "create_from_cloudformation_json", classmethod(_iot_policy_create))
+    _patches.set(FakePolicy, "update_from_cloudformation_json", classmethod(_iot_policy_update))
+    _patches.set(CustomModel, "create_from_cloudformation_json", classmethod(_custom_create))
+    _patches.set(CustomModel, "update_from_cloudformation_json", classmethod(_custom_update))
+    _patches.set(CustomModel, "delete", _custom_delete)
+    _patches.set(CloudFormationBackend, "delete_stack", _backend_delete_stack)
+    _patches.set(parsing.ResourceMap, "delete", _resource_map_delete)
     # Resources moto's stack deletion leaves behind.
-    _replace(LayerVersion, "delete", _delete_layer_version)
-    _replace(RestAPI, "delete", _delete_rest_api)
-    _replace(HealthCheck, "delete", _delete_health_check)
-    _replace(parsing, "clean_json", _clean_json)  # type: ignore[arg-type]
+    _patches.set(LayerVersion, "delete", _delete_layer_version)
+    _patches.set(RestAPI, "delete", _delete_rest_api)
+    _patches.set(HealthCheck, "delete", _delete_health_check)
+    _patches.set(parsing, "clean_json", _clean_json)
 
 
 def uninstall() -> None:
@@ -891,10 +830,5 @@ def uninstall() -> None:
     for model in _CUSTOM_MODELS:
         get_model_map().pop(model.cloudformation_type(), None)
         get_name_type_map().pop(model.cloudformation_type(), None)
-    for (owner, name), original in reversed(list(_replaced.items())):
-        if original is None:
-            delattr(owner, name)
-        else:
-            setattr(owner, name, original)
-    _replaced.clear()
+    _patches.restore()
     _replicator = None

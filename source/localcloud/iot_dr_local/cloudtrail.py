@@ -1,14 +1,16 @@
 """CloudTrail "AWS API Call via CloudTrail" events for IoT write calls, delivered by EventBridge rules.
 
 AWS IoT publishes no registry event for certificates, policies or principal attachments; the solution
-learns about them from CloudTrail through EventBridge. Here a successful IoT write call in a region with
-a logging CloudTrail trail (a multi-region trail covers every region) becomes the EventBridge event AWS
-would send to that region's default event bus. The bus's enabled rules are matched with moto's own
-pattern matching, and Lambda and SQS targets are delivered from the dispatcher with retries, then to the
-target's dead-letter queue. moto's PutEvents goes through the same delivery, which gives it Lambda
-targets (moto raises NotImplementedError for them).
+learns about them from CloudTrail through EventBridge. Here every successful IoT call that is not
+read-only, in a region with a logging CloudTrail trail (a multi-region trail covers every region), becomes
+the EventBridge event AWS would send to that region's default event bus, as CloudTrail records every
+management write call; which of them reach a function is up to the rules' event patterns, as on AWS. The
+bus's enabled rules are matched with moto's own pattern matching, and Lambda and SQS targets are
+delivered from the dispatcher with retries, then to the target's dead-letter queue. moto's PutEvents goes
+through the same delivery, which gives it Lambda targets (moto raises NotImplementedError for them).
 
-Events never carry a private key: ``keyPair`` and ``certificatePem`` are left out of ``responseElements``.
+Events never carry a private key: ``keyPair``, ``privateKey`` and ``certificatePem`` are left out of
+``responseElements``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import datetime
 import functools
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -31,34 +34,17 @@ from moto.utilities.arns import parse_arn
 
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.locking import SERVICE_LOCK
-from iot_dr_local.rules_engine import SERVICE_ERRORS, Patches, describe_error
+from iot_dr_local.patching import Patches
+from iot_dr_local.rules_engine import SERVICE_ERRORS, describe_error
 
 LOG = logging.getLogger(__name__)
 
-RECORDED_CALLS = frozenset(
-    {
-        "CreateKeysAndCertificate",
-        "CreateCertificateFromCsr",
-        "RegisterCertificate",
-        "RegisterCertificateWithoutCA",
-        "UpdateCertificate",
-        "DeleteCertificate",
-        "CreatePolicy",
-        "CreatePolicyVersion",
-        "SetDefaultPolicyVersion",
-        "DeletePolicyVersion",
-        "DeletePolicy",
-        "AttachPolicy",
-        "DetachPolicy",
-        "AttachPrincipalPolicy",
-        "DetachPrincipalPolicy",
-        "AttachThingPrincipal",
-        "DetachThingPrincipal",
-    }
-)
+# IoT actions that read and change nothing: CloudTrail marks them readOnly; the local cloud records only writes.
+_READ_ONLY_ACTION = re.compile(r"(Describe|Get|List|Search|Test|Validate)[A-Z]")
+
 DETAIL_TYPE = "AWS API Call via CloudTrail"
 EVENT_VERSION = "1.08"
-SECRET_RESPONSE_FIELDS = frozenset({"keyPair", "certificatePem"})
+SECRET_RESPONSE_FIELDS = frozenset({"keyPair", "privateKey", "certificatePem"})
 # EventBridge retries for up to 24 hours; locally a failing target reaches its dead-letter queue quickly.
 DEFAULT_RETRY_DELAYS = (0.05, 0.1)
 
@@ -81,6 +67,11 @@ def _logs_write_calls(trail: Trail) -> bool:
         selector.get("IncludeManagementEvents", True) and selector.get("ReadWriteType", "All") in ("All", "WriteOnly")
         for selector in trail.event_selectors
     )
+
+
+def read_only(action: str) -> bool:
+    """Whether CloudTrail records the IoT ``action`` as read-only (``readOnly: true``), judged by its name."""
+    return _READ_ONLY_ACTION.match(action) is not None
 
 
 def trail_records(account_id: str, region: str) -> bool:
@@ -210,7 +201,7 @@ class CloudTrailEvents:
             if status >= 300:
                 return status, headers, body
             action = response._get_action()
-            if action in RECORDED_CALLS and trail_records(response.current_account, response.region):
+            if not read_only(action) and trail_records(response.current_account, response.region):
                 event = api_call_event(response, action, headers, body)
                 events._track(1)
                 events._dispatcher.submit(events._put_on_default_bus, event)

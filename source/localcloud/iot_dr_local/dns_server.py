@@ -103,7 +103,7 @@ def resolver_for(address: str, port: int, lifetime: float = 2.0) -> dns.resolver
     return resolver
 
 
-class KnotDnsServer:
+class KnotDnsServer(Daemon):
     """A knotd process serving ``zone`` from ``records`` on ``address:port`` and accepting TSIG-signed updates."""
 
     def __init__(
@@ -157,7 +157,7 @@ log:
 """
         )
         conf.chmod(0o600)
-        self._daemon = Daemon("knotd", [binary, "-c", str(conf)], directory / "knotd.log", self._answers)
+        super().__init__("knotd", [binary, "-c", str(conf)], directory / "knotd.log", self._answers)
 
     def _zone_text(self, records: list[DnsRecord], soa_ttl: int) -> str:
         lines = [
@@ -178,23 +178,6 @@ log:
         except (dns.exception.Timeout, OSError):
             return False
         return True
-
-    @property
-    def pid(self) -> int | None:
-        return self._daemon.pid
-
-    @property
-    def running(self) -> bool:
-        return self._daemon.running
-
-    def log_tail(self, lines: int = 20) -> str:
-        return self._daemon.log_tail(lines)
-
-    def start(self, timeout: float = 10.0) -> None:
-        self._daemon.start(timeout)
-
-    def stop(self) -> None:
-        self._daemon.stop()
 
     def updater(self, timeout: float = 2.0) -> DnsUpdater:
         return DnsUpdater(self.address, self.port, self.zone, TSIG_KEY_NAME, self._key_secret, timeout)

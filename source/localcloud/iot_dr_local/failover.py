@@ -245,10 +245,7 @@ class FailoverServices:
     def broker_command(self, region: str) -> tuple[list[str], Path]:
         """The command line that runs ``region``'s broker and the log it writes to, to start it again elsewhere."""
         broker = self.brokers[region]
-        binary = find_binary("mosquitto")
-        if binary is None:
-            raise DaemonError("mosquitto not found")
-        return [binary, "-c", str(broker.directory / "mosquitto.conf")], broker.directory / "mosquitto.log"
+        return list(broker.argv), broker.log_path
 
     def new_switches(self) -> list[RecordSwitch]:
         """Failover-record switches since the previous call."""

@@ -15,6 +15,8 @@ from typing import Any
 from moto.core.responses import BaseResponse
 from moto.core.utils import camelcase_to_underscores
 
+from iot_dr_local.patching import Patches
+
 
 @dataclass
 class _Failure:
@@ -31,26 +33,22 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._failures: list[_Failure] = []
         self._down: set[str] = set()
-        self._original: Callable[..., Any] | None = None
+        self._patches = Patches()
         self.injected = 0
 
     def install(self) -> None:
-        if self._original is not None:
-            return
-        original = BaseResponse.call_action
-        self._original = original
-        injector = self
-
-        def call_action(response: BaseResponse) -> Any:
-            fault = injector._fault_for(response)
-            return fault if fault is not None else original(response)
-
-        BaseResponse.call_action = call_action  # type: ignore[method-assign]
+        if not self._patches.applied:
+            self._patches.wrap(BaseResponse, "call_action", self._injecting)
 
     def uninstall(self) -> None:
-        if self._original is not None:
-            BaseResponse.call_action = self._original  # type: ignore[method-assign]
-            self._original = None
+        self._patches.restore()
+
+    def _injecting(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def call_action(response: BaseResponse) -> Any:
+            fault = self._fault_for(response)
+            return fault if fault is not None else original(response)
+
+        return call_action
 
     def fail(
         self,

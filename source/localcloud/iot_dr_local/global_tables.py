@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from moto.dynamodb.responses import DynamoHandler
 
 from iot_dr_local import streams
 from iot_dr_local.locking import SERVICE_LOCK
+from iot_dr_local.patching import Patches
 
 if TYPE_CHECKING:
     from iot_dr_local.dispatcher import Dispatcher
@@ -73,30 +75,34 @@ class GlobalTableReplicator:
         self._draining: set[_QueueKey] = set()
         self._paused: set[str] = set()
         self._last_write: dict[tuple[str, str, str, str], float] = {}
-        self._originals: dict[str, Any] = {}
+        self._patches = Patches()
         dispatcher.add_busy_probe(self.busy)
 
     def install(self) -> None:
-        if self._originals:
+        if self._patches.applied:
             return
-        self._originals = {
-            "update_table": DynamoHandler.update_table,
-            "describe": Table.describe,
-            "delete_table": DynamoDBBackend.delete_table,
-        }
-        replicator = self
+        self._patches.wrap(DynamoHandler, "update_table", self._replicating_update_table)
+        self._patches.wrap(Table, "describe", self._describing_replicas)
+        self._patches.wrap(DynamoDBBackend, "delete_table", self._leaving_group)
+        streams.add_write_observer(self._on_write)
 
+    def uninstall(self) -> None:
+        streams.remove_write_observer(self._on_write)
+        self._patches.restore()
+
+    def _replicating_update_table(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def update_table(handler: DynamoHandler) -> Any:
             updates = handler.body.get("ReplicaUpdates")
             if updates:
-                replicator._apply_replica_updates(
-                    handler.current_account, handler.region, handler.body["TableName"], updates
-                )
-            return replicator._originals["update_table"](handler)
+                self._apply_replica_updates(handler.current_account, handler.region, handler.body["TableName"], updates)
+            return original(handler)
 
+        return update_table
+
+    def _describing_replicas(self, original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
         def describe(table: Table, base_key: str = "TableDescription") -> dict[str, Any]:
-            description: dict[str, Any] = replicator._originals["describe"](table, base_key)
-            others = replicator.replica_regions(table.account_id, table.name, table.region_name)
+            description = original(table, base_key)
+            others = self.replica_regions(table.account_id, table.name, table.region_name)
             if others:
                 description[base_key]["GlobalTableVersion"] = GLOBAL_TABLE_VERSION
                 description[base_key]["Replicas"] = [
@@ -104,23 +110,15 @@ class GlobalTableReplicator:
                 ]
             return description
 
+        return describe
+
+    def _leaving_group(self, original: Callable[..., Table]) -> Callable[..., Table]:
         def delete_table(backend: DynamoDBBackend, name: str) -> Table:
-            table: Table = replicator._originals["delete_table"](backend, name)
-            replicator._leave_group(backend.account_id, table.name, backend.region_name)
+            table = original(backend, name)
+            self._leave_group(backend.account_id, table.name, backend.region_name)
             return table
 
-        DynamoHandler.update_table = update_table  # type: ignore[method-assign]
-        Table.describe = describe  # type: ignore[method-assign]
-        DynamoDBBackend.delete_table = delete_table  # type: ignore[method-assign]
-        streams.add_write_observer(self._on_write)
-
-    def uninstall(self) -> None:
-        streams.remove_write_observer(self._on_write)
-        if self._originals:
-            DynamoHandler.update_table = self._originals["update_table"]  # type: ignore[method-assign]
-            Table.describe = self._originals["describe"]  # type: ignore[method-assign]
-            DynamoDBBackend.delete_table = self._originals["delete_table"]  # type: ignore[method-assign]
-            self._originals = {}
+        return delete_table
 
     def reset(self) -> None:
         with self._lock:

@@ -36,7 +36,8 @@ from moto.iot.models import FakeThing, FakeThingGroup, FakeThingType, IoTBackend
 from moto.iot.responses import IoTResponse
 from moto.iotdata.models import FakeShadow, IoTDataPlaneBackend
 
-from iot_dr_local.rules_engine import Patches, RulesEngine
+from iot_dr_local.patching import Patches
+from iot_dr_local.rules_engine import RulesEngine
 
 EVENT_TYPES = (
     "THING",

@@ -33,6 +33,7 @@ from moto.awslambda.models import LambdaFunction, lambda_backends
 from moto.sqs.models import sqs_backends
 
 from iot_dr_local.locking import SERVICE_LOCK
+from iot_dr_local.patching import Patches
 
 if TYPE_CHECKING:
     from iot_dr_local.dispatcher import Dispatcher
@@ -393,7 +394,7 @@ def send_to_queue(queue_arn: str, body: str, attributes: Mapping[str, str] | Non
 
 
 _runtime: LambdaRuntime | None = None
-_originals: dict[str, Any] = {}
+_patches = Patches()
 
 
 def _current() -> LambdaRuntime:
@@ -425,18 +426,18 @@ def _invoke(fn: LambdaFunction, body: Any, request_headers: Any, response_header
 
 
 def _init(fn: LambdaFunction, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-    _originals["__init__"](fn, account_id, spec, *args, **kwargs)
+    _patches.original(LambdaFunction, "__init__")(fn, account_id, spec, *args, **kwargs)
     fn.dead_letter_config = spec.get("DeadLetterConfig") or None
 
 
 def _update_configuration(fn: LambdaFunction, config_updates: dict[str, Any]) -> dict[str, Any]:
     if "DeadLetterConfig" in config_updates:
         fn.dead_letter_config = config_updates["DeadLetterConfig"] or None
-    return _originals["update_configuration"](fn, config_updates)
+    return _patches.original(LambdaFunction, "update_configuration")(fn, config_updates)
 
 
 def _get_configuration(fn: LambdaFunction, on_create: bool = False) -> dict[str, Any]:
-    config = _originals["get_configuration"](fn, on_create)
+    config = _patches.original(LambdaFunction, "get_configuration")(fn, on_create)
     if getattr(fn, "dead_letter_config", None):
         config["DeadLetterConfig"] = fn.dead_letter_config
     return config
@@ -458,10 +459,9 @@ def install(
 ) -> LambdaRuntime:
     """Run Lambda functions in-process; handler AWS calls go to ``endpoint_url``. Reinstalling replaces."""
     global _runtime
-    if not _originals:
+    if not _patches.applied:
         for name, replacement in _REPLACEMENTS.items():
-            _originals[name] = getattr(LambdaFunction, name)
-            setattr(LambdaFunction, name, replacement)
+            _patches.set(LambdaFunction, name, replacement)
     _runtime = LambdaRuntime(endpoint_url, dispatcher, async_retry_delays)
     return _runtime
 
@@ -469,9 +469,7 @@ def install(
 def stop() -> None:
     """Give moto its own Lambda implementation back."""
     global _runtime
-    for name, original in _originals.items():
-        setattr(LambdaFunction, name, original)
-    _originals.clear()
+    _patches.restore()
     if _runtime is not None:
         _runtime.reset()
     _runtime = None

@@ -12,7 +12,9 @@ from typing import Any
 from moto.iot.exceptions import CertificateStateException, DeleteConflictException
 from moto.iot.models import FakeCertificate, IoTBackend
 
-_originals: dict[str, Callable[..., Any]] = {}
+from iot_dr_local.patching import Patches
+
+_patches = Patches()
 
 
 def _validation_delete(backend: IoTBackend, cert: FakeCertificate, force_delete: bool = False) -> None:
@@ -35,13 +37,10 @@ _FIXES: dict[str, Callable[..., Any]] = {"_validation_delete": _validation_delet
 
 
 def install() -> None:
-    for name, fix in _FIXES.items():
-        if name not in _originals:
-            _originals[name] = getattr(IoTBackend, name)
-            setattr(IoTBackend, name, fix)
+    if not _patches.applied:
+        for name, fix in _FIXES.items():
+            _patches.set(IoTBackend, name, fix)
 
 
 def uninstall() -> None:
-    for name, original in _originals.items():
-        setattr(IoTBackend, name, original)
-    _originals.clear()
+    _patches.restore()

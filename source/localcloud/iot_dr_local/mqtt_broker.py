@@ -29,7 +29,8 @@ class BrokerEndpoint:
     ca_path: Path
 
 
-def _port_open(address: str, port: int) -> bool:
+def port_open(address: str, port: int) -> bool:
+    """Whether something accepts TCP connections on ``address:port``: the broker's readiness check."""
     try:
         with socket.create_connection((address, port), timeout=0.2):
             return True
@@ -37,11 +38,14 @@ def _port_open(address: str, port: int) -> bool:
         return False
 
 
-class MosquittoBroker:
+# iot_dr_cli.local still imports the check by its former private name.
+
+
+class MosquittoBroker(Daemon):
     """One mosquitto process with a mutual-TLS listener on ``address:port``; its files live in ``directory``.
 
     ``server_names`` are the DNS names the server certificate is valid for (besides ``address``), i.e. the names a
-    device may resolve to reach this broker.
+    device may resolve to reach this broker. ``argv`` and ``log_path`` start the same broker again elsewhere.
     """
 
     def __init__(
@@ -54,7 +58,6 @@ class MosquittoBroker:
         server_names: list[str],
     ) -> None:
         binary = require_binary("mosquitto", "mosquitto")
-        self.name = name
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o755)
@@ -97,30 +100,12 @@ class MosquittoBroker:
         conf_path.chmod(0o644)
         make_readable_by([ca_path, cert_path, key_path, conf_path], MOSQUITTO_USER)
         self.endpoint = BrokerEndpoint(address, port, ca_path)
-        self._daemon = Daemon(
+        super().__init__(
             f"mosquitto-{name}",
             [binary, "-c", str(conf_path)],
             directory / "mosquitto.log",
-            lambda: _port_open(address, port),
+            lambda: port_open(address, port),
         )
-
-    @property
-    def pid(self) -> int | None:
-        return self._daemon.pid
-
-    @property
-    def running(self) -> bool:
-        return self._daemon.running
-
-    def log_tail(self, lines: int = 20) -> str:
-        return self._daemon.log_tail(lines)
-
-    def start(self, timeout: float = 10.0) -> None:
-        self._daemon.start(timeout)
-
-    def stop(self, graceful: bool = True) -> None:
-        """Stop the broker; ``graceful=False`` kills it (SIGKILL) like a crashed region."""
-        self._daemon.stop(graceful)
 
     def restart(self, timeout: float = 10.0) -> None:
         self.stop()

@@ -37,12 +37,15 @@ def require_binary(name: str, package: str) -> str:
 
 
 class Daemon:
-    """One child process: started with its output in ``log_path``, ready when ``is_ready()`` says so."""
+    """One child process: started with its output in ``log_path``, ready when ``is_ready()`` says so.
+
+    ``argv`` and ``log_path`` are public so that the same process can be started again from a record of them.
+    """
 
     def __init__(self, name: str, argv: list[str], log_path: Path, is_ready: Callable[[], bool]) -> None:
         self.name = name
-        self._argv = argv
-        self._log_path = log_path
+        self.argv = argv
+        self.log_path = log_path
         self._is_ready = is_ready
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -55,16 +58,16 @@ class Daemon:
         return self._process is not None and self._process.poll() is None
 
     def log_tail(self, lines: int = 20) -> str:
-        if not self._log_path.exists():
+        if not self.log_path.exists():
             return ""
-        return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def start(self, timeout: float = 10.0) -> None:
         if self.running:
             return
-        with self._log_path.open("ab") as log:
+        with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                self._argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

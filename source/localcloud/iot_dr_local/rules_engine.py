@@ -32,34 +32,11 @@ from moto.iotdata.models import IoTDataPlaneBackend
 from iot_dr import aws
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.locking import SERVICE_LOCK
+from iot_dr_local.patching import Patches
 from iot_dr_local.rules_sql import SQL_VERSION, MessageContext, RuleSqlError, RuleStatement, parse
 
 LOG = logging.getLogger(__name__)
 _SERIALIZER = TypeSerializer()
-
-
-class Patches:
-    """Attributes replaced on moto classes, put back in reverse order by ``restore``."""
-
-    def __init__(self) -> None:
-        self._saved: list[tuple[type, str, Any, bool]] = []
-
-    def wrap(self, owner: type, name: str, make: Callable[[Any], Any]) -> None:
-        """Replace ``owner.name`` with ``make(current attribute)``."""
-        self.set(owner, name, make(getattr(owner, name)))
-
-    def set(self, owner: type, name: str, value: Any) -> None:
-        own = name in owner.__dict__
-        self._saved.append((owner, name, owner.__dict__.get(name), own))
-        setattr(owner, name, value)
-
-    def restore(self) -> None:
-        while self._saved:
-            owner, name, value, own = self._saved.pop()
-            if own:
-                setattr(owner, name, value)
-            else:
-                delattr(owner, name)
 
 
 class ActionError(Exception):
@@ -186,28 +163,24 @@ class RulesEngine:
         self._stats: dict[tuple[str, str, str], RuleStats] = {}
         self._statements: dict[str, RuleStatement] = {}
         self._in_flight = 0
-        self._patches: Patches | None = None
+        self._patches = Patches()
         self._probe_registered = False
 
     # ------------------------------------------------------------------------------ installation
 
     def install(self) -> None:
         """Route iot-data Publish through the engine and validate rule SQL on Create/ReplaceTopicRule."""
-        if self._patches is not None:
+        if self._patches.applied:
             raise RuntimeError("the rules engine is already installed")
-        patches = Patches()
-        patches.wrap(IoTDataPlaneBackend, "publish", self._publish_hook)
-        patches.wrap(IoTBackend, "create_topic_rule", _validate_rule_sql)
-        patches.wrap(IoTBackend, "replace_topic_rule", _validate_rule_sql)
-        self._patches = patches
+        self._patches.wrap(IoTDataPlaneBackend, "publish", self._publish_hook)
+        self._patches.wrap(IoTBackend, "create_topic_rule", _validate_rule_sql)
+        self._patches.wrap(IoTBackend, "replace_topic_rule", _validate_rule_sql)
         if not self._probe_registered:
             self._dispatcher.add_busy_probe(self.busy)
             self._probe_registered = True
 
     def uninstall(self) -> None:
-        if self._patches is not None:
-            self._patches.restore()
-            self._patches = None
+        self._patches.restore()
 
     def reset(self) -> None:
         """Forget counters (between tests and benchmark rounds)."""

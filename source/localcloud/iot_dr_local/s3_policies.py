@@ -16,9 +16,11 @@ from typing import Any
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.s3.models import FakeBucket
 
+from iot_dr_local.patching import Patches
+
 REQUEST_CONTEXT = {"aws:SecureTransport": "true"}
 
-_original: Callable[..., Any] | None = None
+_patches = Patches()
 
 
 def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
@@ -72,14 +74,9 @@ def _get_permission(bucket: FakeBucket, action: str, resource: str) -> Permissio
 
 
 def install() -> None:
-    global _original
-    if _original is None:
-        _original = FakeBucket.get_permission
-        FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
+    if not _patches.applied:
+        _patches.set(FakeBucket, "get_permission", _get_permission)
 
 
 def uninstall() -> None:
-    global _original
-    if _original is not None:
-        FakeBucket.get_permission = _original  # type: ignore[method-assign]
-        _original = None
+    _patches.restore()

@@ -23,6 +23,7 @@ from moto.events.exceptions import ValidationException
 from moto.events.models import EventsBackend, Rule, events_backends
 
 from iot_dr_local.locking import SERVICE_LOCK
+from iot_dr_local.patching import Patches
 
 LOG = logging.getLogger(__name__)
 
@@ -62,6 +63,21 @@ def scheduled_event(account_id: str, region: str, rule_arn: str, moment: float) 
     }
 
 
+def _validated_put_rule(original: Callable[..., Rule]) -> Callable[..., Rule]:
+    """Refuse a schedule the scheduler could not run when the rule is created, not when it should fire."""
+
+    def put_rule(backend: EventsBackend, name: str, *args: Any, **kwargs: Any) -> Rule:
+        expression = kwargs.get("scheduled_expression")
+        if expression:
+            try:
+                rate_seconds(expression)
+            except ScheduleError as err:
+                raise ValidationException(str(err)) from err
+        return original(backend, name, *args, **kwargs)
+
+    return put_rule
+
+
 class Scheduler:
     """Fires scheduled EventBridge rules; ``clock`` is injectable so tests need not wait minutes."""
 
@@ -72,22 +88,10 @@ class Scheduler:
         self._next_fire: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._original_put_rule: Callable[..., Rule] | None = None
+        self._patches = Patches()
 
     def start(self) -> None:
-        original = EventsBackend.put_rule
-        self._original_put_rule = original
-
-        def put_rule(backend: EventsBackend, name: str, *args: Any, **kwargs: Any) -> Rule:
-            expression = kwargs.get("scheduled_expression")
-            if expression:
-                try:
-                    rate_seconds(expression)
-                except ScheduleError as err:
-                    raise ValidationException(str(err)) from err
-            return original(backend, name, *args, **kwargs)
-
-        EventsBackend.put_rule = put_rule  # type: ignore[method-assign]
+        self._patches.wrap(EventsBackend, "put_rule", _validated_put_rule)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
         self._thread.start()
@@ -97,9 +101,7 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        if self._original_put_rule is not None:
-            EventsBackend.put_rule = self._original_put_rule  # type: ignore[method-assign]
-            self._original_put_rule = None
+        self._patches.restore()
 
     def reset(self) -> None:
         with self._lock:

@@ -28,6 +28,7 @@ from moto.dynamodb.models.table import StreamRecord, StreamShard, Table
 
 from iot_dr_local import lambda_runtime
 from iot_dr_local.locking import SERVICE_LOCK
+from iot_dr_local.patching import Patches
 
 if TYPE_CHECKING:
     from iot_dr_local.dispatcher import Dispatcher
@@ -39,7 +40,7 @@ STREAM_RETENTION_SECONDS = 24 * 3600
 
 _local = threading.local()
 _observers: list[WriteObserver] = []
-_shard_originals: dict[str, Any] = {}
+_shard_patches = Patches()
 
 
 def _add_record(shard: StreamShard, old: Item | None, new: Item | None) -> None:
@@ -61,7 +62,7 @@ def _add_record(shard: StreamShard, old: Item | None, new: Item | None) -> None:
 def _update_item(backend: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
     _local.in_update_item = True
     try:
-        return _shard_originals["update_item"](backend, *args, **kwargs)
+        return _shard_patches.original(DynamoDBBackend, "update_item")(backend, *args, **kwargs)
     finally:
         _local.in_update_item = False
 
@@ -69,25 +70,23 @@ def _update_item(backend: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
 def _table_put_item(table: Table, *args: Any, **kwargs: Any) -> Any:
     # update_item creates a missing item with a keys-only put before applying the update; DynamoDB
     # records one INSERT for the whole update, which update_item itself adds.
+    put_item = _shard_patches.original(Table, "put_item")
     if not getattr(_local, "in_update_item", False):
-        return _shard_originals["put_item"](table, *args, **kwargs)
+        return put_item(table, *args, **kwargs)
     _local.suppressed = True
     try:
-        return _shard_originals["put_item"](table, *args, **kwargs)
+        return put_item(table, *args, **kwargs)
     finally:
         _local.suppressed = False
 
 
 def install_shard_patch() -> None:
     """Make stream shards only record writes, as DynamoDB does (idempotent; stays installed)."""
-    if _shard_originals:
+    if _shard_patches.applied:
         return
-    _shard_originals["add"] = StreamShard.add
-    _shard_originals["update_item"] = DynamoDBBackend.update_item
-    _shard_originals["put_item"] = Table.put_item
-    StreamShard.add = _add_record  # type: ignore[method-assign]
-    DynamoDBBackend.update_item = _update_item  # type: ignore[method-assign]
-    Table.put_item = _table_put_item  # type: ignore[method-assign]
+    _shard_patches.set(StreamShard, "add", _add_record)
+    _shard_patches.set(DynamoDBBackend, "update_item", _update_item)
+    _shard_patches.set(Table, "put_item", _table_put_item)
 
 
 def add_write_observer(observer: WriteObserver) -> None:
@@ -219,23 +218,12 @@ class StreamPoller:
         self._checkpoints: dict[str, _Checkpoint] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._original_create: Callable[..., EventSourceMapping] | None = None
+        self._patches = Patches()
         dispatcher.add_busy_probe(self.busy)
 
     def start(self) -> None:
         install_shard_patch()
-        original = LambdaBackend.create_event_source_mapping
-        self._original_create = original
-        poller = self
-
-        def create_event_source_mapping(backend: LambdaBackend, spec: dict[str, Any]) -> EventSourceMapping:
-            esm = original(backend, spec)
-            # LATEST means "records written after the mapping was created", not after the first poll.
-            if _is_dynamodb_stream(esm.event_source_arn):
-                poller._checkpoint(backend.account_id, esm)
-            return esm
-
-        LambdaBackend.create_event_source_mapping = create_event_source_mapping  # type: ignore[method-assign]
+        self._patches.wrap(LambdaBackend, "create_event_source_mapping", self._checkpointing)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
         self._thread.start()
@@ -245,9 +233,17 @@ class StreamPoller:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        if self._original_create is not None:
-            LambdaBackend.create_event_source_mapping = self._original_create  # type: ignore[method-assign]
-            self._original_create = None
+        self._patches.restore()
+
+    def _checkpointing(self, original: Callable[..., EventSourceMapping]) -> Callable[..., EventSourceMapping]:
+        def create_event_source_mapping(backend: LambdaBackend, spec: dict[str, Any]) -> EventSourceMapping:
+            esm = original(backend, spec)
+            # LATEST means "records written after the mapping was created", not after the first poll.
+            if _is_dynamodb_stream(esm.event_source_arn):
+                self._checkpoint(backend.account_id, esm)
+            return esm
+
+        return create_event_source_mapping
 
     def reset(self) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from iot_dr_local.failover_plan import FailoverPlanError, FailoverSettings
-from iot_dr_local.mqtt_broker import _port_open
+from iot_dr_local.mqtt_broker import port_open
 from iot_dr_local.process_refs import ProcessRef
 from iot_dr_local.processes import Daemon, DaemonError
 from iot_dr_local.route53 import RecordSwitch
@@ -308,7 +308,7 @@ def restore(region: str, state_dir: Path) -> int:
                 f"mosquitto-{region}",
                 broker.argv,
                 Path(broker.log_path),
-                lambda: _port_open(broker.address, broker.port),
+                lambda: port_open(broker.address, broker.port),
             )
             try:
                 daemon.start()

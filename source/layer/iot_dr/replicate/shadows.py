@@ -123,6 +123,10 @@ def write_shadow(ctx: Secondary, state: dict[str, Any]) -> None:
     current_state = document.get("state", {})
     target = {section: state["state"].get(section) for section in SECTIONS if section in state["state"]}
     patch = difference({s: current_state.get(s) for s in SECTIONS if s in current_state}, target)
+    for section in SECTIONS:
+        if section in patch and patch[section] is None and isinstance(current_state.get(section), dict):
+            # Remove a section key by key: every shadow service honours that, not all honour "section": null.
+            patch[section] = dict.fromkeys(current_state[section])
     if not patch:
         if document:
             return
