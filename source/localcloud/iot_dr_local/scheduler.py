@@ -24,6 +24,7 @@ from moto.events.models import EventsBackend, Rule, events_backends
 
 from iot_dr_local.locking import SERVICE_LOCK
 from iot_dr_local.patching import Patches
+from iot_dr_local.periodic import Periodic
 
 LOG = logging.getLogger(__name__)
 
@@ -86,21 +87,15 @@ class Scheduler:
         self._clock = clock
         self._lock = threading.Lock()
         self._next_fire: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("scheduler", lambda: self.poll_interval, self._fire_due)
         self._patches = Patches()
 
     def start(self) -> None:
         self._patches.wrap(EventsBackend, "put_rule", _validated_put_rule)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._loop.stop()
         self._patches.restore()
 
     def reset(self) -> None:
@@ -114,10 +109,6 @@ class Scheduler:
             if not rule.scheduled_expression:
                 raise ScheduleError(f"Rule {rule_name} in {region} has no ScheduleExpression")
             self._fire(account_id, region, rule)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_interval):
-            self._fire_due()
 
     def _fire_due(self) -> None:
         now = self._clock()

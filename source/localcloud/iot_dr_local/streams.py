@@ -29,6 +29,7 @@ from moto.dynamodb.models.table import StreamRecord, StreamShard, Table
 from iot_dr_local import lambda_runtime
 from iot_dr_local.locking import SERVICE_LOCK
 from iot_dr_local.patching import Patches
+from iot_dr_local.periodic import Periodic
 
 if TYPE_CHECKING:
     from iot_dr_local.dispatcher import Dispatcher
@@ -216,23 +217,17 @@ class StreamPoller:
         self.record_retention_seconds = record_retention_seconds
         self._lock = threading.Lock()
         self._checkpoints: dict[str, _Checkpoint] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("stream-poller", lambda: self.poll_interval, self._poll)
         self._patches = Patches()
         dispatcher.add_busy_probe(self.busy)
 
     def start(self) -> None:
         install_shard_patch()
         self._patches.wrap(LambdaBackend, "create_event_source_mapping", self._checkpointing)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="stream-poller", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._loop.stop()
         self._patches.restore()
 
     def _checkpointing(self, original: Callable[..., EventSourceMapping]) -> Callable[..., EventSourceMapping]:
@@ -275,10 +270,9 @@ class StreamPoller:
                 checkpoint = self._checkpoints[esm.uuid] = _Checkpoint(position=start)
             return checkpoint
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_interval):
-            for mapping_id in self._due():
-                self._dispatcher.submit(self._process, mapping_id)
+    def _poll(self) -> None:
+        for mapping_id in self._due():
+            self._dispatcher.submit(self._process, mapping_id)
 
     def _due(self) -> list[str]:
         """Mappings with unread records and no batch in flight; marks them in flight."""
