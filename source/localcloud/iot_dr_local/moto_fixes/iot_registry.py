@@ -80,12 +80,16 @@ def _validate_attributes(requested: dict[str, str], resulting: dict[str, str], t
 def _checked_create_thing(original: Callable[..., FakeThing]) -> Callable[..., FakeThing]:
     @functools.wraps(original)
     def create_thing(
-        backend: IoTBackend, thing_name: str, thing_type_name: str, attribute_payload: dict[str, Any] | None, **kw: Any
+        backend: IoTBackend,
+        thing_name: str,
+        thing_type_name: str,
+        attribute_payload: dict[str, Any] | None,
+        billing_group_name: str | None = None,
     ) -> FakeThing:
         validate_thing_name(thing_name)
         attributes = (attribute_payload or {}).get("attributes") or {}
         _validate_attributes(attributes, attributes, typed=bool(thing_type_name))
-        return original(backend, thing_name, thing_type_name, attribute_payload, **kw)
+        return original(backend, thing_name, thing_type_name, attribute_payload, billing_group_name)
 
     return create_thing
 
@@ -100,7 +104,6 @@ def _checked_update_thing(original: Callable[..., None]) -> Callable[..., None]:
         thing_type_name: str,
         attribute_payload: dict[str, Any] | None,
         remove_thing_type: bool,
-        **kw: Any,
     ) -> None:
         thing = backend.describe_thing(thing_name)
         payload = attribute_payload or {}
@@ -113,7 +116,7 @@ def _checked_update_thing(original: Callable[..., None]) -> Callable[..., None]:
             resulting = dict(requested)
         typed = bool(thing_type_name) or (thing.thing_type is not None and not remove_thing_type)
         _validate_attributes(requested or {}, resulting, typed)
-        original(backend, thing_name, thing_type_name, attribute_payload, remove_thing_type, **kw)
+        original(backend, thing_name, thing_type_name, attribute_payload, remove_thing_type)
 
     return update_thing
 
