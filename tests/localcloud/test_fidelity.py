@@ -117,7 +117,9 @@ def test_shadow_of_an_unregistered_thing_is_allowed(fixed: bool, data: Any) -> N
 def test_shadow_state_over_8_kb_is_refused(fixed: bool, iot: Any, data: Any) -> None:
     """https://docs.aws.amazon.com/general/latest/gr/iot-core.html#device-shadow-limits (8 KB of desired and
     reported state) and https://docs.aws.amazon.com/iot/latest/developerguide/device-shadow-error-messages.html
-    (413 "The payload exceeds the maximum size allowed")."""
+    (413 "The payload exceeds the maximum size allowed"), and
+    https://docs.aws.amazon.com/iot/latest/apireference/API_iotdata_UpdateThingShadow.html
+    (RequestEntityTooLargeException)."""
     iot.create_thing(thingName="big")
     overhead = len(json.dumps({"reported": {"v": ""}}, separators=(",", ":")))
     update(data, "big", {"reported": {"v": "x" * (8192 - overhead)}})
@@ -126,6 +128,7 @@ def test_shadow_state_over_8_kb_is_refused(fixed: bool, iot: Any, data: Any) -> 
         update(data, "big", {"desired": {"w": 1}})
 
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert error_code(err) == "RequestEntityTooLargeException"
     assert shadow(data, "big")["version"] == 1
 
 
@@ -191,8 +194,8 @@ def test_attributes_outside_their_documented_patterns_are_refused(
 
 @diverges("any number of attributes is accepted on a thing without a type")
 def test_a_thing_without_a_type_has_at_most_three_attributes(fixed: bool, iot: Any) -> None:
-    """https://docs.aws.amazon.com/general/latest/gr/iot-core.html#thing-limits (3 attributes without a thing
-    type, 50 with one)."""
+    """https://docs.aws.amazon.com/iot/latest/apireference/API_CreateThing.html ("up to three name/value
+    pairs") and https://docs.aws.amazon.com/iot/latest/developerguide/thing-types.html (50 with a thing type)."""
     four = {f"a{i}": "v" for i in range(4)}
     with pytest.raises(ClientError) as err:
         iot.create_thing(thingName="plain", attributePayload={"attributes": four})

@@ -28,8 +28,9 @@ from iot_dr_local.patching import Patches
 THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 ATTRIBUTE_NAME = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
 ATTRIBUTE_VALUE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}")
-# https://docs.aws.amazon.com/general/latest/gr/iot-core.html#thing-limits: 3 attributes without a thing type,
-# 50 with one.
+# 3 attributes without a thing type ("up to three name/value pairs":
+# https://docs.aws.amazon.com/iot/latest/apireference/API_CreateThing.html), 50 with one
+# (https://docs.aws.amazon.com/iot/latest/developerguide/thing-types.html).
 MAX_ATTRIBUTES_UNTYPED = 3
 MAX_ATTRIBUTES_TYPED = 50
 # https://docs.aws.amazon.com/iot/latest/apireference/API_DeleteThingType.html: "Deprecate the thing type ...,
