@@ -483,3 +483,31 @@ def test_on_failure_destination_may_be_an_sns_topic(
     [failure] = failure_records(queue_url)
     assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert failure["DDBStreamBatchInfo"]["streamArn"] == source.latest_stream_arn
+
+
+KEYS_ONLY = """
+    import time
+    import boto3
+
+    def handler(event, context):
+        keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]]
+        boto3.resource("dynamodb").Table("invocations").put_item(Item={"at": time.time_ns(), "keys": keys})
+"""
+
+
+def test_a_batch_never_exceeds_the_synchronous_payload_limit(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    """https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html (BatchSize: one call as
+    long as the events stay within the 6 MB synchronous payload limit)."""
+    make_function("consumer", KEYS_ONLY, region=REGION)
+    keys = [f"big-{i:02d}" for i in range(17)]
+    for key in keys:
+        source.put_item(Item={"pk": key, "blob": "x" * 390_000})
+    map_stream(source, BatchSize=100)  # from TRIM_HORIZON: all 17 records are there at the first poll
+
+    assert dispatcher.wait_idle(timeout=60)
+    delivered = batches()
+    assert [key for batch in delivered for key in batch] == keys
+    assert len(delivered) == 2
+    assert all(len(batch) * 390_000 <= 6 * 1024 * 1024 for batch in delivered)

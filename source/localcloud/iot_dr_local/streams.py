@@ -30,6 +30,7 @@ from moto.sns.models import sns_backends
 
 from iot_dr_local import internal_errors, lambda_runtime
 from iot_dr_local.locking import SERVICE_LOCK
+from iot_dr_local.moto_fixes.lambda_payloads import MAX_SYNCHRONOUS_BYTES
 from iot_dr_local.patching import Patches
 from iot_dr_local.periodic import Periodic
 
@@ -361,7 +362,7 @@ class StreamPoller:
                     with self._lock:
                         limit = checkpoint.limit or config.batch_size
                         start = checkpoint.position
-                    records = [r.to_json() for r in shard.items[start : start + limit]]
+                    records = _within_payload_limit([r.to_json() for r in shard.items[start : start + limit]])
                     return _Batch(config=config, shard_id=shard.id, start=start, records=records)
         return None
 
@@ -459,6 +460,21 @@ def send_to_destination(destination_arn: str, body: str) -> None:
         return
     with SERVICE_LOCK.held():
         sns_backends[parts[4]][parts[3]].publish(body, arn=destination_arn)
+
+
+def _within_payload_limit(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The head of ``records`` whose stream sizes fit one synchronous invocation (at least one record).
+
+    "Lambda passes all of the records in the batch to the function in a single call, as long as the total size
+    of the events doesn't exceed the payload limit for synchronous invocation (6 MB)":
+    https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html (BatchSize).
+    """
+    total = 0
+    for count, record in enumerate(records):
+        total += int(record["dynamodb"].get("SizeBytes", 0))
+        if total > MAX_SYNCHRONOUS_BYTES and count:
+            return records[:count]
+    return records
 
 
 def _checkpoint_from_response(response: Any, records: list[dict[str, Any]]) -> int:
