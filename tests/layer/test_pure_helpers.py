@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -99,3 +100,24 @@ def test_common_name_is_read_from_the_subject_not_the_issuer() -> None:
 def test_certificate_without_common_name_has_none() -> None:
     subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Fleet")])
     assert subject_common_name(_certificate(subject)) is None
+
+
+def test_stream_images_with_base64_binaries_become_plain_values() -> None:
+    """Lambda delivers B and BS base64-encoded:
+    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_AttributeValue.html"""
+    image = {
+        "b": {"B": "aGk="},
+        "bs": {"BS": ["YQ==", "Yg=="]},
+        "m": {"M": {"l": {"L": [{"B": "eA=="}, {"N": "2"}]}}},
+        "raw": {"B": b"ok"},
+    }
+    plain = from_item(image)
+    assert plain["b"] == "hi"
+    assert sorted(plain["bs"]) == ["a", "b"]
+    assert plain["m"] == {"l": ["x", 2]}
+    assert plain["raw"] == "ok"
+
+
+def test_a_binary_that_is_not_base64_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="not base64"):
+        from_item({"b": {"B": "not base64!"}})

@@ -7,6 +7,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from iot_dr_local import internal_errors
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.global_tables import GlobalTableReplicator
 
@@ -230,3 +231,48 @@ def test_reset_forgets_every_global_table(replicator: GlobalTableReplicator, dis
     assert (
         "Replicas" not in boto3.client("dynamodb", region_name=PRIMARY).describe_table(TableName="replicated")["Table"]
     )
+
+
+def test_items_of_every_attribute_type_replicate(replicator: GlobalTableReplicator, dispatcher: Dispatcher) -> None:
+    """Global tables copy items whole: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_HowItWorks.html"""
+    create_table(PRIMARY)
+    add_replica()
+    item = {
+        "pk": {"S": "typed"},
+        "sk": {"N": "1"},
+        "b": {"B": b"\x00\xff"},
+        "bs": {"BS": [b"\x01"]},
+        "ns": {"NS": ["2"]},
+        "ss": {"SS": ["s"]},
+        "null": {"NULL": True},
+        "bool": {"BOOL": True},
+        "m": {"M": {"l": {"L": [{"B": b"\x02"}]}}},
+    }
+    boto3.client("dynamodb", region_name=PRIMARY).put_item(TableName="replicated", Item=item)
+
+    assert dispatcher.wait_idle(timeout=20)
+    replica = boto3.client("dynamodb", region_name=SECONDARY).scan(TableName="replicated")["Items"]
+    assert replica == [item]
+
+
+def test_an_emulator_fault_on_one_write_does_not_stall_the_queue_behind_it(
+    replicator: GlobalTableReplicator, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = create_table(PRIMARY)
+    add_replica()
+    apply = GlobalTableReplicator._apply
+
+    def faulty(self: GlobalTableReplicator, write: Any) -> None:
+        if write.key["pk"] == {"S": "poison"}:
+            raise RuntimeError("emulator bug")
+        apply(self, write)
+
+    monkeypatch.setattr(GlobalTableReplicator, "_apply", faulty)
+    internal_errors.reset()
+
+    source.put_item(Item={"pk": "poison", "sk": 1})
+    source.put_item(Item={"pk": "after", "sk": 1})
+
+    assert dispatcher.wait_idle(timeout=20)
+    assert [item["pk"] for item in items(SECONDARY)] == ["after"]
+    assert internal_errors.counts() == {"global-tables": 1}

@@ -14,8 +14,9 @@ import pytest
 from botocore.exceptions import ClientError
 from event_fixtures import load_event
 
-from iot_dr_local import iot_events
+from iot_dr_local import iot_events, moto_fixes
 from iot_dr_local.dispatcher import Dispatcher
+from iot_dr_local.moto_fixes import iot_registry
 from iot_dr_local.pki import LocalCA
 from iot_dr_local.rules_engine import RulesEngine
 
@@ -39,13 +40,18 @@ Event = tuple[str, dict[str, Any]]
 
 
 @pytest.fixture
-def engine(aws: str, dispatcher: Dispatcher) -> Iterator[RulesEngine]:
+def engine(aws: str, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch) -> Iterator[RulesEngine]:
+    """The rules engine and event publisher over moto with the local cloud's fixes; thing types may be deleted
+    right after their deprecation."""
+    monkeypatch.setenv(iot_registry.THING_TYPE_DELETE_WAIT_ENV, "0")
+    moto_fixes.install()
     rules = RulesEngine(dispatcher)
     rules.install()
     events = iot_events.install(rules)
     yield rules
     events.uninstall()
     rules.uninstall()
+    moto_fixes.uninstall()
 
 
 @pytest.fixture
@@ -224,21 +230,24 @@ def test_thing_type_lifecycle_publishes_documented_thing_type_events(
     iot.deprecate_thing_type(thingTypeName="bulb")
     deprecated = iot.describe_thing_type(thingTypeName="bulb")
     iot.deprecate_thing_type(thingTypeName="bulb", undoDeprecate=True)
-    iot.delete_thing_type(thingTypeName="bulb")
+    iot.deprecate_thing_type(thingTypeName="bulb")
+    iot.delete_thing_type(thingTypeName="bulb")  # AWS deletes only deprecated types
 
     events = drain(queue, dispatcher)
     assert [topic for topic, _ in events] == [
         "$aws/events/thingType/bulb/created",
         "$aws/events/thingType/bulb/updated",
         "$aws/events/thingType/bulb/updated",
+        "$aws/events/thingType/bulb/updated",
         "$aws/events/thingType/bulb/deleted",
     ]
     assert all(set(payload) == keys_of("registry/thing_type_updated.json") for _, payload in events)
-    assert [payload["operation"] for _, payload in events] == ["CREATED", "UPDATED", "UPDATED", "DELETED"]
-    assert [payload["isDeprecated"] for _, payload in events] == [False, True, False, False]
+    assert [payload["operation"] for _, payload in events] == ["CREATED", "UPDATED", "UPDATED", "UPDATED", "DELETED"]
+    assert [payload["isDeprecated"] for _, payload in events] == [False, True, False, True, True]
     deprecation = events[1][1]["deprecationDate"]
     assert deprecation == int(deprecated["thingTypeMetadata"]["deprecationDate"].timestamp() * 1000)
-    assert [payload["deprecationDate"] for _, payload in events[2:]] == [None, None]
+    assert events[2][1]["deprecationDate"] is None
+    assert events[3][1]["deprecationDate"] == events[4][1]["deprecationDate"] > deprecation
     assert {payload["thingTypeId"] for _, payload in events} == {type_id}
     assert events[0][1]["description"] == "light bulbs"
     assert events[0][1]["searchableAttributes"] == ["wattage", "model"]
@@ -428,7 +437,7 @@ def test_failed_shadow_updates_publish_nothing(engine: RulesEngine, dispatcher: 
     data = boto3.client("iot-data", region_name=PRIMARY)
 
     with pytest.raises(ClientError):
-        data.update_thing_shadow(thingName="no-such-thing", payload=b'{"state": {"reported": {"a": 1}}}')
+        data.update_thing_shadow(thingName="any-thing", payload=b'{"state": {"unknown": {"a": 1}}}')
 
     assert drain(queue, dispatcher) == []
 

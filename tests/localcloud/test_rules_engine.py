@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from iot_dr_local import internal_errors, moto_fixes, rules_engine
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.rules_engine import RulesEngine
 
@@ -329,3 +330,69 @@ def test_reset_clears_counters_and_uninstall_stops_routing_iot_data(
 
     assert engine.stats(ACCOUNT_ID, PRIMARY, "Counted").matched == 0
     assert len(receive(queue)) == 1
+
+
+@pytest.fixture
+def fixed_moto(aws: str) -> Iterator[None]:
+    """DynamoDB as AWS runs it (38-digit numbers), for actions whose failure comes from DynamoDB itself."""
+    moto_fixes.install()
+    yield
+    moto_fixes.uninstall()
+
+
+@pytest.mark.parametrize("number", ["1e200", "1" * 42], ids=["out-of-range", "42-digits"])
+def test_a_number_dynamodb_cannot_store_fails_the_action_into_the_error_action(
+    fixed_moto: None, engine: RulesEngine, dispatcher: Dispatcher, number: str
+) -> None:
+    """The DynamoDBv2 action fails and the error action gets the message
+    (https://docs.aws.amazon.com/iot/latest/developerguide/rule-error-handling.html); DynamoDB refuses numbers
+    beyond 38 digits or its range
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html)."""
+    errors = create_queue("rule-errors")
+    create_table("shadows")
+    create_rule(
+        "Store",
+        "SELECT *, newuuid() AS uuid FROM 'dt/#'",
+        [dynamo_action("shadows")],
+        error_action=sqs_action("rule-errors"),
+    )
+    original = b'{"state": {"reported": {"v": ' + number.encode() + b"}}}"
+
+    boto3.client("iot-data", region_name=PRIMARY).publish(topic="dt/bad", qos=1, payload=original)
+    publish("dt/good", {"state": {"reported": {"v": 1}}})
+    assert dispatcher.wait_idle(timeout=30)
+
+    [body] = receive(errors)
+    error = json.loads(body)
+    assert base64.b64decode(error["base64OriginalPayload"]) == original
+    [failure] = error["failures"]
+    assert failure["failedAction"] == "DynamoDBv2Action"
+    assert "ValidationException" in failure["errorMessage"]
+    items = boto3.client("dynamodb", region_name=PRIMARY).scan(TableName="shadows")["Items"]
+    assert [item["state"]["M"]["reported"]["M"]["v"] for item in items] == [{"N": "1"}]
+
+
+def test_an_emulator_fault_in_an_action_is_counted_and_reported_to_the_error_action(
+    engine: RulesEngine, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    errors = create_queue("rule-errors")
+    create_table("kept")
+
+    def broken(account_id: str, region: str, config: dict[str, Any], message: Any) -> None:
+        raise KeyError("emulator bug")
+
+    monkeypatch.setitem(rules_engine.ACTIONS, "lambda", (broken, lambda config: config["functionArn"]))
+    function_arn = f"arn:aws:lambda:{PRIMARY}:{ACCOUNT_ID}:function:f"
+    create_rule("Broken", "SELECT * FROM 'b'", [{"lambda": {"functionArn": function_arn}}], sqs_action("rule-errors"))
+    create_rule("Fine", "SELECT *, newuuid() AS uuid FROM 'b'", [dynamo_action("kept")])
+    internal_errors.reset()
+
+    publish("b", {"n": 1})
+    publish("b", {"n": 2})
+    assert dispatcher.wait_idle(timeout=30)
+
+    assert internal_errors.counts() == {"rules-engine": 2}
+    failures = [json.loads(body)["failures"][0] for body in receive(errors)]
+    assert [f["failedResource"] for f in failures] == [function_arn, function_arn]
+    assert all(f["errorMessage"].startswith("InternalFailure: KeyError") for f in failures)
+    assert len(boto3.client("dynamodb", region_name=PRIMARY).scan(TableName="kept")["Items"]) == 2

@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
+from iot_dr_local import internal_errors, streams
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.lambda_runtime import LambdaRuntime
 from iot_dr_local.streams import StreamPoller
@@ -392,3 +393,121 @@ def test_mapping_settings_are_stored(
     stored = boto3.client("lambda", region_name=REGION).get_event_source_mapping(UUID=mapping)
 
     assert {key: stored[key] for key in settings} == settings
+
+
+def test_every_attribute_type_reaches_the_function_as_dynamodb_json(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    """Lambda receives binaries base64-encoded, every other type in its data-type descriptor form:
+    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_AttributeValue.html"""
+    consumer(make_function)
+    map_stream(source)
+    item = {
+        "pk": {"S": "typed"},
+        "b": {"B": b"\x00\xff"},
+        "bs": {"BS": [b"\x01", b"\x02"]},
+        "n": {"N": "12.5"},
+        "ns": {"NS": ["1", "2"]},
+        "ss": {"SS": ["x", "y"]},
+        "null": {"NULL": True},
+        "bool": {"BOOL": False},
+        "m": {"M": {"inner": {"B": b"\x03"}, "l": {"L": [{"B": b"\x04"}, {"BS": [b"\x05"]}, {"S": "s"}]}}},
+    }
+    boto3.client("dynamodb", region_name=REGION).put_item(TableName="source", Item=item)
+
+    assert dispatcher.wait_idle(timeout=20)
+    [event] = events()
+    image = event["Records"][0]["dynamodb"]["NewImage"]
+    assert image["b"] == {"B": "AP8="}
+    assert sorted(image["bs"]["BS"]) == ["AQ==", "Ag=="]
+    assert image["n"] == {"N": "12.5"}
+    assert sorted(image["ns"]["NS"]) == ["1", "2"]
+    assert sorted(image["ss"]["SS"]) == ["x", "y"]
+    assert image["null"] == {"NULL": True}
+    assert image["bool"] == {"BOOL": False}
+    assert image["m"] == {"M": {"inner": {"B": "Aw=="}, "l": {"L": [{"B": "BA=="}, {"BS": ["BQ=="]}, {"S": "s"}]}}}
+
+
+def test_an_emulator_fault_is_counted_once_logged_and_the_shard_moves_on(
+    poller: StreamPoller,
+    dispatcher: Dispatcher,
+    source: Any,
+    make_function: Callable[..., str],
+    failure_queue: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    queue_url, queue_arn = failure_queue
+    consumer(make_function)
+    map_stream(source, BatchSize=1, MaximumRetryAttempts=1, DestinationConfig={"OnFailure": {"Destination": queue_arn}})
+    deliverable = streams.lambda_record
+
+    def faulty(record: dict[str, Any], source_arn: str) -> dict[str, Any]:
+        if record["dynamodb"]["Keys"]["pk"]["S"] == "poison":
+            raise ValueError("emulator bug on this record")
+        return deliverable(record, source_arn)
+
+    monkeypatch.setattr(streams, "lambda_record", faulty)
+    internal_errors.reset()
+
+    put(source, "poison")
+    put(source, "after")
+
+    assert dispatcher.wait_idle(timeout=20)
+    assert batches() == [["after"]]
+    assert internal_errors.counts() == {"stream-poller": 2}  # the first attempt and its one retry
+    assert [r.getMessage() for r in caplog.records].count(
+        "local cloud internal error in stream-poller: emulator bug on this record"
+    ) == 1
+    [failure] = failure_records(queue_url)
+    assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert failure["DDBStreamBatchInfo"]["batchSize"] == 1
+
+
+def test_on_failure_destination_may_be_an_sns_topic(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    """https://docs.aws.amazon.com/lambda/latest/api/API_OnFailure.html: SNS topics are valid destinations."""
+    sns = boto3.client("sns", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    topic_arn = sns.create_topic(Name="stream-failures")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="topic-subscriber")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    consumer(make_function, "raise_on_poison")
+    map_stream(source, MaximumRetryAttempts=0, DestinationConfig={"OnFailure": {"Destination": topic_arn}})
+
+    put(source, "poison")
+
+    assert dispatcher.wait_idle(timeout=20)
+    [failure] = failure_records(queue_url)
+    assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert failure["DDBStreamBatchInfo"]["streamArn"] == source.latest_stream_arn
+
+
+KEYS_ONLY = """
+    import time
+    import boto3
+
+    def handler(event, context):
+        keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]]
+        boto3.resource("dynamodb").Table("invocations").put_item(Item={"at": time.time_ns(), "keys": keys})
+"""
+
+
+def test_a_batch_never_exceeds_the_synchronous_payload_limit(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    """https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html (BatchSize: one call as
+    long as the events stay within the 6 MB synchronous payload limit)."""
+    make_function("consumer", KEYS_ONLY, region=REGION)
+    keys = [f"big-{i:02d}" for i in range(17)]
+    for key in keys:
+        source.put_item(Item={"pk": key, "blob": "x" * 390_000})
+    map_stream(source, BatchSize=100)  # from TRIM_HORIZON: all 17 records are there at the first poll
+
+    assert dispatcher.wait_idle(timeout=60)
+    delivered = batches()
+    assert [key for batch in delivered for key in batch] == keys
+    assert len(delivered) == 2
+    assert all(len(batch) * 390_000 <= 6 * 1024 * 1024 for batch in delivered)

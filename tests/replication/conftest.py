@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from iot_dr_local.cloud import LocalCloud
+from iot_dr_local.moto_fixes.iot_registry import THING_TYPE_DELETE_WAIT_ENV
 
 PRIMARY, SECONDARY = "us-east-1", "us-west-2"
 
@@ -26,13 +27,16 @@ def cloud(request: pytest.FixtureRequest) -> Iterator[LocalCloud]:
     """A test module may set DEPLOY_PARAMETERS (secondary stack parameters) to change the retry settings."""
     parameters = getattr(request.module, "DEPLOY_PARAMETERS", FAST_RETRIES)
     local = LocalCloud(PRIMARY, SECONDARY)
-    local.start()
-    try:
-        local.prepare_account()
-        local.deploy(**parameters)
-        yield local
-    finally:
-        local.stop()
+    with pytest.MonkeyPatch.context() as env:
+        # Scenarios delete thing types right after deprecating them; AWS makes that wait five minutes.
+        env.setenv(THING_TYPE_DELETE_WAIT_ENV, "0")
+        local.start()
+        try:
+            local.prepare_account()
+            local.deploy(**parameters)
+            yield local
+        finally:
+            local.stop()
 
 
 @pytest.fixture

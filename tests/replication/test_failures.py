@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -16,6 +17,7 @@ from waiting import eventually
 
 from iot_dr.dynamo_json import to_item
 from iot_dr_cli.main import main
+from iot_dr_cli.operations import list_dead_letters, resolve_targets
 from iot_dr_local.cloud import ACCOUNT_ID, LocalCloud
 
 # Two quick attempts: a missing dependency is parked within seconds.
@@ -187,3 +189,74 @@ def test_backlog_in_the_secondary_is_applied_while_the_primary_is_down(cloud: Lo
             impatient.describe_thing(thingName="outage-device")
     finally:
         cloud.faults.bring_up(PRIMARY)
+
+
+def test_items_of_every_type_and_malformed_items_are_parked_while_devices_replicate(
+    cloud: LocalCloud, primary: Any, primary_data: Any
+) -> None:
+    """Items the topic rules never write (binary, sets, a number as event type...) reach the secondary's trigger
+    with binaries base64-encoded, as Lambda delivers them
+    (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_AttributeValue.html); each is
+    parked with its reason, listed by ``iot-dr dead-letters``, and blocks none of the devices written after."""
+    table = cloud.launch.primary_outputs["GlobalDynamoDBTableName"]
+    expires = {"N": str(int(time.time()) + 3600)}
+    every_type = {
+        "b": {"B": b"\x00\xffbinary"},
+        "bs": {"BS": [b"\x01", b"\x02"]},
+        "n": {"N": "12.5"},
+        "ns": {"NS": ["1", "2"]},
+        "s": {"S": "text"},
+        "ss": {"SS": ["x", "y"]},
+        "null": {"NULL": True},
+        "bool": {"BOOL": True},
+        "l": {"L": [{"B": b"\x03"}, {"N": "1"}]},
+        "m": {"M": {"inner": {"BS": [b"\x04"]}}},
+    }
+    malformed = {
+        "typed-no-event-type": every_type,
+        "binary-event-type": {**every_type, "eventType": {"B": b"\xff\xfe"}},
+        "number-event-type": {"eventType": {"N": "7"}, "thingName": {"S": "x"}},
+        "map-event-type": {"eventType": {"M": {"S": {"S": "THING_EVENT"}}}},
+    }
+    dynamodb = cloud.client("dynamodb", PRIMARY)
+    for key, attributes in malformed.items():
+        dynamodb.put_item(TableName=table, Item={**attributes, "uuid": {"S": key}, "expires": expires})
+    devices = [f"after-malformed-{i}" for i in range(5)]
+    for device in devices:
+        primary.create_thing(thingName=device, attributePayload={"attributes": {"batch": "malformed"}})
+        primary_data.update_thing_shadow(thingName=device, payload=json.dumps({"state": {"reported": {"on": 1}}}))
+
+    secondary_data = cloud.client("iot-data", SECONDARY)
+
+    def replicated(device: str) -> bool:
+        thing = secondary_thing(cloud, device)
+        if thing is None or thing["attributes"] != {"batch": "malformed"}:
+            return False
+        try:
+            payload = json.loads(secondary_data.get_thing_shadow(thingName=device)["payload"].read())
+        except secondary_data.exceptions.ResourceNotFoundException:
+            return False
+        return bool(payload["state"]["reported"] == {"on": 1})
+
+    eventually(lambda: all(replicated(device) for device in devices), timeout=90)
+
+    def parked_items() -> dict[str, dict[str, Any]]:
+        letters = {}
+        for letter in dead_letters(cloud):
+            image = letter["payload"].get("dynamodb", {}).get("NewImage", {})
+            key = image.get("uuid", {}).get("S")
+            if key in malformed:
+                letters[key] = letter
+        return letters if len(letters) == len(malformed) else {}
+
+    letters = eventually(parked_items, timeout=60)
+    for key, letter in letters.items():
+        assert (letter["stage"], letter["errorType"]) == ("trigger", "MalformedEvent"), key
+        assert "unknown eventType" in letter["reason"], key
+    assert letters["typed-no-event-type"]["payload"]["dynamodb"]["NewImage"]["b"] == {
+        "B": base64.b64encode(b"\x00\xffbinary").decode()
+    }
+    listed = list_dead_letters(SECONDARY, resolve_targets(SECONDARY, secondary_stack(cloud), None, None))
+    by_id = {row["deadLetterId"]: row for row in listed}
+    assert {letter["id"] for letter in letters.values()} <= set(by_id)
+    assert all("unknown eventType" in by_id[letter["id"]]["reason"] for letter in letters.values())

@@ -6,16 +6,20 @@ or collapses maps that happen to contain a key named "S".
 
 from __future__ import annotations
 
+import base64
+import binascii
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
 _deserializer = TypeDeserializer()
 _serializer = TypeSerializer()
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, Binary):
+        value = value.value
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
@@ -27,9 +31,37 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _binaries_decoded(value: dict[str, Any]) -> dict[str, Any]:
+    """An attribute value with ``B`` and ``BS`` as bytes: Lambda delivers stream images with binaries
+    base64-encoded (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_AttributeValue.html),
+    boto3 clients return them decoded. ValueError for a binary that is not base64."""
+    ((kind, content),) = value.items()
+    if kind == "B":
+        return {"B": _bytes(content)}
+    if kind == "BS":
+        return {"BS": [_bytes(member) for member in content]}
+    if kind == "M":
+        return {"M": {name: _binaries_decoded(member) for name, member in content.items()}}
+    if kind == "L":
+        return {"L": [_binaries_decoded(member) for member in content]}
+    return value
+
+
+def _bytes(content: Any) -> bytes:
+    if isinstance(content, bytes | bytearray):
+        return bytes(content)
+    try:
+        return base64.b64decode(content, validate=True)
+    except (binascii.Error, TypeError) as err:
+        raise ValueError(f"binary attribute is not base64: {err}") from err
+
+
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item (attribute-value maps) as plain JSON-compatible values."""
-    return {key: _plain(_deserializer.deserialize(value)) for key, value in item.items()}
+    """A DynamoDB item (attribute-value maps, binaries as bytes or as base64 text) as plain JSON-compatible values.
+
+    Binaries become text (UTF-8, undecodable bytes replaced). Raises ValueError or TypeError for a value that
+    is not an attribute-value map."""
+    return {key: _plain(_deserializer.deserialize(_binaries_decoded(value))) for key, value in item.items()}
 
 
 def _dynamo_ready(value: Any) -> Any:

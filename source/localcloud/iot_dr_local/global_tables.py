@@ -25,7 +25,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 
-from iot_dr_local import streams
+from iot_dr_local import internal_errors, streams
 from iot_dr_local.locking import SERVICE_LOCK
 from iot_dr_local.patching import Patches
 
@@ -266,6 +266,8 @@ class GlobalTableReplicator:
                 write = queue[0]
             try:
                 self._apply(write)
+            except Exception as err:  # an emulator fault: reported; the queue keeps draining behind it
+                internal_errors.report("global-tables", err)
             finally:
                 with self._lock:
                     if queue and queue[0] is write:

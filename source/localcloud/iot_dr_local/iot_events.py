@@ -36,6 +36,7 @@ from moto.iot.models import FakeThing, FakeThingGroup, FakeThingType, IoTBackend
 from moto.iot.responses import IoTResponse
 from moto.iotdata.models import FakeShadow, IoTDataPlaneBackend
 
+from iot_dr_local.moto_fixes.iot_shadows import stored_shadow
 from iot_dr_local.patching import Patches
 from iot_dr_local.rules_engine import RulesEngine
 
@@ -203,21 +204,6 @@ def _versioned_update_thing(original: Callable[..., None]) -> Callable[..., None
     return update_thing
 
 
-def _dated_deprecation(original: Callable[..., FakeThingType]) -> Callable[..., FakeThingType]:
-    """Record ``deprecationDate`` in the type's metadata, as DescribeThingType returns it."""
-
-    @functools.wraps(original)
-    def deprecate_thing_type(backend: IoTBackend, thing_type_name: str, undo_deprecate: bool) -> FakeThingType:
-        thing_type = original(backend, thing_type_name, undo_deprecate)
-        if thing_type.metadata["deprecated"]:
-            thing_type.metadata["deprecationDate"] = utcnow()
-        else:
-            thing_type.metadata.pop("deprecationDate", None)
-        return thing_type
-
-    return deprecate_thing_type
-
-
 # --------------------------------------------------------------------------------------- publisher
 
 Before = Callable[[Any, dict[str, Any]], Any]
@@ -243,7 +229,6 @@ class IotEvents:
         patches.set(IoTResponse, "update_event_configurations", _update_response)
         patches.wrap(IoTBackend, "create_thing", _idempotent_create_thing)
         patches.wrap(IoTBackend, "update_thing", _versioned_update_thing)
-        patches.wrap(IoTBackend, "deprecate_thing_type", _dated_deprecation)
 
         self._observe(IoTBackend, "create_thing", self._thing_before, self._thing_created)
         self._observe(IoTBackend, "update_thing", self._thing_before, self._thing_updated)
@@ -530,8 +515,7 @@ class IotEvents:
 
     @staticmethod
     def _shadow_before(backend: IoTDataPlaneBackend, call: dict[str, Any]) -> FakeShadow | None:
-        thing = backend.iot_backend.describe_thing(call["thing_name"])
-        return thing.thing_shadows.get(call["shadow_name"])
+        return stored_shadow(backend, call["thing_name"], call["shadow_name"])
 
     @staticmethod
     def _shadow_prefix(call: dict[str, Any]) -> str:

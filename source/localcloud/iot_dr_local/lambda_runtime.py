@@ -33,6 +33,7 @@ from moto.awslambda.models import LambdaFunction, lambda_backends
 from moto.sqs.models import sqs_backends
 
 from iot_dr_local.locking import SERVICE_LOCK
+from iot_dr_local.moto_fixes import lambda_payloads
 from iot_dr_local.patching import Patches
 
 if TYPE_CHECKING:
@@ -413,16 +414,18 @@ def _invoke_lambda(fn: LambdaFunction, event: Any = None) -> tuple[str, bool, st
 def _invoke(fn: LambdaFunction, body: Any, request_headers: Any, response_headers: Any) -> bytes:
     event = json.loads(body) if body else {}
     invocation_type = request_headers.get("x-amz-invocation-type", "RequestResponse")
+    lambda_payloads.check_request(body, invocation_type)
     if invocation_type == "DryRun":
         return b""
     if invocation_type == "Event":
         _current().invoke_async(fn.account_id, fn.region, fn.function_arn, event)
         return b""
     result = _current().execute(fn, event)
-    if result.errored:
+    payload, errored = lambda_payloads.limited_response(result.payload, result.errored)
+    if errored:
         response_headers["x-amz-function-error"] = "Unhandled"
     response_headers["x-amz-log-result"] = base64.b64encode(result.log[-4096:].encode()).decode()
-    return result.payload.encode("utf-8")
+    return payload.encode("utf-8")
 
 
 def _init(fn: LambdaFunction, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:

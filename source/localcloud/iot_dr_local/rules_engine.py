@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.core.exceptions import JsonRESTError, ServiceException
 from moto.iot.exceptions import IoTClientError
@@ -30,13 +29,13 @@ from moto.iot.models import IoTBackend, iot_backends
 from moto.iotdata.models import IoTDataPlaneBackend
 
 from iot_dr import aws
+from iot_dr_local import internal_errors
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.locking import SERVICE_LOCK
 from iot_dr_local.patching import Patches
 from iot_dr_local.rules_sql import SQL_VERSION, MessageContext, RuleSqlError, RuleStatement, parse
 
 LOG = logging.getLogger(__name__)
-_SERIALIZER = TypeSerializer()
 
 
 class ActionError(Exception):
@@ -99,11 +98,30 @@ def _decode(payload: bytes) -> Any:
 
 
 def _dynamodb_item(message: Any) -> dict[str, Any]:
-    """One attribute per top-level key, JSON types mapped to DynamoDB types, numbers as Decimal."""
+    """One attribute per top-level key, JSON types mapped to DynamoDB types, numbers exactly as written.
+
+    Numbers keep every digit, so DynamoDB itself decides whether it can store them (38 significant digits,
+    magnitude 1E-130 to 9.99E+125) and a refusal fails the action into the error action, as on AWS:
+    https://docs.aws.amazon.com/iot/latest/developerguide/dynamodb-v2-rule-action.html
+    """
     if not isinstance(message, dict):
         raise ActionError("the SELECT result is not a JSON object, so it cannot become a DynamoDB item")
-    document = json.loads(json.dumps(message), parse_float=Decimal)
-    return {key: _SERIALIZER.serialize(value) for key, value in document.items()}
+    document = json.loads(json.dumps(message), parse_float=Decimal, parse_int=Decimal)
+    return {key: _attribute_value(value) for key, value in document.items()}
+
+
+def _attribute_value(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, Decimal):
+        return {"N": str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, list):
+        return {"L": [_attribute_value(member) for member in value]}
+    return {"M": {key: _attribute_value(member) for key, member in value.items()}}
 
 
 def _put_item(account_id: str, region: str, config: dict[str, Any], message: Any) -> None:
@@ -243,19 +261,24 @@ class RulesEngine:
 
     def _process(self, message: _Message) -> None:
         try:
-            context = MessageContext(message.topic, _decode(message.payload), message.timestamp_ms, message.client_id)
-            for rule in self._enabled_rules(message.account_id, message.region):
-                try:
-                    result = self._statement(rule.sql).evaluate(context)
-                except RuleSqlError:
-                    LOG.exception("topic rule SQL cannot be evaluated locally", extra={"rule": rule.name})
-                    continue
-                if result is not None:
-                    self._count(message, rule, "matched")
-                    self._run_rule(message, rule, result)
+            self._evaluate(message)
+        except Exception as err:  # an emulator fault: reported, and the next message is unaffected
+            internal_errors.report("rules-engine", err)
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+    def _evaluate(self, message: _Message) -> None:
+        context = MessageContext(message.topic, _decode(message.payload), message.timestamp_ms, message.client_id)
+        for rule in self._enabled_rules(message.account_id, message.region):
+            try:
+                result = self._statement(rule.sql).evaluate(context)
+            except RuleSqlError:
+                LOG.exception("topic rule SQL cannot be evaluated locally", extra={"rule": rule.name})
+                continue
+            if result is not None:
+                self._count(message, rule, "matched")
+                self._run_rule(message, rule, result)
 
     def _run_rule(self, message: _Message, rule: _Rule, result: dict[str, Any]) -> None:
         failures = []
@@ -288,13 +311,17 @@ class RulesEngine:
             runner(message.account_id, message.region, config, payload)
         except (ActionError, *SERVICE_ERRORS) as err:
             error_message = describe_error(err)[1]
-            LOG.warning(
-                "topic rule action failed",
-                extra={"action": action_type, "topic": message.topic, "error": error_message},
-            )
-            return {
-                "failedAction": action_name(action_type),
-                "failedResource": resource(config) if resource else "",
-                "errorMessage": error_message,
-            }
-        return None
+        except Exception as err:  # an emulator fault: the action failed, and the error action is told so
+            internal_errors.report("rules-engine", err)
+            error_message = f"InternalFailure: {type(err).__name__}: {err}"
+        else:
+            return None
+        LOG.warning(
+            "topic rule action failed",
+            extra={"action": action_type, "topic": message.topic, "error": error_message},
+        )
+        return {
+            "failedAction": action_name(action_type),
+            "failedResource": resource(config) if resource else "",
+            "errorMessage": error_message,
+        }

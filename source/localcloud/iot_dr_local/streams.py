@@ -9,6 +9,7 @@ destination, the way the Lambda service does.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -25,9 +26,11 @@ from moto.core.utils import unix_time
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodb.models.table import StreamRecord, StreamShard, Table
+from moto.sns.models import sns_backends
 
-from iot_dr_local import lambda_runtime
+from iot_dr_local import internal_errors, lambda_runtime
 from iot_dr_local.locking import SERVICE_LOCK
+from iot_dr_local.moto_fixes.lambda_payloads import MAX_SYNCHRONOUS_BYTES
 from iot_dr_local.patching import Patches
 from iot_dr_local.periodic import Periodic
 
@@ -101,10 +104,36 @@ def remove_write_observer(observer: WriteObserver) -> None:
         _observers.remove(observer)
 
 
+def wire_value(value: dict[str, Any]) -> dict[str, Any]:
+    """One attribute value as DynamoDB's JSON wire protocol carries it: ``B`` and ``BS`` base64-encoded.
+
+    moto keeps binary values as bytes (or, depending on the call, as their base64 text); Lambda receives
+    every type in the data-type descriptor form, binaries as base64 strings:
+    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_AttributeValue.html
+    """
+    ((kind, content),) = value.items()
+    if kind == "B":
+        return {"B": _base64(content)}
+    if kind == "BS":
+        return {"BS": [_base64(member) for member in content]}
+    if kind == "M":
+        return {"M": {name: wire_value(member) for name, member in content.items()}}
+    if kind == "L":
+        return {"L": [wire_value(member) for member in content]}
+    return {kind: content}
+
+
+def _base64(content: bytes | str) -> str:
+    return base64.b64encode(content).decode() if isinstance(content, bytes) else content
+
+
 def lambda_record(record: dict[str, Any], source_arn: str) -> dict[str, Any]:
     """A stream record in the shape Lambda passes to the function."""
     dynamodb = dict(record["dynamodb"])
     dynamodb["ApproximateCreationDateTime"] = int(_arrival(record))
+    for image in ("Keys", "NewImage", "OldImage"):
+        if image in dynamodb:
+            dynamodb[image] = {name: wire_value(value) for name, value in dynamodb[image].items()}
     return {
         "eventID": record["eventID"],
         "eventName": record["eventName"],
@@ -313,6 +342,8 @@ class StreamPoller:
             else:
                 self._settle(checkpoint, batch, self._invoke(batch))
             settled = True
+        except Exception as err:  # an emulator fault: reported, then the mapping backs off instead of dying
+            internal_errors.report("stream-poller", err)
         finally:
             with self._lock:
                 checkpoint.in_flight = False
@@ -331,7 +362,7 @@ class StreamPoller:
                     with self._lock:
                         limit = checkpoint.limit or config.batch_size
                         start = checkpoint.position
-                    records = [r.to_json() for r in shard.items[start : start + limit]]
+                    records = _within_payload_limit([r.to_json() for r in shard.items[start : start + limit]])
                     return _Batch(config=config, shard_id=shard.id, start=start, records=records)
         return None
 
@@ -350,8 +381,10 @@ class StreamPoller:
         return expired
 
     def _invoke(self, batch: _Batch) -> _Outcome:
-        event = {"Records": [lambda_record(r, batch.config.source_arn) for r in batch.records]}
+        """Deliver the batch. A batch the emulator itself cannot deliver counts as a failed invocation, so
+        the mapping's retry, bisection and on-failure settings move the shard past it instead of stalling."""
         try:
+            event = {"Records": [lambda_record(r, batch.config.source_arn) for r in batch.records]}
             response = lambda_runtime.invoke_function(
                 batch.config.account_id, batch.config.region, batch.config.function_arn, event
             )
@@ -360,6 +393,9 @@ class StreamPoller:
                 "stream batch failed",
                 extra={"function": batch.config.function_arn, "error_type": err.error_type},
             )
+            return _Outcome(succeeded=0, function_error=True)
+        except Exception as err:  # an emulator fault, never the function's
+            internal_errors.report("stream-poller", err)
             return _Outcome(succeeded=0, function_error=True)
         if not batch.config.report_item_failures:
             return _Outcome(succeeded=len(batch.records), function_error=False)
@@ -409,7 +445,36 @@ class StreamPoller:
         )
         if batch.config.on_failure is not None:
             document = _on_failure_record(batch, records, condition, invocations, function_error)
-            lambda_runtime.send_to_queue(batch.config.on_failure, json.dumps(document))
+            send_to_destination(batch.config.on_failure, json.dumps(document))
+
+
+def send_to_destination(destination_arn: str, body: str) -> None:
+    """Deliver an invocation record to an on-failure destination: an SQS queue or an SNS topic.
+
+    Stream event source mappings accept both kinds:
+    https://docs.aws.amazon.com/lambda/latest/api/API_OnFailure.html
+    """
+    parts = destination_arn.split(":")
+    if parts[2] != "sns":
+        lambda_runtime.send_to_queue(destination_arn, body)
+        return
+    with SERVICE_LOCK.held():
+        sns_backends[parts[4]][parts[3]].publish(body, arn=destination_arn)
+
+
+def _within_payload_limit(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The head of ``records`` whose stream sizes fit one synchronous invocation (at least one record).
+
+    "Lambda passes all of the records in the batch to the function in a single call, as long as the total size
+    of the events doesn't exceed the payload limit for synchronous invocation (6 MB)":
+    https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html (BatchSize).
+    """
+    total = 0
+    for count, record in enumerate(records):
+        total += int(record["dynamodb"].get("SizeBytes", 0))
+        if total > MAX_SYNCHRONOUS_BYTES and count:
+            return records[:count]
+    return records
 
 
 def _checkpoint_from_response(response: Any, records: list[dict[str, Any]]) -> int:
