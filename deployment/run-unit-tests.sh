@@ -74,7 +74,7 @@ main() {
     .venv/bin/ruff check .
     echo "== shellcheck"
     if command -v shellcheck >/dev/null 2>&1; then
-        shellcheck deployment/*.sh .ci/run
+        shellcheck deployment/*.sh .ci/run source/tools/create-device-pca.sh
     else
         echo "shellcheck is not installed; skipped"
     fi
