@@ -4,7 +4,7 @@
 # AWS_DEFAULT_REGION (else REGION from toolsrc) the thing, the certificate registered without CA (ACTIVE) and a
 # policy, both attached. Writes THING.private.key, THING.public.key, THING.csr and THING.certificate.pem to the current
 # directory. Exit codes: 0 created, 1 AWS refused or the device exists, 2 usage.
-set -euo pipefail
+set -Eeuo pipefail
 
 readonly VALIDITY_DAYS=365
 
@@ -22,6 +22,12 @@ USAGE
 fail() {
     echo "create-device-pca.sh: error: $1" >&2
     exit "${2:-1}"
+}
+
+# A refused AWS or openssl call (its own message is on stderr already) ends the script with exit code 1.
+on_error() {
+    echo "create-device-pca.sh: error: failed: ${BASH_COMMAND}" >&2
+    exit 1
 }
 
 # The default policy: the device's own client ID, topics and shadows only.
@@ -42,6 +48,7 @@ policy_document() {
 }
 
 main() {
+    trap on_error ERR
     case "${1:-}" in
         -h|--help) usage; exit 0 ;;
     esac
@@ -69,6 +76,8 @@ main() {
     if [ -n "$policy" ]; then
         "${iot[@]}" get-policy --policy-name "$policy" --query policyName >/dev/null 2>&1 \
             || fail "policy $policy does not exist in $region"
+    elif "${iot[@]}" get-policy --policy-name "${thing}_Policy" --query policyName >/dev/null 2>&1; then
+        fail "policy ${thing}_Policy already exists in $region: pass it as POLICY_NAME to attach it"
     fi
 
     umask 077

@@ -127,3 +127,48 @@ def test_an_existing_thing_is_not_touched(cloud: LocalCloud, pca: tuple[str, byt
     assert result.stderr.strip() == "create-device-pca.sh: error: thing pca-device-3 already exists in us-east-1"
     assert cloud.client("iot", PRIMARY).list_thing_principals(thingName="pca-device-3")["principals"] == []
     assert not (tmp_path / "pca-device-3.private.key").exists()
+
+
+def test_an_existing_default_policy_stops_the_script_before_anything_is_issued(
+    cloud: LocalCloud, pca: tuple[str, bytes], tmp_path: Path
+) -> None:
+    iot = cloud.client("iot", PRIMARY)
+    iot.create_policy(
+        policyName="pca-device-4_Policy", policyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+    )
+
+    result = run(tmp_path, "pca-device-4", PCA_ARN=pca[0])
+
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "policy pca-device-4_Policy already exists in us-east-1: pass it as POLICY_NAME to attach it"
+    )
+    assert not (tmp_path / "pca-device-4.private.key").exists()
+
+
+def test_a_refused_aws_call_ends_with_exit_code_1_and_names_the_command(
+    cloud: LocalCloud, pca: tuple[str, bytes], tmp_path: Path
+) -> None:
+    cloud.faults.fail("iot", "create_thing", PRIMARY, times=20, code="InvalidRequestException")
+    try:
+        result = run(tmp_path, "pca-device-5", PCA_ARN=pca[0])
+    finally:
+        cloud.faults.reset()
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("create-device-pca.sh: error: failed: ")
+    assert "create-thing" in result.stderr.strip().splitlines()[-1]
+    things = cloud.client("iot", PRIMARY).list_things()["things"]
+    assert "pca-device-5" not in [thing["thingName"] for thing in things]
+
+
+def test_a_disabled_private_ca_issues_nothing(cloud: LocalCloud, pca: tuple[str, bytes], tmp_path: Path) -> None:
+    acm_pca = cloud.client("acm-pca", SECONDARY)
+    acm_pca.update_certificate_authority(CertificateAuthorityArn=pca[0], Status="DISABLED")
+    try:
+        result = run(tmp_path, "pca-device-6", PCA_ARN=pca[0])
+    finally:
+        acm_pca.update_certificate_authority(CertificateAuthorityArn=pca[0], Status="ACTIVE")
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"create-device-pca.sh: error: private CA {pca[0]} is DISABLED, not ACTIVE"
