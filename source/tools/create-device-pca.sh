@@ -57,6 +57,7 @@ main() {
         fail "expected THING_NAME [POLICY_NAME]" 2
     fi
     local thing="$1" policy="${2:-}"
+    [[ "$thing" =~ ^[a-zA-Z0-9:_-]{1,128}$ ]] || fail "invalid thing name $thing: 1 to 128 of a-z A-Z 0-9 : _ -" 2
     local pca_arn="${PCA_ARN:-}"
     [[ "$pca_arn" =~ ^arn:([a-z-]+):acm-pca:([a-z0-9-]+):([0-9]{12}):certificate-authority/[0-9a-f-]+$ ]] \
         || fail "PCA_ARN must be set to the ARN of your private CA (arn:aws:acm-pca:REGION:ACCOUNT:certificate-authority/ID)" 2

@@ -91,6 +91,7 @@ def test_an_existing_policy_is_attached_instead_of_a_new_one(
     ("args", "environment", "exit_code", "message"),
     [
         ((), {"PCA_ARN": "x"}, 2, "expected THING_NAME [POLICY_NAME]"),
+        (("a/b",), {"PCA_ARN": "x"}, 2, "invalid thing name a/b"),
         (("thing",), {}, 2, "PCA_ARN must be set to the ARN of your private CA"),
         (("thing",), {"PCA_ARN": "arn:aws:acm-pca:us-west-2:123456789012:certificate-authority/0000"}, 1, "not found"),
     ],
