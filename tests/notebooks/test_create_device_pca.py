@@ -41,8 +41,12 @@ def pca(cloud: LocalCloud) -> tuple[str, bytes]:
     return arn, activate(acm_pca, arn, new_root())
 
 
+# Should an AWS CLI ignore AWS_ENDPOINT_URL, its calls end at a closed local port instead of reaching AWS.
+NO_AWS = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"}
+
+
 def run(tmp_path: Path, *args: str, **environment: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AWS_DEFAULT_REGION": PRIMARY, **environment}
+    env = {**os.environ, **NO_AWS, "AWS_DEFAULT_REGION": PRIMARY, **environment}
     return subprocess.run([str(SCRIPT), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -108,7 +112,7 @@ def test_bad_input_is_one_line_on_stderr_with_its_exit_code(
     result = subprocess.run(
         [str(SCRIPT), *args],
         cwd=tmp_path,
-        env={**env, "AWS_DEFAULT_REGION": PRIMARY, **environment},
+        env={**env, **NO_AWS, "AWS_DEFAULT_REGION": PRIMARY, **environment},
         capture_output=True,
         text=True,
         timeout=120,
