@@ -27,6 +27,10 @@ install_system_packages() {
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
     command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || missing+=(knot knot-dnsutils)
     command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+    # create-device-pca.sh and its tests (which also need an AWS CLI that honours AWS_ENDPOINT_URL: v1 on
+    # botocore >= 1.31 or v2 >= 2.13; Debian 12's awscli 2.9 does not, so it is not installed here).
+    command -v jq >/dev/null 2>&1 || missing+=(jq)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     [ "${#missing[@]}" -eq 0 ] && return 0
     local sudo=()
@@ -74,7 +78,7 @@ main() {
     .venv/bin/ruff check .
     echo "== shellcheck"
     if command -v shellcheck >/dev/null 2>&1; then
-        shellcheck deployment/*.sh .ci/run
+        shellcheck deployment/*.sh .ci/run source/tools/create-device-pca.sh
     else
         echo "shellcheck is not installed; skipped"
     fi

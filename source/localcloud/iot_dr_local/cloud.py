@@ -26,7 +26,17 @@ from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from iot_dr import aws
 from iot_dr.event_types import REGISTRY_EVENT_CONFIGURATIONS
-from iot_dr_local import cfn_extensions, cloudtrail, iot_events, lambda_runtime, locking, moto_fixes, s3_policies
+from iot_dr_local import (
+    acm_pca,
+    ca_registration,
+    cfn_extensions,
+    cloudtrail,
+    iot_events,
+    lambda_runtime,
+    locking,
+    moto_fixes,
+    s3_policies,
+)
 from iot_dr_local.api_calls import ApiCallRecorder
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.failover import DeviceCertificate, FailoverServices
@@ -123,6 +133,11 @@ class LocalCloud:
         s3_policies.install()
         moto_fixes.install()
         self._stoppers.extend([s3_policies.uninstall, moto_fixes.uninstall])
+        # Private CA and CA registration as the notebooks and just-in-time registration use them.
+        acm_pca.install()
+        ca_registration.install()
+        self._stoppers.extend([acm_pca.uninstall, ca_registration.uninstall])
+        self._resetters.extend([acm_pca.reset, ca_registration.reset])
         runtime = lambda_runtime.install(self.endpoint, self.dispatcher)
         self._stoppers.append(lambda_runtime.stop)
         self._resetters.append(runtime.reset)

@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from iot_dr import checker_identity
 from iot_dr.aws import error_code
+from iot_dr_local.device_gateway import DeviceGateway, start_gateways
 from iot_dr_local.dns_server import DnsRecord, KnotDnsServer
 from iot_dr_local.failover_plan import ClientFactory, FailoverPlan, FailoverSettings, RegionPlan, failover_plan
 from iot_dr_local.mqtt_broker import PRIMARY_BROKER_ADDRESS, SECONDARY_BROKER_ADDRESS, MosquittoBroker
@@ -112,6 +113,8 @@ class FailoverServices:
         directory.chmod(0o755)
         self.ca = LocalCA(directory / "ca")
         self.brokers: dict[str, MosquittoBroker] = {}
+        # Just-in-time registration and certificates of any registered CA (see device_gateway).
+        self.gateways: dict[str, DeviceGateway] = {}
         self.probes: dict[str, Probe] = {}
         self.dns: KnotDnsServer | None = None
         self.emulator: Route53Emulator | None = None
@@ -154,6 +157,12 @@ class FailoverServices:
                 )
                 self.brokers[region_plan.region] = broker
                 broker.start()
+            self.gateways = start_gateways(
+                self.ca,
+                {p.region: (self.brokers[p.region].endpoint, [p.broker_name]) for p in self._plan.regions},
+                free_port(BROKER_ADDRESSES),
+                self.directory,
+            )
             self.dns = KnotDnsServer(
                 self._plan.zone, self.directory / "dns", self._records(), self.settings.dns_address, dns_port
             )
@@ -258,6 +267,8 @@ class FailoverServices:
     def stop(self) -> None:
         if self.emulator is not None:
             self.emulator.stop()
+        for gateway in self.gateways.values():
+            gateway.stop()
         for broker in self.brokers.values():
             broker.stop()
         if self.dns is not None:
