@@ -48,7 +48,7 @@ python_env() {
         python3 -m venv "$root/.venv"
     fi
     "$root/.venv/bin/python" -m pip install -q --upgrade pip
-    "$root/.venv/bin/python" -m pip install -q -e "${root}[dev]"
+    "$root/.venv/bin/python" -m pip install -q -e "${root}[dev,local]"
 }
 
 checkov_env() {

@@ -33,6 +33,8 @@ from iot_dr_local.failover import DeviceCertificate, FailoverServices
 from iot_dr_local.failover_plan import FailoverSettings
 from iot_dr_local.faults import FaultInjector
 from iot_dr_local.global_tables import GlobalTableReplicator
+from iot_dr_local.quota_rules import Rates
+from iot_dr_local.quotas import QuotaLimiter, resolve_rates
 from iot_dr_local.rules_engine import RulesEngine
 from iot_dr_local.scheduler import Scheduler
 from iot_dr_local.streams import StreamPoller
@@ -56,7 +58,10 @@ class LocalCloud:
         secondary_region: str = "us-west-2",
         host: str = "127.0.0.1",
         port: int = 0,
+        quotas: str | Rates | None = None,
     ) -> None:
+        """``quotas``: None (no throttling), a profile of ``quota_rules.QUOTA_PROFILES`` such as ``"aws-default"``,
+        or a rate table; see ``iot_dr_local.quotas``. Raises ValueError for an unknown profile."""
         if primary_region == secondary_region:
             raise ValueError("the primary and secondary regions must differ")
         if not host.startswith("127."):
@@ -77,6 +82,7 @@ class LocalCloud:
         self.failover: FailoverServices | None = None
         self.api_calls = ApiCallRecorder()
         self.faults = FaultInjector()
+        self.quotas = QuotaLimiter(resolve_rates(quotas)) if quotas is not None else None
         self._saved_environment: dict[str, str | None] = {}
 
     @property
@@ -120,6 +126,10 @@ class LocalCloud:
         self.faults.install()
         self._stoppers.extend([self.api_calls.uninstall, self.faults.uninstall])
         self._resetters.extend([self.api_calls.reset, self.faults.reset])
+        if self.quotas is not None:
+            self.quotas.install()
+            self._stoppers.append(self.quotas.uninstall)
+            self._resetters.append(self.quotas.reset)
         s3_policies.install()
         moto_fixes.install()
         self._stoppers.extend([s3_policies.uninstall, moto_fixes.uninstall])
@@ -233,9 +243,11 @@ class LocalCloud:
         aws.clear_client_cache()
         self.launch = None
 
-    def stop(self) -> None:
-        """Let in-flight work finish briefly, stop every worker and execution, then give moto its code back."""
-        self.wait_idle(10)
+    def stop(self, grace: float = 10.0) -> None:
+        """Let in-flight work finish for up to ``grace`` seconds, stop every worker and execution, then give moto its
+        code back."""
+        if grace > 0:
+            self.wait_idle(grace)
         for stop in self._workers:
             stop()
         self._workers.clear()
