@@ -243,18 +243,19 @@ class LocalCloud:
         aws.clear_client_cache()
         self.launch = None
 
-    def stop(self, grace: float = 10.0) -> None:
+    def stop(self, grace: float = 10.0, *, exiting: bool = False) -> None:
         """Let in-flight work finish for up to ``grace`` seconds, stop every worker and execution, then give moto its
-        code back."""
+        code back. ``exiting``: the process ends right after (``iot-dr local up`` on a stop request), so moto's
+        executions and state, which end with it, are not stopped and reset one by one."""
         if grace > 0:
             self.wait_idle(grace)
         for stop in self._workers:
             stop()
         self._workers.clear()
-        if self._server is not None:
+        if self._server is not None and not exiting:
             self._abort_executions()
         self.dispatcher.shutdown()
-        if self._server is not None:
+        if self._server is not None and not exiting:
             # moto's state is process-wide: a later local cloud in this process must not inherit these stacks.
             self._reset_moto()
         for stop in reversed(self._stoppers):

@@ -8,8 +8,10 @@ exit code) as its default. Nothing here imports moto: ``outage`` and ``restore``
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from iot_dr_local.quota_rules import QUOTA_PROFILES
 
@@ -67,7 +69,7 @@ def register_demo(commands: Any) -> None:
     demo.set_defaults(run=_run_demo)
 
 
-def _run_up(args: argparse.Namespace) -> int:
+def _run_up(args: argparse.Namespace) -> NoReturn:
     from iot_dr_local import local_up
     from iot_dr_local.failover_plan import FailoverSettings
 
@@ -87,7 +89,12 @@ def _run_up(args: argparse.Namespace) -> int:
         settings,
         args.quotas,
     )
-    return local_up.serve(options)
+    code = local_up.serve(options)
+    # Everything is stopped and cleaned up by now; finalizing the interpreter would only free moto's heap, which
+    # takes seconds on a busy machine and would break the promise to stop within 5 s of SIGTERM or Ctrl-C.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _run_broker_command(args: argparse.Namespace) -> int:

@@ -92,11 +92,13 @@ def _fixed_ports(options: UpOptions) -> list[Port]:
 
 
 class _StopSignals:
-    """Turns the first SIGTERM/SIGINT into StopRequested in the main thread, wherever it is (importing moto,
-    deploying, serving); later ones are ignored while shutting down, which a deadline bounds."""
+    """The first SIGTERM/SIGINT starts a shutdown deadline and, until READY, raises StopRequested in the main thread
+    wherever it is (importing moto, deploying); once serving, the loop polls ``received`` instead, so that no lock is
+    left held by an exception raised inside it. Later signals are ignored while shutting down."""
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.raising = True
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handle)
@@ -107,7 +109,8 @@ class _StopSignals:
             return
         self.received = signum
         _start_shutdown_deadline(128 + signum)
-        raise StopRequested(signum)
+        if self.raising:
+            raise StopRequested(signum)
 
 
 def _start_shutdown_deadline(exit_code: int) -> None:
@@ -132,14 +135,15 @@ def serve(options: UpOptions) -> int:
     if options.primary_region == options.secondary_region:
         _error("the primary and secondary regions must differ")
         return EXIT_USAGE
-    _StopSignals().install()
+    stop_signals = _StopSignals()
+    stop_signals.install()
     state_file = StateFile(options.state_dir.resolve())
     try:
         require_free(_fixed_ports(options), "stop it or choose another port (0 picks a free one)")
         state_file.directory.mkdir(parents=True, exist_ok=True)
         placeholder = LocalState(STARTING, options.primary_region, options.secondary_region, ProcessRef.this_process())
         _claim(state_file, placeholder)
-        return EXIT_OK if _serve_claimed(options, state_file) else EXIT_FAILURE
+        return EXIT_OK if _serve_claimed(options, state_file, stop_signals) else EXIT_FAILURE
     except (PortInUse, LocalCommandError) as err:
         _error(str(err))
         return err.exit_code if isinstance(err, LocalCommandError) else EXIT_FAILURE
@@ -149,7 +153,7 @@ def serve(options: UpOptions) -> int:
         return 128 + stop.signum
 
 
-def _serve_claimed(options: UpOptions, state_file: StateFile) -> bool:
+def _serve_claimed(options: UpOptions, state_file: StateFile, stop_signals: _StopSignals) -> bool:
     """Start, deploy and serve until StopRequested; False when the failover services could not start."""
     # Imported here: moto takes seconds to import, and outage/restore must not wait for it.
     from iot_dr_local.cloud import LocalCloud
@@ -178,20 +182,21 @@ def _serve_claimed(options: UpOptions, state_file: StateFile) -> bool:
         _say(f"state file: {state_file.path}")
         if options.quotas:
             _say(f"quotas: {options.quotas} (IoT calls above AWS's default rates get ThrottlingException)")
+        stop_signals.raising = False
+        if stop_signals.received is not None:
+            raise StopRequested(stop_signals.received)
         _say(f"READY endpoint={cloud.endpoint}")
-        try:
-            while True:
-                time.sleep(SWITCH_POLL_SECONDS)
-                for switch in services.new_switches() if services else []:
-                    _say(_switch_line(switch))
-        except StopRequested:
-            stopping = True
-            return True
+        while stop_signals.received is None:
+            time.sleep(SWITCH_POLL_SECONDS)
+            for switch in services.new_switches() if services else []:
+                _say(_switch_line(switch))
+        stopping = True
+        return True
     except StopRequested:
         stopping = True
         raise
     finally:
-        _shut_down(cloud, services, state_file, runtime_dir, grace=0.0 if stopping else 10.0)
+        _shut_down(cloud, services, state_file, runtime_dir, stopping)
 
 
 def _start_failover(
@@ -203,14 +208,22 @@ def _start_failover(
 
 
 def _shut_down(
-    cloud: LocalCloud, services: FailoverServices | None, state_file: StateFile, runtime_dir: Path | None, grace: float
+    cloud: LocalCloud,
+    services: FailoverServices | None,
+    state_file: StateFile,
+    runtime_dir: Path | None,
+    stop_requested: bool,
 ) -> None:
+    """Daemons and files first: they outlive the process; then the cloud, at once when a stop was requested."""
     if services is not None:
         services.stop()
     _stop_recorded_processes(state_file)
-    cloud.stop(grace)
     if runtime_dir is not None:
         shutil.rmtree(runtime_dir, ignore_errors=True)
+    if stop_requested:
+        cloud.stop(0, exiting=True)
+    else:
+        cloud.stop()
 
 
 def _failover_available() -> bool:
