@@ -17,6 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from iot_dr_local.cloud import LocalCloud
 from iot_dr_local.quota_rules import AWS_DEFAULT_RATES
 from iot_dr_local.quotas import QuotaLimiter, TokenBucket, resolve_rates
 
@@ -70,6 +71,15 @@ def test_the_profile_has_the_documented_default_rates_of_the_operations_replicat
     assert AWS_DEFAULT_RATES[("iot-data", "UpdateThingShadow")] == AWS_DEFAULT_RATES[("iot-data", "GetThingShadow")]
     with pytest.raises(ValueError, match="unknown quota profile 'aws-max'"):
         resolve_rates("aws-max")
+
+
+def test_a_local_cloud_throttles_only_when_asked_to() -> None:
+    assert LocalCloud().quotas is None
+    limited = LocalCloud(quotas="aws-default").quotas
+    assert limited is not None
+    assert [limited.admit(PRIMARY, "iot", "ListThings") for _ in range(11)] == [True] * 10 + [False]
+    with pytest.raises(ValueError, match="unknown quota profile"):
+        LocalCloud(quotas="aws-max")
 
 
 def test_a_control_plane_burst_above_the_rate_is_throttled_with_a_400_throttling_exception(
