@@ -139,7 +139,11 @@ class Daemon:
         self._process = None
         if self._watchdog is not None:
             # It exits as soon as it sees the daemon gone; reap it.
-            self._watchdog.wait(timeout)
+            try:
+                self._watchdog.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+                self._watchdog.wait(timeout)
             self._watchdog = None
 
 
