@@ -110,6 +110,9 @@ class LocalCloud:
             del os.environ[name]
         os.environ.update(environment)
         aws.clear_client_cache()
+        # moto's backends are process-wide: whatever an earlier user of moto in this process left (another local
+        # cloud, a test's moto server) must not show up in this one.
+        self._reset_moto()
         self._configure_moto()
         self._install_extensions()
 
