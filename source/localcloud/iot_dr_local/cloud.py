@@ -248,17 +248,24 @@ class LocalCloud:
 
     def stop(self, grace: float = 10.0, *, exiting: bool = False) -> None:
         """Let in-flight work finish for up to ``grace`` seconds, stop every worker and execution, then give moto its
-        code back. ``exiting``: the process ends right after (``iot-dr local up`` on a stop request), so moto's
-        executions and state, which end with it, are not stopped and reset one by one."""
+        code back. ``exiting``: the process ends right after and its caller has ended its child processes
+        (``iot-dr local up`` on a stop request): only the temporary files are removed, the rest ends with it."""
+        if not exiting:
+            self._stop_in_process(grace)
+        if self._build_dir is not None:
+            self._build_dir.cleanup()
+            self._build_dir = None
+
+    def _stop_in_process(self, grace: float) -> None:
         if grace > 0:
             self.wait_idle(grace)
         for stop in self._workers:
             stop()
         self._workers.clear()
-        if self._server is not None and not exiting:
+        if self._server is not None:
             self._abort_executions()
         self.dispatcher.shutdown()
-        if self._server is not None and not exiting:
+        if self._server is not None:
             # moto's state is process-wide: a later local cloud in this process must not inherit these stacks.
             self._reset_moto()
         for stop in reversed(self._stoppers):
@@ -274,9 +281,6 @@ class LocalCloud:
                 os.environ[name] = value
         self._saved_environment = {}
         aws.clear_client_cache()
-        if self._build_dir is not None:
-            self._build_dir.cleanup()
-            self._build_dir = None
 
     def _reset_moto(self) -> None:
         with locking.SERVICE_LOCK.held():

@@ -139,18 +139,26 @@ def serve(options: UpOptions) -> int:
     stop_signals.install()
     state_file = StateFile(options.state_dir.resolve())
     try:
-        require_free(_fixed_ports(options), "stop it or choose another port (0 picks a free one)")
         state_file.directory.mkdir(parents=True, exist_ok=True)
         placeholder = LocalState(STARTING, options.primary_region, options.secondary_region, ProcessRef.this_process())
+        # Claimed first: a local cloud running from this state directory is the likelier reason for a taken port, and
+        # claiming stops the daemons an earlier crash left behind.
         _claim(state_file, placeholder)
-        return EXIT_OK if _serve_claimed(options, state_file, stop_signals) else EXIT_FAILURE
-    except (PortInUse, LocalCommandError) as err:
+    except LocalCommandError as err:
         _error(str(err))
-        return err.exit_code if isinstance(err, LocalCommandError) else EXIT_FAILURE
+        return err.exit_code
     except StopRequested as stop:
-        if state_file.directory.is_dir():
-            _stop_recorded_processes(state_file)
         return 128 + stop.signum
+    try:
+        require_free(_fixed_ports(options), "stop it or choose another port (0 picks a free one)")
+        return EXIT_OK if _serve_claimed(options, state_file, stop_signals) else EXIT_FAILURE
+    except PortInUse as err:
+        _error(str(err))
+        return EXIT_FAILURE
+    except StopRequested as stop:
+        return 128 + stop.signum
+    finally:
+        _stop_recorded_processes(state_file)
 
 
 def _serve_claimed(options: UpOptions, state_file: StateFile, stop_signals: _StopSignals) -> bool:
@@ -214,16 +222,32 @@ def _shut_down(
     runtime_dir: Path | None,
     stop_requested: bool,
 ) -> None:
-    """Daemons and files first: they outlive the process; then the cloud, at once when a stop was requested."""
-    if services is not None:
+    """Daemons and files first: they outlive the process. On a stop request the process ends right after, so every
+    child process is ended at once and the cloud only removes its files; otherwise the cloud stops in order."""
+    if stop_requested:
+        _end_children()
+    elif services is not None:
         services.stop()
     _stop_recorded_processes(state_file)
     if runtime_dir is not None:
         shutil.rmtree(runtime_dir, ignore_errors=True)
-    if stop_requested:
-        cloud.stop(0, exiting=True)
-    else:
-        cloud.stop()
+    cloud.stop(exiting=stop_requested)
+
+
+def _end_children(timeout: float = 2.0) -> None:
+    """SIGTERM every descendant (daemons, their watchdogs, function workers) at once; SIGKILL those still there."""
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(children, timeout=timeout)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            continue
 
 
 def _failover_available() -> bool:
