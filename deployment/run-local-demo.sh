@@ -26,10 +26,11 @@ main() {
         "${sudo[@]}" apt-get update -qq
         DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
     fi
-    if [ ! -x .venv/bin/iot-dr ]; then
-        python3 -m venv .venv
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    # The demo runs on the local cloud, the package's "local" extra.
+    if ! .venv/bin/python -c 'import iot_dr_local' 2>/dev/null; then
         .venv/bin/python -m pip install -q --upgrade pip
-        .venv/bin/python -m pip install -q -e .
+        .venv/bin/python -m pip install -q -e '.[local]'
     fi
     exec .venv/bin/iot-dr demo "$@"
 }

@@ -11,10 +11,11 @@ usage() {
     cat <<'USAGE'
 usage: deployment/run-unit-tests.sh [pytest arguments...]
 
-Creates .venv (Python 3.11+), installs the project with its pinned development tools and checkov, installs the
-system packages the checks need (mosquitto, knot, shellcheck) when it can, and runs ruff, shellcheck, cfn-lint,
-checkov and pytest.
+Creates .venv (Python 3.11+), installs the project with the local cloud (the "local" extra), its pinned development
+tools and checkov, installs the system packages the checks need (mosquitto, knot, shellcheck) when it can, and runs
+ruff, shellcheck, cfn-lint, checkov and pytest.
 Extra arguments go to pytest, e.g. deployment/run-unit-tests.sh -k shadows
+Tests run in parallel, one worker per core (pytest-xdist); PYTEST_WORKERS=N sets the number, 0 runs them serially.
 USAGE
 }
 
@@ -52,7 +53,7 @@ python_env() {
         python3 -m venv "$root/.venv"
     fi
     "$root/.venv/bin/python" -m pip install -q --upgrade pip
-    "$root/.venv/bin/python" -m pip install -q -e "${root}[dev]"
+    "$root/.venv/bin/python" -m pip install -q -e "${root}[dev,local]"
 }
 
 checkov_env() {
@@ -91,7 +92,9 @@ main() {
         .venv/checkov/bin/checkov --quiet --compact --skip-download --framework cloudformation --file "$template"
     done
     echo "== pytest"
-    .venv/bin/pytest "$@"
+    # One worker per core (pytest-xdist); a test module's tests stay on one worker, so each module's local cloud is
+    # deployed once. PYTEST_WORKERS=0 runs them in this process.
+    .venv/bin/pytest -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"
 }
 
 main "$@"

@@ -54,6 +54,21 @@ def test_regional_assets_are_one_zip_per_function_the_layer_and_the_codebuild_so
     assert zips == {f"{d}.zip" for d in lambda_directories()} | {"iot-dr-layer.zip", "iot-dr-solution.zip"}
 
 
+def test_layer_zip_holds_only_the_layer_package_no_moto_no_local_cloud_no_tests(dist: Path) -> None:
+    layer = dist / "regional-s3-assets" / "iot-dr-layer.zip"
+    with zipfile.ZipFile(layer) as archive:
+        names = archive.namelist()
+    # Lambda puts python/ on sys.path: the zip's only top-level entry, holding the iot_dr package alone.
+    assert {name.split("/")[0] for name in names} == {"python"}
+    assert {name.split("/")[1] for name in names} == {"iot_dr"}
+    package = REPO / "source" / "layer" / "iot_dr"
+    expected = {f"python/iot_dr/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")}
+    assert {name for name in names if name.endswith(".py")} == expected
+    forbidden = ("moto", "iot_dr_local", "test", "conftest", "__pycache__", ".pyc")
+    assert not [name for name in names if any(word in name for word in forbidden)]
+    assert layer.stat().st_size < 200_000
+
+
 def test_codebuild_source_holds_the_buildspec_the_tools_and_every_artifact_the_launcher_uploads(dist: Path) -> None:
     with zipfile.ZipFile(dist / "regional-s3-assets" / "iot-dr-solution.zip") as archive:
         names = set(archive.namelist())

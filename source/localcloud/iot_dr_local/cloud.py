@@ -43,6 +43,8 @@ from iot_dr_local.failover import DeviceCertificate, FailoverServices
 from iot_dr_local.failover_plan import FailoverSettings
 from iot_dr_local.faults import FaultInjector
 from iot_dr_local.global_tables import GlobalTableReplicator
+from iot_dr_local.quota_rules import Rates
+from iot_dr_local.quotas import QuotaLimiter, resolve_rates
 from iot_dr_local.rules_engine import RulesEngine
 from iot_dr_local.scheduler import Scheduler
 from iot_dr_local.streams import StreamPoller
@@ -66,7 +68,10 @@ class LocalCloud:
         secondary_region: str = "us-west-2",
         host: str = "127.0.0.1",
         port: int = 0,
+        quotas: str | Rates | None = None,
     ) -> None:
+        """``quotas``: None (no throttling), a profile of ``quota_rules.QUOTA_PROFILES`` such as ``"aws-default"``,
+        or a rate table; see ``iot_dr_local.quotas``. Raises ValueError for an unknown profile."""
         if primary_region == secondary_region:
             raise ValueError("the primary and secondary regions must differ")
         if not host.startswith("127."):
@@ -87,6 +92,7 @@ class LocalCloud:
         self.failover: FailoverServices | None = None
         self.api_calls = ApiCallRecorder()
         self.faults = FaultInjector()
+        self.quotas = QuotaLimiter(resolve_rates(quotas)) if quotas is not None else None
         self._saved_environment: dict[str, str | None] = {}
 
     @property
@@ -114,6 +120,9 @@ class LocalCloud:
             del os.environ[name]
         os.environ.update(environment)
         aws.clear_client_cache()
+        # moto's backends are process-wide: whatever an earlier user of moto in this process left (another local
+        # cloud, a test's moto server) must not show up in this one.
+        self._reset_moto()
         self._configure_moto()
         self._install_extensions()
 
@@ -130,6 +139,10 @@ class LocalCloud:
         self.faults.install()
         self._stoppers.extend([self.api_calls.uninstall, self.faults.uninstall])
         self._resetters.extend([self.api_calls.reset, self.faults.reset])
+        if self.quotas is not None:
+            self.quotas.install()
+            self._stoppers.append(self.quotas.uninstall)
+            self._resetters.append(self.quotas.reset)
         s3_policies.install()
         moto_fixes.install()
         self._stoppers.extend([s3_policies.uninstall, moto_fixes.uninstall])
@@ -248,9 +261,19 @@ class LocalCloud:
         aws.clear_client_cache()
         self.launch = None
 
-    def stop(self) -> None:
-        """Let in-flight work finish briefly, stop every worker and execution, then give moto its code back."""
-        self.wait_idle(10)
+    def stop(self, grace: float = 10.0, *, exiting: bool = False) -> None:
+        """Let in-flight work finish for up to ``grace`` seconds, stop every worker and execution, then give moto its
+        code back. ``exiting``: the process ends right after and its caller has ended its child processes
+        (``iot-dr local up`` on a stop request): only the temporary files are removed, the rest ends with it."""
+        if not exiting:
+            self._stop_in_process(grace)
+        if self._build_dir is not None:
+            self._build_dir.cleanup()
+            self._build_dir = None
+
+    def _stop_in_process(self, grace: float) -> None:
+        if grace > 0:
+            self.wait_idle(grace)
         for stop in self._workers:
             stop()
         self._workers.clear()
@@ -273,9 +296,6 @@ class LocalCloud:
                 os.environ[name] = value
         self._saved_environment = {}
         aws.clear_client_cache()
-        if self._build_dir is not None:
-            self._build_dir.cleanup()
-            self._build_dir = None
 
     def _reset_moto(self) -> None:
         with locking.SERVICE_LOCK.held():

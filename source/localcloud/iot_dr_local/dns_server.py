@@ -26,6 +26,7 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
+from iot_dr_local.ports import TCP, UDP, Port
 from iot_dr_local.processes import Daemon, require_binary
 
 LOG = logging.getLogger(__name__)
@@ -157,7 +158,8 @@ log:
 """
         )
         conf.chmod(0o600)
-        super().__init__("knotd", [binary, "-c", str(conf)], directory / "knotd.log", self._answers)
+        ports = [Port(address, port, TCP), Port(address, port, UDP)]
+        super().__init__("knotd", [binary, "-c", str(conf)], directory / "knotd.log", self._answers, ports)
 
     def _zone_text(self, records: list[DnsRecord], soa_ttl: int) -> str:
         lines = [

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iot_dr_local.pki import LocalCA
+from iot_dr_local.ports import Port
 from iot_dr_local.processes import Daemon, check_traversable, make_readable_by, require_binary
 
 MOSQUITTO_USER = "mosquitto"
@@ -36,9 +37,6 @@ def port_open(address: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-# iot_dr_cli.local still imports the check by its former private name.
 
 
 class MosquittoBroker(Daemon):
@@ -105,6 +103,7 @@ class MosquittoBroker(Daemon):
             [binary, "-c", str(conf_path)],
             directory / "mosquitto.log",
             lambda: port_open(address, port),
+            [Port(address, port)],
         )
 
     def restart(self, timeout: float = 10.0) -> None:

@@ -2,6 +2,9 @@
 
 The daemons never write PID files: a PID file in a directory the daemon cannot write after dropping privileges makes it
 exit, and a stale one would point at an unrelated process. The PID of the child we started is the only one we signal.
+Each daemon has a watchdog (``iot_dr_local.watchdog``) that stops it when its guardian, the process it serves, ends
+in any way, so no daemon outlives ``iot-dr local up`` even after ``kill -9``. Its ports are checked before it starts:
+a port another process holds fails at once, naming that process.
 """
 
 from __future__ import annotations
@@ -12,9 +15,13 @@ import pwd
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from iot_dr_local.ports import Port, PortInUse, require_free
+from iot_dr_local.process_refs import ProcessGone, ProcessRef
 
 LOG = logging.getLogger(__name__)
 
@@ -40,14 +47,27 @@ class Daemon:
     """One child process: started with its output in ``log_path``, ready when ``is_ready()`` says so.
 
     ``argv`` and ``log_path`` are public so that the same process can be started again from a record of them.
+    ``ports`` are the ones it binds (checked free before it starts); ``guardian`` is the process whose end ends the
+    daemon (default: the process that starts it).
     """
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, is_ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        is_ready: Callable[[], bool],
+        ports: list[Port] | None = None,
+        guardian: ProcessRef | None = None,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.log_path = log_path
+        self.ports = ports or []
+        self.guardian = guardian
         self._is_ready = is_ready
         self._process: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -63,12 +83,21 @@ class Daemon:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def start(self, timeout: float = 10.0) -> None:
+        """Start the daemon and its watchdog and wait until it is ready.
+
+        Raises DaemonError when a port is taken (naming the holder), the daemon exits, or it is not ready in time.
+        """
         if self.running:
             return
+        try:
+            require_free(self.ports)
+        except PortInUse as err:
+            raise DaemonError(f"{self.name} cannot start: {err}") from err
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
+        self._start_watchdog(self._process.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
@@ -79,6 +108,20 @@ class Daemon:
             time.sleep(0.02)
         self.stop()
         raise DaemonError(f"{self.name} did not become ready within {timeout} s:\n{self.log_tail()}")
+
+    def _start_watchdog(self, pid: int) -> None:
+        guardian = self.guardian or ProcessRef.this_process()
+        try:
+            daemon = ProcessRef.of(pid)
+        except ProcessGone:
+            return  # it exited at once; start() reports that with its log
+        refs = (guardian.pid, guardian.start_time, daemon.pid, daemon.start_time)
+        argv = [sys.executable, "-m", "iot_dr_local.watchdog", *(str(value) for value in refs)]
+        # Its output goes to the daemon's log: an inherited pipe would keep the caller's reader waiting.
+        with self.log_path.open("ab") as log:
+            self._watchdog = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def stop(self, graceful: bool = True, timeout: float = 5.0) -> None:
         """SIGTERM (or SIGKILL to simulate a crash) the PID we started, then reap it."""
@@ -94,6 +137,14 @@ class Daemon:
                 process.wait(timeout)
         LOG.info("daemon stopped", extra={"daemon": self.name, "pid": process.pid, "graceful": graceful})
         self._process = None
+        if self._watchdog is not None:
+            # It exits as soon as it sees the daemon gone; reap it.
+            try:
+                self._watchdog.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+                self._watchdog.wait(timeout)
+            self._watchdog = None
 
 
 def make_readable_by(paths: list[Path], user: str | None) -> None:

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
+from importlib.metadata import entry_points
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -20,6 +21,13 @@ from iot_dr_cli.operations import (
 )
 
 EXIT_FAILURE = 1
+# A subcommand whose package is not installed (``iot-dr local`` and ``iot-dr demo`` without the ``local`` extra).
+EXIT_NOT_INSTALLED = 3
+COMMANDS_GROUP = "iot_dr.commands"
+# The subcommands the local cloud (the ``local`` extra) adds through COMMANDS_GROUP.
+LOCAL_CLOUD_COMMANDS = ("demo", "local")
+LOCAL_CLOUD_MODULES = frozenset({"iot_dr_local", "moto", "psutil"})
+LOCAL_CLOUD_INSTALL = "pip install 'disaster-recovery-for-aws-iot[local]' (from a checkout: pip install '.[local]')"
 
 
 def _add_secondary_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,48 +36,40 @@ def _add_secondary_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", help="the dead-letter table, if not taken from --stack")
 
 
-def _add_state_dir_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--state-dir", type=Path, default=Path(".iot-dr-local"), help="where the state file of local up is"
+def _add_plugin_commands(commands: Any) -> None:
+    """Subcommands other packages add through the ``iot_dr.commands`` entry-point group (the local cloud's ``local``
+    and ``demo``). A local-cloud command that cannot be loaded still parses, and says how to install it."""
+    added = set()
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda item: item.name):
+        try:
+            register = entry.load()
+        except ImportError as err:
+            # The local extra is missing; any other import error is a bug to show.
+            if err.name not in LOCAL_CLOUD_MODULES:
+                raise
+            continue
+        register(commands)
+        added.add(entry.name)
+    for name in LOCAL_CLOUD_COMMANDS:
+        if name not in added:
+            parser = commands.add_parser(name, help=f"(not installed: {LOCAL_CLOUD_INSTALL})", add_help=False)
+            parser.add_argument("ignored", nargs=argparse.REMAINDER)
+            parser.set_defaults(run=lambda args, name=name: _not_installed(name))
+
+
+def _not_installed(name: str) -> int:
+    print(
+        f"iot-dr: error: 'iot-dr {name}' needs the local cloud, which is not installed: {LOCAL_CLOUD_INSTALL}",
+        file=sys.stderr,
     )
+    return EXIT_NOT_INSTALLED
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iot-dr", description="Disaster Recovery for AWS IoT")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    local = commands.add_parser("local", help="the local two-region cloud").add_subparsers(
-        dest="local_command", required=True, metavar="LOCAL_COMMAND"
-    )
-    up = local.add_parser("up", help="start the local cloud, deploy the solution and serve until interrupted")
-    up.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000; 0 picks a free one)")
-    up.add_argument("--primary-region", default="us-east-1")
-    up.add_argument("--secondary-region", default="us-west-2")
-    _add_state_dir_argument(up)
-    up.add_argument("--no-failover", action="store_true", help="no MQTT brokers, DNS server or Route 53 emulation")
-    up.add_argument("--mqtt-port", type=int, default=8883, help="the brokers' port (default 8883; 0 picks a free one)")
-    up.add_argument(
-        "--dns-port", type=int, default=15353, help="DNS server port on 127.0.0.1 (default 15353; 0 picks a free one)"
-    )
-    up.add_argument(
-        "--health-check-interval", type=float, default=1.0, help="seconds between health-check probes (default 1)"
-    )
-    up.add_argument(
-        "--failure-threshold", type=int, help="probes that change a health check's status (default: as deployed, or 3)"
-    )
-    up.add_argument("--record-ttl", type=int, help="TTL of the failover CNAME (default: as deployed, or 1 s)")
-    for name, help_text in (
-        ("outage", "stop a region's MQTT broker, as in a regional outage"),
-        ("restore", "start a region's MQTT broker again"),
-    ):
-        command = local.add_parser(name, help=help_text)
-        command.add_argument("region", help="the region whose broker to stop or start")
-        _add_state_dir_argument(command)
-
-    demo = commands.add_parser("demo", help="replicate a small fleet on the local cloud and show the parity table")
-    demo.add_argument("--things", type=int, default=20, help="number of devices to create (default 20)")
-    demo.add_argument("--primary-region", default="us-east-1")
-    demo.add_argument("--secondary-region", default="us-west-2")
+    _add_plugin_commands(commands)
 
     dead_letters = commands.add_parser("dead-letters", help="list events parked in the secondary")
     _add_secondary_target_arguments(dead_letters)
@@ -83,33 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_local(args: argparse.Namespace) -> int:
-    from iot_dr_cli import local
-
-    if args.local_command == "outage":
-        return local.outage(args.region, args.state_dir)
-    if args.local_command == "restore":
-        return local.restore(args.region, args.state_dir)
-    settings = local.FailoverSettings(
-        record_ttl=args.record_ttl,
-        request_interval=args.health_check_interval,
-        failure_threshold=args.failure_threshold,
-        mqtt_port=args.mqtt_port,
-        dns_port=args.dns_port,
-    )
-    options = local.UpOptions(
-        args.port, args.primary_region, args.secondary_region, args.state_dir, not args.no_failover, settings
-    )
-    return local.serve(options)
-
-
 def _run(args: argparse.Namespace) -> int:
-    if args.command == "local":
-        return _run_local(args)
-    if args.command == "demo":
-        from iot_dr_cli.demo import run_demo
-
-        return run_demo(args.things, args.primary_region, args.secondary_region)
+    if hasattr(args, "run"):
+        return int(args.run(args))
     targets = resolve_targets(args.region, args.stack, args.table, getattr(args, "state_machine_arn", None))
     if args.command == "dead-letters":
         print(format_dead_letters(list_dead_letters(args.region, targets), args.json))

@@ -9,11 +9,13 @@ there, so ``local up`` stops every broker process, whoever started it, when it i
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -21,21 +23,26 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+import psutil
+
 from iot_dr_local.failover_plan import FailoverPlanError, FailoverSettings
-from iot_dr_local.mqtt_broker import port_open
+from iot_dr_local.mqtt_broker import PRIMARY_BROKER_ADDRESS, SECONDARY_BROKER_ADDRESS, port_open
+from iot_dr_local.ports import TCP, UDP, Port, PortInUse, require_free
 from iot_dr_local.process_refs import ProcessRef
 from iot_dr_local.processes import Daemon, DaemonError
 from iot_dr_local.route53 import RecordSwitch
 from iot_dr_local.run_state import BrokerState, DeviceState, DnsState, LocalState, StateFile
 
 if TYPE_CHECKING:
+    from iot_dr_local.cloud import LocalCloud
     from iot_dr_local.failover import DeviceCertificate, FailoverServices
 
-DEFAULT_STATE_DIR = Path(".iot-dr-local")
 DEMO_DEVICE = "iot-dr-local-device"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 SWITCH_POLL_SECONDS = 0.2
 STARTING = "starting"
+# A stop request must end local up within 5 s: clean-up gets this long, then every child is killed and it exits.
+SHUTDOWN_DEADLINE_SECONDS = 4.0
 
 
 class LocalCommandError(Exception):
@@ -46,6 +53,15 @@ class LocalCommandError(Exception):
         self.exit_code = exit_code
 
 
+class StopRequested(BaseException):
+    """SIGTERM or SIGINT arrived: unwind whatever phase ``local up`` is in (a BaseException, so that no
+    ``except Exception`` on the way swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 @dataclass(frozen=True)
 class UpOptions:
     port: int
@@ -54,6 +70,7 @@ class UpOptions:
     state_dir: Path
     failover: bool
     settings: FailoverSettings
+    quotas: str | None = None
 
 
 def _say(line: str) -> None:
@@ -64,69 +81,179 @@ def _error(message: str) -> None:
     print(f"iot-dr: error: {message}", file=sys.stderr, flush=True)
 
 
+def _fixed_ports(options: UpOptions) -> list[Port]:
+    """The ports ``local up`` will bind that the user chose (0 picks a free one, so it is not listed)."""
+    ports = [Port("127.0.0.1", options.port)]
+    if options.failover:
+        settings = options.settings
+        ports += [Port(address, settings.mqtt_port) for address in (PRIMARY_BROKER_ADDRESS, SECONDARY_BROKER_ADDRESS)]
+        ports += [Port(settings.dns_address, settings.dns_port, protocol) for protocol in (TCP, UDP)]
+    return ports
+
+
+class _StopSignals:
+    """The first SIGTERM/SIGINT starts a shutdown deadline and, until READY, raises StopRequested in the main thread
+    wherever it is (importing moto, deploying); once serving, the loop polls ``received`` instead, so that no lock is
+    left held by an exception raised inside it. Later signals are ignored while shutting down."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.raising = True
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            return
+        self.received = signum
+        _start_shutdown_deadline(128 + signum)
+        if self.raising:
+            raise StopRequested(signum)
+
+
+def _start_shutdown_deadline(exit_code: int) -> None:
+    """If clean-up hangs, kill every child process and exit anyway (daemons' watchdogs stop the daemons)."""
+
+    def expire() -> None:
+        time.sleep(SHUTDOWN_DEADLINE_SECONDS)
+        print("iot-dr: shutdown took too long; killing child processes", file=sys.stderr, flush=True)
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                continue
+        os._exit(exit_code)
+
+    threading.Thread(target=expire, name="shutdown-deadline", daemon=True).start()
+
+
 def serve(options: UpOptions) -> int:
+    """Run ``local up`` until SIGTERM/SIGINT. Exit codes: 0 stopped after READY, 1 failure (a port in use, a daemon
+    that cannot start), 2 bad arguments, 128 + signal number when stopped before READY."""
     if options.primary_region == options.secondary_region:
         _error("the primary and secondary regions must differ")
         return EXIT_USAGE
+    stop_signals = _StopSignals()
+    stop_signals.install()
     state_file = StateFile(options.state_dir.resolve())
-    state_file.directory.mkdir(parents=True, exist_ok=True)
     try:
-        _claim(
-            state_file,
-            LocalState(STARTING, options.primary_region, options.secondary_region, ProcessRef.this_process()),
-        )
+        state_file.directory.mkdir(parents=True, exist_ok=True)
+        placeholder = LocalState(STARTING, options.primary_region, options.secondary_region, ProcessRef.this_process())
+        # Claimed first: a local cloud running from this state directory is the likelier reason for a taken port, and
+        # claiming stops the daemons an earlier crash left behind.
+        _claim(state_file, placeholder)
     except LocalCommandError as err:
         _error(str(err))
         return err.exit_code
+    except StopRequested as stop:
+        return 128 + stop.signum
+    try:
+        require_free(_fixed_ports(options), "stop it or choose another port (0 picks a free one)")
+        return EXIT_OK if _serve_claimed(options, state_file, stop_signals) else EXIT_FAILURE
+    except PortInUse as err:
+        _error(str(err))
+        return EXIT_FAILURE
+    except StopRequested as stop:
+        return 128 + stop.signum
+    finally:
+        _stop_recorded_processes(state_file)
+
+
+def _serve_claimed(options: UpOptions, state_file: StateFile, stop_signals: _StopSignals) -> bool:
+    """Start, deploy and serve until StopRequested; False when the failover services could not start."""
     # Imported here: moto takes seconds to import, and outage/restore must not wait for it.
     from iot_dr_local.cloud import LocalCloud
-    from iot_dr_local.failover import missing_packages
 
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    cloud = LocalCloud(options.primary_region, options.secondary_region, port=options.port)
+    cloud = LocalCloud(options.primary_region, options.secondary_region, port=options.port, quotas=options.quotas)
     runtime_dir: Path | None = None
     services: FailoverServices | None = None
+    stopping = False
     try:
         cloud.start()
         cloud.prepare_account()
         cloud.deploy(progress=lambda line: print(line, file=sys.stderr, flush=True), health_checkers=True)
         state = LocalState(cloud.endpoint, cloud.primary_region, cloud.secondary_region, ProcessRef.this_process())
-        if options.failover and _failover_available(missing_packages()):
+        if options.failover and _failover_available():
             runtime_dir = Path(tempfile.mkdtemp(prefix="iot-dr-local-"))
             try:
-                services = cloud.start_failover(runtime_dir, options.settings)
-                device = cloud.register_device_certificate(DEMO_DEVICE)
+                services, state = _start_failover(cloud, options, state, runtime_dir)
             except (DaemonError, FailoverPlanError) as err:
                 _error(f"cannot start the failover services: {err}")
-                return EXIT_FAILURE
-            state = _with_failover(state, services, device, runtime_dir)
+                return False
         with state_file.locked():
             state_file.write(state)
         if services is not None:
             for line in _failover_summary(services, state):
                 _say(line)
         _say(f"state file: {state_file.path}")
+        if options.quotas:
+            _say(f"quotas: {options.quotas} (IoT calls above AWS's default rates get ThrottlingException)")
+        stop_signals.raising = False
+        if stop_signals.received is not None:
+            raise StopRequested(stop_signals.received)
         _say(f"READY endpoint={cloud.endpoint}")
-        while not stop.wait(SWITCH_POLL_SECONDS):
+        while stop_signals.received is None:
+            time.sleep(SWITCH_POLL_SECONDS)
             for switch in services.new_switches() if services else []:
                 _say(_switch_line(switch))
+        stopping = True
+        return True
+    except StopRequested:
+        stopping = True
+        raise
     finally:
-        if services is not None:
-            services.stop()
-        _stop_recorded_processes(state_file)
-        cloud.stop()
-        if runtime_dir is not None:
-            shutil.rmtree(runtime_dir, ignore_errors=True)
-    return EXIT_OK
+        _shut_down(cloud, services, state_file, runtime_dir, stopping)
 
 
-def _failover_available(missing: list[str]) -> bool:
+def _start_failover(
+    cloud: LocalCloud, options: UpOptions, state: LocalState, runtime_dir: Path
+) -> tuple[FailoverServices, LocalState]:
+    services = cloud.start_failover(runtime_dir, options.settings)
+    device = cloud.register_device_certificate(DEMO_DEVICE)
+    return services, _with_failover(state, services, device, runtime_dir)
+
+
+def _shut_down(
+    cloud: LocalCloud,
+    services: FailoverServices | None,
+    state_file: StateFile,
+    runtime_dir: Path | None,
+    stop_requested: bool,
+) -> None:
+    """Daemons and files first: they outlive the process. On a stop request the process ends right after, so every
+    child process is ended at once and the cloud only removes its files; otherwise the cloud stops in order."""
+    if stop_requested:
+        _end_children()
+    elif services is not None:
+        services.stop()
+    _stop_recorded_processes(state_file)
+    if runtime_dir is not None:
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+    cloud.stop(exiting=stop_requested)
+
+
+def _end_children(timeout: float = 2.0) -> None:
+    """SIGTERM every descendant (daemons, their watchdogs, function workers) at once; SIGKILL those still there."""
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(children, timeout=timeout)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            continue
+
+
+def _failover_available() -> bool:
+    from iot_dr_local.failover import missing_packages
+
+    missing = missing_packages()
     if missing:
         print(
             f"failover services skipped: {' and '.join(missing)} not installed (apt-get install "
@@ -304,11 +431,14 @@ def restore(region: str, state_dir: Path) -> int:
             if broker.process is not None and broker.process.alive():
                 _say(f"{region}: the broker is already running (pid {broker.process.pid})")
                 return EXIT_OK
+            # local up is the guardian: the broker ends with it, even when it is killed.
             daemon = Daemon(
                 f"mosquitto-{region}",
                 broker.argv,
                 Path(broker.log_path),
                 lambda: port_open(broker.address, broker.port),
+                [Port(broker.address, broker.port)],
+                guardian=state.server,
             )
             try:
                 daemon.start()
