@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCT_SOURCES = [REPO / "source" / "layer", REPO / "source" / "tools", REPO / "source" / "lambda"]
-LOCAL_CLOUD_ONLY = {"moto", "psutil", "iot_dr_local"}
+LOCAL_CLOUD_ONLY = {"moto", "psutil", "pyOpenSSL", "iot_dr_local"}
 # Runs iot-dr as if the local extra were not installed: importing moto fails as it does without the package.
 WITHOUT_MOTO = "import sys; sys.modules['moto'] = None; from iot_dr_cli.main import main; sys.exit(main(sys.argv[1:]))"
 
@@ -45,7 +45,7 @@ def test_the_wheel_requires_moto_only_with_the_local_extra(wheel: zipfile.ZipFil
     plain = [req for req in requirements if "extra ==" not in req]
     local = [req.split(";")[0].strip() for req in requirements if 'extra == "local"' in req]
     assert plain and not [req for req in plain if req.split("[")[0].split("=")[0] in LOCAL_CLOUD_ONLY], plain
-    assert sorted(local) == ["moto[all,server]==5.2.5", "psutil==7.2.2"]
+    assert sorted(local) == ["moto[all,server]==5.2.5", "psutil==7.2.2", "pyOpenSSL==26.2.0"]
     assert {"local", "dev"} <= set(metadata.get_all("Provides-Extra") or [])
 
 

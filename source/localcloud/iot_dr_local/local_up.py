@@ -346,6 +346,10 @@ def _failover_summary(services: FailoverServices, state: LocalState) -> list[str
             f"Route 53 emulation ({plan.source}): probes every {check.request_interval:g} s, failure threshold "
             f"{check.failure_threshold}, record TTL {plan.record.ttl} s"
         )
+    lines += [
+        f"device gateway {region} (just-in-time registration): {gateway.endpoint.address}:{gateway.endpoint.port}"
+        for region, gateway in services.gateways.items()
+    ]
     lines.append(f"device credentials: {device.cert_path} {device.key_path} (certificate {device.certificate_id})")
     port = next(iter(state.brokers.values())).port
     lines.append(
