@@ -72,6 +72,18 @@ def replay_dead_letters(region: str, targets: SecondaryTargets, ids: list[str] |
     )
 
 
+def discard_dead_letters(region: str, targets: SecondaryTargets, ids: list[str]) -> list[str]:
+    """Delete parked events by id, for good; raises OperatorError naming any id that is not parked."""
+    letters = DeadLetters(aws.client("dynamodb", region), targets.dead_letter_table)
+    known = {letter.dead_letter_id for letter in letters}
+    unknown = sorted(set(ids) - known)
+    if unknown:
+        raise OperatorError(f"no parked event with id {', '.join(unknown)}")
+    for dead_letter_id in ids:
+        letters.remove(dead_letter_id)
+    return sorted(set(ids))
+
+
 def format_dead_letters(rows: list[dict[str, Any]], as_json: bool) -> str:
     if as_json:
         return json.dumps(rows, indent=2)
