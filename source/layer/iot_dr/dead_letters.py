@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from iot_dr.metrics import count_parked_event
+
 LOG = logging.getLogger(__name__)
 
 STAGE_TRIGGER = "trigger"
@@ -49,6 +51,7 @@ class DeadLetters:
                 "payload": {"S": json.dumps(payload, sort_keys=True)},
             },
         )
+        count_parked_event(self._table)
         LOG.warning(
             "event parked",
             extra={"deadLetterId": dead_letter_id, "stage": stage, "errorType": error_type, "reason": reason[:500]},
