@@ -46,6 +46,7 @@ from moto.stepfunctions.utils import cfn_to_api_tags
 
 from iot_dr_local import lambda_runtime
 from iot_dr_local.cfn_alarms import MetricAlarm
+from iot_dr_local.cfn_waf import WebAcl, WebAclAssociation
 from iot_dr_local.global_tables import GlobalTableReplicator
 from iot_dr_local.patching import Patches
 
@@ -793,6 +794,8 @@ _CUSTOM_MODELS: tuple[type[CloudFormationModel], ...] = (
     Secret,
     ApiStage,
     MetricAlarm,
+    WebAcl,
+    WebAclAssociation,
 )
 
 
