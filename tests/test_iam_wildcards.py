@@ -17,7 +17,7 @@ TEMPLATES = sorted((REPO / "deployment").glob("*.template"))
 # Verbs that remove, overwrite or disable something that already exists.
 DESTRUCTIVE = re.compile(
     r"^[a-z0-9-]+:(\*|(Delete|Detach|Update|Remove|Deactivate|Disable|Cancel|Replace|Reject|Transfer|Stop|Terminate|"
-    r"Put|Set|Untag|Reset|Revoke|Purge)\w*)$|^apigateway:(DELETE|PATCH|PUT)$"
+    r"Put|Set|Untag|Reset|Revoke|Purge|Disassociate)\w*)$|^apigateway:(DELETE|PATCH|PUT)$"
 )
 WIDE_MARKER = "# Wide:"
 
