@@ -6,7 +6,7 @@ by --mqtt-port, 0 picks a free one):
 - cold: a new Python process per sample imports the handler and answers one request (import + first call, as a
   Lambda cold start without the runtime's own start-up);
 - warm: one process answers --warm requests in a row;
-- flood: --flood-threads threads send --flood-requests requests without the secret (bounded, loopback only) while
+- flood: --flood-threads threads send requests without the secret for --flood-seconds (bounded, in-process) while
   the main thread sends an authenticated probe every 100 ms; prints the probes' answer times and the flood's codes.
   This measures the handler: API Gateway's throttle and AWS WAF are not in the local path (README, "Health check").
 
@@ -87,7 +87,7 @@ def main() -> int:
     parser.add_argument("--cold", type=int, default=10)
     parser.add_argument("--warm", type=int, default=100)
     parser.add_argument("--flood-threads", type=int, default=4)
-    parser.add_argument("--flood-requests", type=int, default=2000)
+    parser.add_argument("--flood-seconds", type=float, default=10.0)
     parser.add_argument("--mqtt-port", type=int, default=0)
     args = parser.parse_args()
 
@@ -129,15 +129,11 @@ def main() -> int:
 
         flood_codes: Counter[int] = Counter()
         flood_ms: list[float] = []
-        remaining = [args.flood_requests]
         lock = threading.Lock()
+        deadline = time.monotonic() + args.flood_seconds
 
         def flood() -> None:
-            while True:
-                with lock:
-                    if remaining[0] <= 0:
-                        return
-                    remaining[0] -= 1
+            while time.monotonic() < deadline:
                 ms, status = timed(handler, request(None))
                 with lock:
                     flood_codes[status] += 1
@@ -155,7 +151,8 @@ def main() -> int:
 
         print(summary("cold (import + 1st call)", cold))
         print(summary("warm", [ms for ms, _ in warm]))
-        print(summary("flood: unauthenticated", flood_ms) + f"   codes {dict(flood_codes)}")
+        rate = len(flood_ms) / args.flood_seconds
+        print(summary("flood: unauthenticated", flood_ms) + f"   codes {dict(flood_codes)}   {rate:.0f} requests/s")
         print(
             summary("flood: Route 53 probes", [ms for ms, _ in probes])
             + f"   codes {dict(Counter(s for _, s in probes))}"

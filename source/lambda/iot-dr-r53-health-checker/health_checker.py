@@ -1,4 +1,5 @@
-"""Lambda entry point behind API Gateway ``GET /health-check``; Route 53 probes it to decide failover."""
+"""Lambda entry point behind API Gateway ``GET /health-check``, which Route 53 probes to decide failover; in canary
+mode also the target of an EventBridge schedule whose results feed the alarm a Route 53 health check watches."""
 
 from __future__ import annotations
 
@@ -19,4 +20,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except ValueError as err:
         LOG.error("health checker misconfigured", extra={"detail": str(err)})
         return health_check.misconfigured_response()
+    if health_check.is_scheduled_event(event):
+        return health_check.run_canary(settings)
     return health_check.handle_request(event, settings)

@@ -32,7 +32,7 @@ from awscrt.exceptions import AwsCrtError
 from awsiot import mqtt5_client_builder
 from botocore.config import Config
 
-from iot_dr import aws
+from iot_dr import aws, metrics
 
 LOG = logging.getLogger(__name__)
 
@@ -417,6 +417,30 @@ def handle_request(
     if result.healthy:
         return _response(200, {"status": "healthy", "totalMs": result.total_ms})
     return _response(503, {"status": "unhealthy", "reason": result.reason})
+
+
+def is_scheduled_event(event: Any) -> bool:
+    """An EventBridge schedule's event (canary mode) rather than an API Gateway request."""
+    return isinstance(event, Mapping) and event.get("detail-type") == "Scheduled Event" and "httpMethod" not in event
+
+
+def run_canary(
+    settings: HealthCheckSettings,
+    credentials_loader: Callable[[HealthCheckSettings], CheckerCredentials] = load_credentials,
+    emit: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Canary mode: one round trip on EventBridge's schedule, reported as the metric ``IoTDR/MqttHealthy`` (1 or 0,
+    dimension ``Endpoint``) that the stack's alarm, and through it the Route 53 health check, watch. No secret is
+    involved: EventBridge invokes the function with its resource policy, and nobody else can reach it."""
+    try:
+        result = mqtt_round_trip(settings, credentials_loader(settings))
+        healthy, reason = result.healthy, result.reason
+    except Exception as err:  # unreadable credentials: the region cannot be checked, which counts as unhealthy
+        LOG.error("canary failed", extra={"reason": "credentials_unavailable", "detail": str(err)[:300]})
+        healthy, reason = False, "credentials_unavailable"
+    emit(metrics.emf_line("MqttHealthy", 1 if healthy else 0, {"Endpoint": settings.endpoint}, unit="None"))
+    LOG.info("canary", extra={"endpoint": settings.endpoint, "healthy": healthy, "reason": reason})
+    return {"healthy": healthy, "reason": reason}
 
 
 def misconfigured_response() -> dict[str, Any]:
