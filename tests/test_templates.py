@@ -591,8 +591,11 @@ def test_every_table_queue_and_log_group_is_encrypted(path: Path) -> None:
 @pytest.mark.parametrize(
     ("path", "services"),
     [
-        (PRIMARY, [{"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}, "events.amazonaws.com"]),
-        (SECONDARY, [{"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}]),
+        (
+            PRIMARY,
+            [{"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}, "cloudwatch.amazonaws.com", "events.amazonaws.com"],
+        ),
+        (SECONDARY, [{"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}, "cloudwatch.amazonaws.com"]),
     ],
     ids=["primary", "secondary"],
 )

@@ -266,3 +266,105 @@ def test_cold_and_warm_checks_answer_well_within_two_seconds(environment: dict[s
         f"(import {figures['import_ms']:.0f} ms + first call {figures['calls'][0][0]:.0f} ms), "
         f"warm median {warm_ms[len(warm_ms) // 2]:.0f} ms, max {warm_ms[-1]:.0f} ms"
     )
+
+
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [
+        ({}, 400),
+        ([], 400),
+        ({"httpMethod": "GET", "headers": [["X-Health-Check-Secret", SECRET]]}, 400),
+        ({"httpMethod": "GET", "headers": None, "queryStringParameters": "hashme=x"}, 400),
+        ({"httpMethod": "GET"}, 403),
+    ],
+    ids=["empty", "not-an-object", "headers-as-list", "query-as-text", "no-headers"],
+)
+def test_malformed_requests_are_answered_400_or_403_never_raised(
+    environment: dict[str, str], event: Any, status: int
+) -> None:
+    response = load_handler()(event, None)
+
+    assert response["statusCode"] == status
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"HEALTH_CHECK_SECRET": ""}, {"TOTAL_TIMEOUT_MS": "5000"}, {"MESSAGE_COUNT": "two"}],
+    ids=["no-secret-configured", "total-timeout-beyond-route53", "not-a-number"],
+)
+def test_a_misconfigured_checker_answers_403_instead_of_failing_the_invocation(
+    environment: dict[str, str], monkeypatch: pytest.MonkeyPatch, change: dict[str, str]
+) -> None:
+    for key, value in change.items():
+        monkeypatch.setenv(key, value)
+
+    assert load_handler()(request(), None)["statusCode"] == 403
+
+
+def test_total_timeout_beyond_route53s_two_seconds_is_refused(environment: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="TOTAL_TIMEOUT_MS must be at most 1900"):
+        HealthCheckSettings.from_env({**environment, "TOTAL_TIMEOUT_MS": "5000"})
+
+
+def test_a_hung_secrets_manager_cannot_push_the_answer_past_two_seconds(
+    environment: dict[str, str], silent_listener: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://{silent_listener[0]}:{silent_listener[1]}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-hung-secrets")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings = HealthCheckSettings.from_env(
+        {**environment, "CERT_PATH": "", "KEY_PATH": "", "HEALTH_CHECK_SECRET": "", "CREDENTIALS_SECRET_ARN": "hung"}
+    )
+
+    started = time.monotonic()
+    response = health_check.handle_request(request(), settings)
+    elapsed = time.monotonic() - started
+
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["reason"] == "credentials_unavailable"
+    assert elapsed < 2.0, "one attempt of 0.3 s connect + 0.5 s read, plus creating the client, inside Route 53's 2 s"
+
+
+def test_cached_credentials_outlive_a_failed_refresh_and_are_refreshed_after_the_interval(
+    checker_identity: Any,
+) -> None:
+    now = [0.0]
+    cache = health_check.CredentialsCache(refresh_seconds=300, clock=lambda: now[0])
+    first = health_check.CheckerCredentials(b"cert", b"key", "first")
+    second = health_check.CheckerCredentials(b"cert", b"key", "second")
+
+    def unavailable() -> health_check.CheckerCredentials:
+        raise TimeoutError("Secrets Manager did not answer")
+
+    assert cache.get("arn", lambda: first) is first
+    now[0] = 299
+    assert cache.get("arn", unavailable) is first, "inside the interval the cache answers without a call"
+    now[0] = 301
+    assert cache.get("arn", unavailable) is first, "a failed refresh keeps the last good credentials"
+    assert cache.get("arn", lambda: second) is second
+    with pytest.raises(TimeoutError):
+        health_check.CredentialsCache().get("arn", unavailable)
+
+
+def scheduled_event() -> dict[str, Any]:
+    return json.loads((REPO / "tests/events/eventbridge/scheduled-event.json").read_text())
+
+
+def mqtt_healthy_values(stdout: str) -> list[float]:
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    documents = [document for document in lines if "MqttHealthy" in document]
+    for document in documents:
+        assert document["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "MqttHealthy", "Unit": "None"}]
+    return [document["MqttHealthy"] for document in documents]
+
+
+def test_canary_mode_reports_each_scheduled_probe_as_the_metric_route53s_alarm_watches(
+    environment: dict[str, str], broker: MosquittoBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handler = load_handler()
+
+    assert handler(scheduled_event(), None) == {"healthy": True, "reason": "ok"}
+    broker.stop()
+    assert handler(scheduled_event(), None) == {"healthy": False, "reason": "connect_failed"}
+
+    assert mqtt_healthy_values(capsys.readouterr().out) == [1, 0]

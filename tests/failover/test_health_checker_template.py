@@ -31,6 +31,13 @@ def resource(template: dict[str, Any], name: str) -> dict[str, Any]:
     return template["Resources"][name]
 
 
+def https_config(template: dict[str, Any]) -> dict[str, Any]:
+    """The Route 53 health check's HTTPS form (HealthCheckMode https-secret)."""
+    condition, _canary, https = resource(template, "HealthCheck")["Properties"]["HealthCheckConfig"]["Fn::If"]
+    assert condition == "UseCanary"
+    return dict(https)
+
+
 def test_cfn_lint_reports_nothing_in_any_supported_region() -> None:
     cfn_lint = shutil.which("cfn-lint", path=str(Path(sys.executable).parent)) or shutil.which("cfn-lint")
     assert cfn_lint, "cfn-lint is not installed"
@@ -47,7 +54,7 @@ def test_cfn_lint_reports_nothing_in_any_supported_region() -> None:
 def test_the_secret_is_only_resolved_inside_the_route53_health_check(template: dict[str, Any]) -> None:
     text = TEMPLATE.read_text()
     assert text.count("{{resolve:secretsmanager:") == 1
-    path = resource(template, "HealthCheck")["Properties"]["HealthCheckConfig"]["ResourcePath"]
+    path = https_config(template)["ResourcePath"]
     reference = "{{resolve:secretsmanager:${CredentialsSecret}:SecretString:healthCheckSecret}}"
     assert path == {"Fn::Sub": f"/v1/health-check?hashme={reference}"}
     assert "CheckerIdentity" in resource(template, "HealthCheck")["DependsOn"], "resolved before it was written"
@@ -68,10 +75,27 @@ def test_route53_timing_parameters_default_to_30_seconds_times_3_and_stay_in_rou
     assert (threshold["Default"], threshold["MinValue"], threshold["MaxValue"]) == (3, 1, 10)
     for name in ("RequestInterval", "FailureThreshold"):
         assert re.search(r"\d+ s", parameters[name]["Description"]), f"{name} documents no failover budget"
-    config = resource(template, "HealthCheck")["Properties"]["HealthCheckConfig"]
+    config = https_config(template)
     assert config["RequestInterval"] == {"Ref": "RequestInterval"}
     assert config["FailureThreshold"] == {"Ref": "FailureThreshold"}
     assert (config["Type"], config["Port"], config["EnableSNI"]) == ("HTTPS", 443, True)
+
+
+def test_canary_mode_checks_the_alarm_on_the_scheduled_probe_and_uses_no_secret(template: dict[str, Any]) -> None:
+    condition, canary, _https = resource(template, "HealthCheck")["Properties"]["HealthCheckConfig"]["Fn::If"]
+    alarm = resource(template, "CanaryAlarm")
+
+    assert canary["Type"] == "CLOUDWATCH_METRIC"
+    assert canary["AlarmIdentifier"]["Name"] == {"Ref": "CanaryAlarm"}
+    assert canary["InsufficientDataHealthStatus"] == "Unhealthy"
+    assert "resolve" not in json.dumps(canary)
+    assert (alarm["Properties"]["Namespace"], alarm["Properties"]["MetricName"]) == ("IoTDR", "MqttHealthy")
+    assert alarm["Properties"]["TreatMissingData"] == "breaching"
+    schedule = resource(template, "CanarySchedule")
+    assert schedule["Condition"] == alarm["Condition"] == condition
+    assert schedule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["HealthCheckerFunction", "Arn"]}
+    environment = resource(template, "HealthCheckerFunction")["Properties"]["Environment"]["Variables"]
+    assert environment["ALLOW_QUERY_SECRET"] == {"Fn::If": ["UseQuerySecret", "true", "false"]}
 
 
 def test_api_routes_get_health_check_on_stage_v1_to_the_checker_function(template: dict[str, Any]) -> None:
@@ -97,7 +121,7 @@ def test_stage_neither_traces_nor_caches_the_requests_that_carry_the_secret(temp
 
 def test_query_string_secret_is_enabled_only_together_with_the_route53_health_check(template: dict[str, Any]) -> None:
     env = resource(template, "HealthCheckerFunction")["Properties"]["Environment"]["Variables"]
-    assert env["ALLOW_QUERY_SECRET"] == {"Fn::If": ["CreateHealthCheck", "true", "false"]}
+    assert env["ALLOW_QUERY_SECRET"] == {"Fn::If": ["UseQuerySecret", "true", "false"]}
     assert resource(template, "HealthCheck")["Condition"] == "CreateHealthCheck"
 
 
@@ -161,6 +185,7 @@ def test_nothing_secret_is_output_and_every_output_is_described(template: dict[s
         "IoTEndpoint",
         "HealthCheckerFunctionName",
         "HealthCheckId",
+        "AlarmTopicArn",
     }
 
 

@@ -1,16 +1,25 @@
-"""Lambda entry point behind API Gateway ``GET /health-check``; Route 53 probes it to decide failover."""
+"""Lambda entry point behind API Gateway ``GET /health-check``, which Route 53 probes to decide failover; in canary
+mode also the target of an EventBridge schedule whose results feed the alarm a Route 53 health check watches."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from iot_dr import health_check
 from iot_dr.logs import configure_logging
 
+LOG = logging.getLogger(__name__)
+
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Never raises: API Gateway would turn an exception into a 502 that says nothing about the region."""
     configure_logging()
-    if not isinstance(event, dict) or "httpMethod" not in event:
-        raise ValueError("expected an API Gateway REST proxy event")
-    settings = health_check.HealthCheckSettings.from_env()
+    try:
+        settings = health_check.HealthCheckSettings.from_env()
+    except ValueError as err:
+        LOG.error("health checker misconfigured", extra={"detail": str(err)})
+        return health_check.misconfigured_response()
+    if health_check.is_scheduled_event(event):
+        return health_check.run_canary(settings)
     return health_check.handle_request(event, settings)

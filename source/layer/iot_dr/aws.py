@@ -16,7 +16,7 @@ from botocore.config import Config
 
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, connect_timeout=5, read_timeout=30)
 
-_cache: dict[tuple[str, str, str | None, str | None], Any] = {}
+_cache: dict[tuple[str, str, str | None, str | None, int], Any] = {}
 _cache_lock = threading.Lock()
 
 
@@ -24,20 +24,22 @@ def _override_for(service_env_name: str) -> str | None:
     return os.environ.get(f"AWS_ENDPOINT_URL_{service_env_name}") or os.environ.get("AWS_ENDPOINT_URL")
 
 
-def client(service: str, region: str) -> Any:
-    """A cached client for ``service`` in ``region``.
+def client(service: str, region: str, config: Config | None = None) -> Any:
+    """A cached client for ``service`` in ``region``; ``config`` (a module-level constant) overrides timeouts and
+    retries for callers with a deadline, on top of the standard retry mode.
 
     Cached per endpoint override and access key, so a changed override or identity gets a new client.
     """
     env_name = service.upper().replace("-", "_")
-    key = (service, region, _override_for(env_name), os.environ.get("AWS_ACCESS_KEY_ID"))
+    key = (service, region, _override_for(env_name), os.environ.get("AWS_ACCESS_KEY_ID"), id(config))
     with _cache_lock:
         cached = _cache.get(key)
         if cached is None:
             if service == "iot-data":
                 cached = _iot_data_client(region)
             else:
-                cached = boto3.session.Session().client(service, region_name=region, config=RETRY_CONFIG)
+                merged = RETRY_CONFIG.merge(config) if config else RETRY_CONFIG
+                cached = boto3.session.Session().client(service, region_name=region, config=merged)
             _cache[key] = cached
         return cached
 

@@ -85,6 +85,8 @@ def snapshots_for(iot: Any, detail: dict[str, Any]) -> list[dict[str, Any]]:
 
 def capture(iot: Any, writer: ItemWriter, event: dict[str, Any]) -> dict[str, Any]:
     """Handle one EventBridge event; errors propagate so EventBridge retries and finally dead-letters it."""
+    if not isinstance(event, dict):
+        raise MalformedEvent("an EventBridge event must be an object")
     detail = event.get("detail")
     if event.get("detail-type") != "AWS API Call via CloudTrail" or not isinstance(detail, dict):
         raise MalformedEvent("not an 'AWS API Call via CloudTrail' event")

@@ -157,6 +157,7 @@ def handle_event(
 
     The physical id is the thing name, so a Delete after a failed Create finds what that Create left behind.
     """
+    custom_resource.require_request(event)
     _, partition, _, region, account_id = context.invoked_function_arn.split(":")[:5]
 
     def properties(request: Mapping[str, Any]) -> tuple[str, str]:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from iot_dr.errors import MalformedEvent
+
 LOG = logging.getLogger(__name__)
 
 _TIMEOUT_MARGIN_SECONDS = 5.0
@@ -41,6 +43,18 @@ class Outcome:
 
 Operation = Callable[[Mapping[str, Any]], Outcome]
 Sender = Callable[[str, bytes], None]
+
+
+_REQUEST_FIELDS = ("RequestType", "ResponseURL", "StackId", "RequestId", "LogicalResourceId")
+
+
+def require_request(event: Any) -> None:
+    """Raise MalformedEvent unless ``event`` is a CloudFormation custom resource request: without its response URL
+    and ids nothing can be answered, so the reason goes to the function's log and error metrics instead."""
+    if not isinstance(event, Mapping) or not all(isinstance(event.get(name), str) for name in _REQUEST_FIELDS):
+        raise MalformedEvent(f"not a CloudFormation custom resource request (needs {', '.join(_REQUEST_FIELDS)})")
+    if not isinstance(event.get("ResourceProperties", {}), Mapping):
+        raise MalformedEvent("ResourceProperties is not an object")
 
 
 def put_response(url: str, body: bytes) -> None:

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from iot_dr.metrics import count_parked_event
+
 LOG = logging.getLogger(__name__)
 
 STAGE_TRIGGER = "trigger"
@@ -46,9 +48,10 @@ class DeadLetters:
                 "reason": {"S": reason[:4000] or "unknown"},
                 "errorType": {"S": error_type or "unknown"},
                 "parkedAt": {"N": str(int(time.time() * 1000))},
-                "payload": {"S": json.dumps(payload, sort_keys=True)},
+                "payload": {"S": _bounded_payload(payload)},
             },
         )
+        count_parked_event(self._table)
         LOG.warning(
             "event parked",
             extra={"deadLetterId": dead_letter_id, "stage": stage, "errorType": error_type, "reason": reason[:500]},
@@ -71,10 +74,26 @@ class DeadLetters:
         self._dynamodb.delete_item(TableName=self._table, Key={"deadLetterId": {"S": dead_letter_id}})
 
 
+# DynamoDB items hold at most 400 KB; the rest of the item is small.
+MAX_PAYLOAD_CHARS = 350_000
+
+
+def _bounded_payload(payload: dict[str, Any]) -> str:
+    """The payload as JSON, or, when it would not fit in an item, its start marked as truncated (still parked)."""
+    text = json.dumps(payload, sort_keys=True)
+    if len(text.encode()) <= MAX_PAYLOAD_CHARS:
+        return text
+    return json.dumps({"truncated": True, "originalChars": len(text), "start": text[: MAX_PAYLOAD_CHARS // 2]})
+
+
 def park_failed_execution(dead_letters: DeadLetters, park_input: dict[str, Any]) -> dict[str, str]:
-    """Park what the workflow's Catch hands over: the original input plus ``error`` {Error, Cause}."""
+    """Park what the workflow's Catch hands over: the original input plus ``error`` {Error, Cause}. Whatever else
+    arrives is parked too, as it came, so nothing handed to this function is lost."""
+    if not isinstance(park_input, dict) or not isinstance(park_input.get("event") or {}, dict):
+        park_input = {"event": {"unexpectedParkInput": park_input, "error": {"Error": "MalformedEvent"}}}
     event = dict(park_input.get("event") or {})
-    error = event.pop("error", None) or {}
+    error = event.pop("error", None)
+    error = error if isinstance(error, dict) else {"Cause": str(error or "")}
     cause = str(error.get("Cause", ""))
     try:
         reason = str(json.loads(cause).get("errorMessage", cause))

@@ -4,12 +4,15 @@ Every request makes a fresh MQTT 5 round trip with a clean start: connect, subsc
 publish ``count`` QoS 1 messages and receive them all back. Nothing about health is carried between invocations, so a
 warm Lambda container can never report "healthy" without the broker having just proven it. Route 53 counts an HTTPS
 check as failed unless the status arrives within two seconds of connecting, so the whole probe runs under one budget
-and answers 503 when the budget runs out instead of letting Route 53 time out.
+and answers 503 when the budget runs out instead of letting Route 53 time out. The budget covers the whole answer:
+the credentials come from a cache refreshed every few minutes through a Secrets Manager client with sub-second
+timeouts and one attempt, and ``TOTAL_TIMEOUT_MS`` is capped below Route 53's two seconds
+(https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-determining-health-of-endpoints.html).
+Malformed requests are answered 400, requests without the right secret (or with none configured) 403.
 """
 
 from __future__ import annotations
 
-import functools
 import hmac
 import json
 import logging
@@ -27,14 +30,20 @@ from typing import Any
 from awscrt import io, mqtt5
 from awscrt.exceptions import AwsCrtError
 from awsiot import mqtt5_client_builder
+from botocore.config import Config
 
-from iot_dr import aws
+from iot_dr import aws, metrics
 
 LOG = logging.getLogger(__name__)
 
 SECRET_HEADER = "x-health-check-secret"
 SECRET_QUERY_PARAMETER = "hashme"
-_CREDENTIALS_CACHE_SECONDS = 300
+# Route 53 fails a check whose status has not arrived two seconds after connecting; keep a margin for the network.
+MAX_TOTAL_TIMEOUT = 1.9
+CREDENTIALS_REFRESH_SECONDS = 300.0
+# One attempt: the standard mode's retry backoff alone can take seconds, and a failed refresh keeps the cached
+# credentials anyway, so a hung Secrets Manager endpoint costs at most connect + read = 0.8 s.
+SECRETS_CLIENT_CONFIG = Config(connect_timeout=0.3, read_timeout=0.5, retries={"mode": "standard", "max_attempts": 1})
 # Part of the budget kept for stopping the client, so the broker sees a clean DISCONNECT before we answer.
 _STOP_ALLOWANCE = 0.2
 
@@ -72,6 +81,8 @@ class HealthCheckSettings:
             raise ValueError("set CREDENTIALS_SECRET_ARN, or CERT_PATH, KEY_PATH and HEALTH_CHECK_SECRET")
         if self.count < 1:
             raise ValueError("MESSAGE_COUNT must be at least 1")
+        if self.total_timeout > MAX_TOTAL_TIMEOUT:
+            raise ValueError(f"TOTAL_TIMEOUT_MS must be at most {MAX_TOTAL_TIMEOUT * 1000:.0f}: Route 53 waits 2 s")
         if not 0 < self.connect_timeout < self.total_timeout - _STOP_ALLOWANCE:
             raise ValueError(f"need 0 < CONNECT_TIMEOUT_MS < TOTAL_TIMEOUT_MS - {_STOP_ALLOWANCE * 1000:.0f}")
 
@@ -82,22 +93,34 @@ class HealthCheckSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HealthCheckSettings:
+        """Settings from the function's environment; raises ValueError naming a missing or invalid setting."""
         env = os.environ if environ is None else environ
         return cls(
             endpoint=env.get("IOT_ENDPOINT", ""),
             client_id=env.get("CLIENT_ID", ""),
             region=env.get("AWS_REGION", ""),
-            port=int(env.get("IOT_PORT", "8883")),
+            port=_number(env, "IOT_PORT", "8883"),
             ca_path=env.get("CA_PATH") or None,
             credentials_secret_arn=env.get("CREDENTIALS_SECRET_ARN") or None,
             cert_path=env.get("CERT_PATH") or None,
             key_path=env.get("KEY_PATH") or None,
             shared_secret=env.get("HEALTH_CHECK_SECRET") or None,
-            count=int(env.get("MESSAGE_COUNT", "2")),
-            connect_timeout=int(env.get("CONNECT_TIMEOUT_MS", "1000")) / 1000,
-            total_timeout=int(env.get("TOTAL_TIMEOUT_MS", "1500")) / 1000,
+            count=_number(env, "MESSAGE_COUNT", "2"),
+            connect_timeout=_number(env, "CONNECT_TIMEOUT_MS", "1000") / 1000,
+            total_timeout=_number(env, "TOTAL_TIMEOUT_MS", "1500") / 1000,
             allow_query_secret=env.get("ALLOW_QUERY_SECRET", "false").lower() == "true",
         )
+
+
+def _number(env: Mapping[str, str], name: str, default: str) -> int:
+    try:
+        return int(env.get(name) or default)
+    except ValueError as err:
+        raise ValueError(f"{name} must be a whole number, got {env.get(name)!r}") from err
+
+
+class NoSecretConfigured(Exception):
+    """The credentials hold no health-check secret, so no caller can be admitted."""
 
 
 @dataclass(frozen=True)
@@ -110,26 +133,63 @@ class CheckerCredentials:
 
 
 def credentials_from_secret(secrets_client: Any, secret_arn: str) -> CheckerCredentials:
-    """Read the JSON secret the deploy-time custom resource wrote (certificatePem, privateKey, healthCheckSecret)."""
-    value = json.loads(secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"])
-    return CheckerCredentials(
-        value["certificatePem"].encode(), value["privateKey"].encode(), value["healthCheckSecret"]
-    )
+    """Read the JSON secret the deploy-time custom resource wrote (certificatePem, privateKey, healthCheckSecret).
+
+    Raises NoSecretConfigured when the value is not that JSON object yet (for example CloudFormation's placeholder).
+    """
+    try:
+        value = json.loads(secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"])
+        return CheckerCredentials(
+            value["certificatePem"].encode(), value["privateKey"].encode(), str(value["healthCheckSecret"])
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise NoSecretConfigured(f"secret {secret_arn} holds no checker credentials") from err
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_secret(secret_arn: str, region: str, period: int) -> CheckerCredentials:
-    return credentials_from_secret(aws.client("secretsmanager", region), secret_arn)
+class CredentialsCache:
+    """Credentials are configuration, not health state: kept for ``refresh_seconds`` so a probe costs no Secrets
+    Manager call, and kept beyond that while a refresh fails, so a slow Secrets Manager cannot fail the check."""
+
+    def __init__(
+        self, refresh_seconds: float = CREDENTIALS_REFRESH_SECONDS, clock: Callable[[], float] = time.monotonic
+    ):
+        self._refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, CheckerCredentials]] = {}
+
+    def get(self, key: str, load: Callable[[], CheckerCredentials]) -> CheckerCredentials:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry and self._clock() - entry[0] < self._refresh_seconds:
+            return entry[1]
+        try:
+            credentials = load()
+        except NoSecretConfigured:
+            raise
+        except Exception:
+            if entry is None:
+                raise
+            LOG.warning("credentials refresh failed; using the cached credentials", exc_info=True)
+            return entry[1]
+        with self._lock:
+            self._entries[key] = (self._clock(), credentials)
+        return credentials
+
+
+_CREDENTIALS = CredentialsCache()
 
 
 def load_credentials(settings: HealthCheckSettings) -> CheckerCredentials:
-    """Credentials are configuration, not health state: caching them for a few minutes saves a Secrets Manager call
-    per probe without ever letting a probe pass on a previous probe's result."""
+    """The checker's credentials, from Secrets Manager through the cache, or from files (local runs and tests)."""
     if settings.credentials_secret_arn:
-        period = int(time.time() // _CREDENTIALS_CACHE_SECONDS)
-        return _cached_secret(settings.credentials_secret_arn, settings.region, period)
+        arn = settings.credentials_secret_arn
+        return _CREDENTIALS.get(
+            arn,
+            lambda: credentials_from_secret(aws.client("secretsmanager", settings.region, SECRETS_CLIENT_CONFIG), arn),
+        )
     if not (settings.cert_path and settings.key_path and settings.shared_secret):
-        raise ValueError("no credentials configured")
+        raise NoSecretConfigured("no credentials configured")
     return CheckerCredentials(
         Path(settings.cert_path).read_bytes(), Path(settings.key_path).read_bytes(), settings.shared_secret
     )
@@ -142,7 +202,7 @@ def presented_secret(event: Mapping[str, Any], allow_query: bool) -> str | None:
     the deployment needs it, because query strings end up in more places (health-check configuration, proxies).
     """
     headers = event.get("headers") or {}
-    for name, value in headers.items():
+    for name, value in headers.items():  # API Gateway keeps the caller's case; HTTP header names are not
         if name.lower() == SECRET_HEADER and value:
             return str(value)
     if allow_query:
@@ -219,11 +279,16 @@ def _await(future: Future[Any], deadline: float, clock: Callable[[], float], sta
 
 
 def mqtt_round_trip(
-    settings: HealthCheckSettings, credentials: CheckerCredentials, clock: Callable[[], float] = time.monotonic
+    settings: HealthCheckSettings,
+    credentials: CheckerCredentials,
+    clock: Callable[[], float] = time.monotonic,
+    budget: float | None = None,
 ) -> RoundTripResult:
-    """Connect, subscribe, publish ``settings.count`` QoS 1 messages to a unique topic and receive them, in budget."""
+    """Connect, subscribe, publish ``settings.count`` QoS 1 messages to a unique topic and receive them, within
+    ``budget`` seconds (default ``settings.total_timeout``)."""
     start = clock()
-    deadline = start + settings.total_timeout - _STOP_ALLOWANCE
+    total = settings.total_timeout if budget is None else min(budget, settings.total_timeout)
+    deadline = start + total - _STOP_ALLOWANCE
     nonce = uuid.uuid4().hex
     topic = f"{settings.topic_prefix}/{nonce}"
     payloads = [f"{nonce}:{n}".encode() for n in range(settings.count)]
@@ -280,7 +345,7 @@ def mqtt_round_trip(
         reason = failure.reason
     finally:
         client.stop()
-        probe.stopped.wait(_remaining(start + settings.total_timeout, clock))
+        probe.stopped.wait(_remaining(start + total, clock))
     end = clock()
     stage_ms: dict[str, float] = {}
     previous = start
@@ -306,20 +371,45 @@ def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def malformed_reason(event: Any) -> str | None:
+    """Why ``event`` is not an API Gateway REST proxy request (None when it is one)."""
+    if not isinstance(event, Mapping) or not isinstance(event.get("httpMethod"), str):
+        return "not an API Gateway proxy request"
+    for part in ("headers", "queryStringParameters", "requestContext"):
+        if event.get(part) is not None and not isinstance(event.get(part), Mapping):
+            return f"{part} is not an object"
+    return None
+
+
 def handle_request(
     event: Mapping[str, Any],
     settings: HealthCheckSettings,
     credentials_loader: Callable[[HealthCheckSettings], CheckerCredentials] = load_credentials,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
-    """API Gateway proxy request in, proxy response out: 403 without the right secret, else 200 or 503."""
+    """API Gateway proxy request in, proxy response out: 400 malformed, 403 without the right secret (or with none
+    configured), 503 when the credentials cannot be read, else 200 or 503 from the round trip, all within
+    ``settings.total_timeout`` from the call."""
+    start = clock()
+    malformed = malformed_reason(event)
+    if malformed:
+        LOG.warning("health check rejected", extra={"reason": "malformed_request", "detail": malformed})
+        return _response(400, {"status": "bad_request"})
     source_ip = ((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp")
-    credentials = credentials_loader(settings)
+    try:
+        credentials = credentials_loader(settings)
+    except NoSecretConfigured as err:
+        LOG.error("health check rejected", extra={"reason": "no_secret_configured", "detail": str(err)})
+        return _response(403, {"status": "forbidden"})
+    except Exception as err:  # any failure to read the credentials is this region's answer, not a crash (502)
+        LOG.error("health check failed", extra={"reason": "credentials_unavailable", "detail": str(err)[:300]})
+        return _response(503, {"status": "unhealthy", "reason": "credentials_unavailable"})
     presented = presented_secret(event, settings.allow_query_secret)
     if not secret_matches(presented, credentials.shared_secret):
         reason = "missing_secret" if presented is None else "bad_secret"
         LOG.warning("health check rejected", extra={"reason": reason, "source_ip": source_ip})
         return _response(403, {"status": "forbidden"})
-    result = mqtt_round_trip(settings, credentials)
+    result = mqtt_round_trip(settings, credentials, clock, budget=settings.total_timeout - (clock() - start))
     LOG.info(
         "health check",
         extra={"endpoint": settings.endpoint, "port": settings.port, "source_ip": source_ip, **asdict(result)},
@@ -327,3 +417,32 @@ def handle_request(
     if result.healthy:
         return _response(200, {"status": "healthy", "totalMs": result.total_ms})
     return _response(503, {"status": "unhealthy", "reason": result.reason})
+
+
+def is_scheduled_event(event: Any) -> bool:
+    """An EventBridge schedule's event (canary mode) rather than an API Gateway request."""
+    return isinstance(event, Mapping) and event.get("detail-type") == "Scheduled Event" and "httpMethod" not in event
+
+
+def run_canary(
+    settings: HealthCheckSettings,
+    credentials_loader: Callable[[HealthCheckSettings], CheckerCredentials] = load_credentials,
+    emit: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Canary mode: one round trip on EventBridge's schedule, reported as the metric ``IoTDR/MqttHealthy`` (1 or 0,
+    dimension ``Endpoint``) that the stack's alarm, and through it the Route 53 health check, watch. No secret is
+    involved: EventBridge invokes the function with its resource policy, and nobody else can reach it."""
+    try:
+        result = mqtt_round_trip(settings, credentials_loader(settings))
+        healthy, reason = result.healthy, result.reason
+    except Exception as err:  # unreadable credentials: the region cannot be checked, which counts as unhealthy
+        LOG.error("canary failed", extra={"reason": "credentials_unavailable", "detail": str(err)[:300]})
+        healthy, reason = False, "credentials_unavailable"
+    emit(metrics.emf_line("MqttHealthy", 1 if healthy else 0, {"Endpoint": settings.endpoint}, unit="None"))
+    LOG.info("canary", extra={"endpoint": settings.endpoint, "healthy": healthy, "reason": reason})
+    return {"healthy": healthy, "reason": reason}
+
+
+def misconfigured_response() -> dict[str, Any]:
+    """The answer when the function's settings are invalid: 403, as no caller can be checked against them."""
+    return _response(403, {"status": "forbidden"})

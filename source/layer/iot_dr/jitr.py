@@ -53,8 +53,8 @@ def jitr_policy_document(partition: str) -> str:
 
 
 def provision(iot: Any, policy_name: str, event: dict[str, Any], partition: str = "aws") -> dict[str, str]:
-    certificate_id = event.get("certificateId")
-    if not certificate_id:
+    certificate_id = event.get("certificateId") if isinstance(event, dict) else None
+    if not isinstance(certificate_id, str) or not certificate_id:
         raise MalformedEvent("certificate registration event has no certificateId")
     description = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
     thing_name = subject_common_name(description["certificatePem"]) or certificate_id

@@ -197,6 +197,7 @@ def handle_event(
 ) -> None:
     """The ``Custom::LaunchSolution`` resource (properties PrimaryRegion, SecondaryRegion, CreateR53HealthCheck,
     HostedZoneId, RecordName); answers CloudFormation exactly once."""
+    custom_resource.require_request(event)
     suffix = bucket_suffix(str(event["StackId"]))
     new_deployment: dict[str, Deployment] = {}
 

@@ -54,8 +54,13 @@ def execution_name(record: dict[str, Any], event_type: str) -> str:
 
 
 def handle_batch(sfn: Any, dead_letters: DeadLetters, state_machine_arn: str, event: dict[str, Any]) -> dict[str, Any]:
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list):
+        raise MalformedEvent("not a DynamoDB stream batch: no Records list")
     failures: list[dict[str, str]] = []
-    for record in event.get("Records", []):
+    for record in records:
+        if not isinstance(record, dict):
+            raise MalformedEvent("a stream record is not an object")
         sequence_number = str((record.get("dynamodb") or {}).get("SequenceNumber", ""))
         try:
             _start(sfn, dead_letters, state_machine_arn, record)

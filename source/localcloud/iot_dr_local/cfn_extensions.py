@@ -45,6 +45,8 @@ from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
 
 from iot_dr_local import lambda_runtime
+from iot_dr_local.cfn_alarms import MetricAlarm
+from iot_dr_local.cfn_waf import WebAcl, WebAclAssociation
 from iot_dr_local.global_tables import GlobalTableReplicator
 from iot_dr_local.patching import Patches
 
@@ -785,7 +787,16 @@ def _state_machine_delete(
     stepfunctions_backend(account_id, region_name).delete_state_machine(resource_name)
 
 
-_CUSTOM_MODELS: tuple[type[CloudFormationModel], ...] = (TopicRule, GlobalTable, QueuePolicy, Secret, ApiStage)
+_CUSTOM_MODELS: tuple[type[CloudFormationModel], ...] = (
+    TopicRule,
+    GlobalTable,
+    QueuePolicy,
+    Secret,
+    ApiStage,
+    MetricAlarm,
+    WebAcl,
+    WebAclAssociation,
+)
 
 
 def install(replicator: GlobalTableReplicator) -> None:

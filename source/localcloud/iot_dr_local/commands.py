@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from iot_dr_cli.arguments import port, positive, region
 from iot_dr_local.quota_rules import QUOTA_PROFILES
 
 DEFAULT_STATE_DIR = Path(".iot-dr-local")
@@ -28,22 +29,24 @@ def register_local(commands: Any) -> None:
         dest="local_command", required=True, metavar="LOCAL_COMMAND"
     )
     up = local.add_parser("up", help="start the local cloud, deploy the solution and serve until interrupted")
-    up.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000; 0 picks a free one)")
-    up.add_argument("--primary-region", default="us-east-1")
-    up.add_argument("--secondary-region", default="us-west-2")
+    up.add_argument("--port", type=port, default=5000, help="port on 127.0.0.1 (default 5000; 0 picks a free one)")
+    up.add_argument("--primary-region", type=region, default="us-east-1")
+    up.add_argument("--secondary-region", type=region, default="us-west-2")
     _add_state_dir_argument(up)
     up.add_argument("--no-failover", action="store_true", help="no MQTT brokers, DNS server or Route 53 emulation")
-    up.add_argument("--mqtt-port", type=int, default=8883, help="the brokers' port (default 8883; 0 picks a free one)")
+    up.add_argument("--mqtt-port", type=port, default=8883, help="the brokers' port (default 8883; 0 picks a free one)")
     up.add_argument(
-        "--dns-port", type=int, default=15353, help="DNS server port on 127.0.0.1 (default 15353; 0 picks a free one)"
+        "--dns-port", type=port, default=15353, help="DNS server port on 127.0.0.1 (default 15353; 0 picks a free one)"
     )
     up.add_argument(
         "--health-check-interval", type=float, default=1.0, help="seconds between health-check probes (default 1)"
     )
     up.add_argument(
-        "--failure-threshold", type=int, help="probes that change a health check's status (default: as deployed, or 3)"
+        "--failure-threshold",
+        type=positive,
+        help="probes that change a health check's status (default: as deployed, or 3)",
     )
-    up.add_argument("--record-ttl", type=int, help="TTL of the failover CNAME (default: as deployed, or 1 s)")
+    up.add_argument("--record-ttl", type=positive, help="TTL of the failover CNAME (default: as deployed, or 1 s)")
     up.add_argument(
         "--quotas",
         choices=sorted(QUOTA_PROFILES),
@@ -63,9 +66,9 @@ def register_local(commands: Any) -> None:
 def register_demo(commands: Any) -> None:
     """``iot-dr demo``."""
     demo = commands.add_parser("demo", help="replicate a small fleet on the local cloud and show the parity table")
-    demo.add_argument("--things", type=int, default=20, help="number of devices to create (default 20)")
-    demo.add_argument("--primary-region", default="us-east-1")
-    demo.add_argument("--secondary-region", default="us-west-2")
+    demo.add_argument("--things", type=positive, default=20, help="number of devices to create (default 20)")
+    demo.add_argument("--primary-region", type=region, default="us-east-1")
+    demo.add_argument("--secondary-region", type=region, default="us-west-2")
     demo.set_defaults(run=_run_demo)
 
 

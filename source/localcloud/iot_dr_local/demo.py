@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from iot_dr_cli.fleet import create_fleet
@@ -31,7 +32,7 @@ def _secondary_counts(cloud: LocalCloud, things: list[str]) -> tuple[int, int]:
 
 def run_demo(count: int, primary_region: str, secondary_region: str, timeout: float = 300.0) -> int:
     if count < 1:
-        print("iot-dr: error: --things must be at least 1")
+        print("iot-dr: error: --things must be at least 1", file=sys.stderr)
         return 2
     cloud = LocalCloud(primary_region, secondary_region)
     try:

@@ -1,8 +1,10 @@
 """Build the deployment artifacts: one zip per Lambda function, the layer zip and the templates.
 
 The zips are reproducible (sorted entries, fixed timestamps and permissions), so two builds of the same
-sources are byte-identical and an artifact's SHA-256 identifies its content. Private keys never ship: the
-build fails on any .pem/.key/.p12/.pfx file and on any file holding a PEM private key block.
+sources are byte-identical and an artifact's SHA-256 identifies its content. Secrets never ship: the build
+fails, naming the file, on anything ``secret_scan`` refuses (key files, PEM private key blocks, AWS secret access
+keys, notebooks with outputs) in what it packs and in the folders the solution zip and the launcher ship
+(``source/tools``, ``source/jupyter``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import hashlib
 import logging
 import re
 import shutil
+import sys
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from iot_dr_cli.secret_scan import secret_in
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +34,8 @@ _ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o100644
 _EXCLUDED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 _EXCLUDED_SUFFIXES = frozenset({".pyc", ".pyo"})
-_KEY_FILE_SUFFIXES = frozenset({".pem", ".key", ".p12", ".pfx"})
-# A PEM private key block with a real base64 body, also inside JSON or Python strings (escaped newlines);
-# code that merely names the header does not match.
-_PRIVATE_KEY_BLOCK = re.compile(
-    rb"-----BEGIN [A-Z ]*PRIVATE KEY-----[A-Za-z0-9+/=\s\\]{40,}-----END [A-Z ]*PRIVATE KEY-----"
-)
+# Shipped as sources (in iot-dr-solution.zip and uploaded by the launcher) rather than packed into a Lambda zip.
+SHIPPED_SOURCE_FOLDERS = ("source/tools", "source/jupyter")
 _VERSION_PATTERN = re.compile(r"^v\d+\.\d+\.\d+$")
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -95,6 +96,9 @@ def build_artifacts(
     templates = sorted((source_root / "deployment").glob("*.template"))
     for template in templates:
         _refuse_key_material(template)
+    for folder in SHIPPED_SOURCE_FOLDERS:
+        if (source_root / folder).is_dir():
+            _package_files(source_root / folder)
 
     prefix = f"{solution_name}/{version}/"
     target = output_dir / prefix
@@ -165,10 +169,9 @@ def _package_files(root: Path) -> list[Path]:
 
 
 def _refuse_key_material(path: Path) -> None:
-    if path.suffix.lower() in _KEY_FILE_SUFFIXES:
-        raise PackagingError(f"refusing to package key file {path}")
-    if _PRIVATE_KEY_BLOCK.search(path.read_bytes()):
-        raise PackagingError(f"refusing to package {path}: it contains a private key")
+    found = secret_in(path)
+    if found:
+        raise PackagingError(f"refusing to package {path}: it contains {found}")
 
 
 def _write_zip(destination: Path, entries: Iterable[tuple[str, Path]]) -> Path:
@@ -202,7 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not separator:
             parser.error(f"--vendor expects FUNCTION=DIR, got {spec!r}")
         vendored[function] = Path(directory)
-    result = build_artifacts(args.output_dir, args.version, solution_name=args.solution_name, vendored=vendored)
+    try:
+        result = build_artifacts(args.output_dir, args.version, solution_name=args.solution_name, vendored=vendored)
+    except (PackagingError, OSError) as err:
+        print(f"build: error: {err}", file=sys.stderr)
+        return 1
     for artifact in result.artifacts:
         print(f"{artifact.sha256}  {result.prefix}{artifact.name}")
     return 0

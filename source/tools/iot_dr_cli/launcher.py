@@ -32,6 +32,7 @@ from iot_dr_cli.build import (
     build_artifacts,
     read_artifacts,
 )
+from iot_dr_cli.secret_scan import SecretFound, refuse_secret_text, refuse_secrets
 
 PRIMARY_TEMPLATE = "disaster-recovery-for-aws-iot-primary-region.template"
 SECONDARY_TEMPLATE = "disaster-recovery-for-aws-iot-secondary-region.template"
@@ -138,6 +139,7 @@ def _tls_only_policy(bucket: str) -> dict[str, Any]:
 
 
 def upload(region: str, bucket: str, build: BuildResult) -> None:
+    refuse_secrets(artifact.path for artifact in build.artifacts)
     s3 = aws.client("s3", region)
     for artifact in build.artifacts:
         s3.upload_file(str(artifact.path), bucket, f"{build.prefix}{artifact.name}")
@@ -152,19 +154,22 @@ def _files_under(root: Path) -> Iterator[tuple[str, Path]]:
 
 def upload_solution_files(region: str, bucket: str, files: SolutionFiles) -> int:
     """Tools, notebooks and Lambda sources under the prefixes the main stack's outputs link to."""
+    uploads = [
+        (f"{prefix}{key}", path)
+        for prefix, root in (
+            (TOOLS_PREFIX, files.tools),
+            (NOTEBOOKS_PREFIX, files.notebooks),
+            (LAMBDA_SOURCES_PREFIX, files.lambda_sources),
+        )
+        if root is not None and root.is_dir()
+        for key, path in _files_under(root)
+    ]
+    # Every file is checked before the first upload, so a refused launch leaves nothing of it in the bucket.
+    refuse_secrets(path for _, path in uploads)
     s3 = aws.client("s3", region)
-    count = 0
-    for prefix, root in (
-        (TOOLS_PREFIX, files.tools),
-        (NOTEBOOKS_PREFIX, files.notebooks),
-        (LAMBDA_SOURCES_PREFIX, files.lambda_sources),
-    ):
-        if root is None or not root.is_dir():
-            continue
-        for key, path in _files_under(root):
-            s3.upload_file(str(path), bucket, f"{prefix}{key}")
-            count += 1
-    return count
+    for key, path in uploads:
+        s3.upload_file(str(path), bucket, key)
+    return len(uploads)
 
 
 def deploy_stack(
@@ -335,6 +340,7 @@ def launch(
             )
     endpoints = {region: _iot_endpoint(region) for region in config.regions}
     rc = toolsrc(config, endpoints, primary_outputs)
+    refuse_secret_text(TOOLSRC_KEY, rc)
     aws.client("s3", primary).put_object(
         Bucket=config.bucket(primary), Key=TOOLSRC_KEY, Body=rc.encode(), ContentType="text/plain"
     )
@@ -400,7 +406,7 @@ def main(argv: Sequence[str] | None = None, progress: Progress = _print) -> int:
             output = Path(tempfile.mkdtemp(prefix="iot-dr-build-"))
             build = build_artifacts(output, args.version, solution_name=args.solution_name)
         result = launch(config, build, progress)
-    except (LaunchError, PackagingError, ClientError) as err:
+    except (LaunchError, PackagingError, SecretFound, ClientError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     progress(result.toolsrc.rstrip())

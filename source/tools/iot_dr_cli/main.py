@@ -12,14 +12,17 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from iot_dr.logs import configure_logging
+from iot_dr_cli.arguments import region
 from iot_dr_cli.operations import (
     OperatorError,
+    discard_dead_letters,
     format_dead_letters,
     list_dead_letters,
     replay_dead_letters,
     resolve_targets,
 )
 
+# Exit codes (README, "Exit codes"): 0 done, 1 the operation failed, 2 bad usage (argparse's own code), 130 interrupted.
 EXIT_FAILURE = 1
 # A subcommand whose package is not installed (``iot-dr local`` and ``iot-dr demo`` without the ``local`` extra).
 EXIT_NOT_INSTALLED = 3
@@ -28,10 +31,11 @@ COMMANDS_GROUP = "iot_dr.commands"
 LOCAL_CLOUD_COMMANDS = ("demo", "local")
 LOCAL_CLOUD_MODULES = frozenset({"iot_dr_local", "moto", "psutil"})
 LOCAL_CLOUD_INSTALL = "pip install 'disaster-recovery-for-aws-iot[local]' (from a checkout: pip install '.[local]')"
+EXIT_USAGE = 2
 
 
 def _add_secondary_target_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--region", required=True, help="the secondary region")
+    parser.add_argument("--region", type=region, required=True, help="the secondary region")
     parser.add_argument("--stack", help="the secondary stack (IoTDRSecondary<postfix>); its outputs name the rest")
     parser.add_argument("--table", help="the dead-letter table, if not taken from --stack")
 
@@ -74,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     dead_letters = commands.add_parser("dead-letters", help="list events parked in the secondary")
     _add_secondary_target_arguments(dead_letters)
     dead_letters.add_argument("--json", action="store_true", help="print JSON")
+    dead_letters.add_argument(
+        "--discard", action="append", metavar="ID", help="delete this parked event for good, without replaying it"
+    )
 
     replay = commands.add_parser("replay", help="send parked events through the replication workflow again")
     _add_secondary_target_arguments(replay)
@@ -87,10 +94,16 @@ def _run(args: argparse.Namespace) -> int:
     if hasattr(args, "run"):
         return int(args.run(args))
     targets = resolve_targets(args.region, args.stack, args.table, getattr(args, "state_machine_arn", None))
+    if args.command == "dead-letters" and args.discard:
+        print(json.dumps({"discarded": discard_dead_letters(args.region, targets, args.discard)}, indent=2))
+        return 0
     if args.command == "dead-letters":
         print(format_dead_letters(list_dead_letters(args.region, targets), args.json))
         return 0
     report = replay_dead_letters(args.region, targets, args.ids, args.dry_run)
+    unknown = sorted(set(args.ids or ()) - set(report.replayed) - set(report.failed))
+    if unknown:
+        raise OperatorError(f"no parked event with id {', '.join(unknown)}")
     print(json.dumps({"replayed": report.replayed, "failed": report.failed, "dryRun": args.dry_run}, indent=2))
     return EXIT_FAILURE if report.failed else 0
 
@@ -101,10 +114,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except (OperatorError, ClientError, BotoCoreError) as err:
-        print(f"iot-dr: error: {err}", file=sys.stderr)
+        print(f"iot-dr: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_FAILURE
+    except ValueError as err:  # botocore's own complaint about AWS_ENDPOINT_URL and similar settings
+        print(f"iot-dr: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:500]
 
 
 if __name__ == "__main__":

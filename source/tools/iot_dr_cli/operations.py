@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from iot_dr import aws
-from iot_dr.dead_letters import DeadLetters
+from iot_dr.dead_letters import DeadLetter, DeadLetters
 from iot_dr.replay import ReplayReport, replay
 
 
@@ -45,8 +45,18 @@ def _stack_outputs(region: str, stack: str) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 
+def _parked(region: str, targets: SecondaryTargets) -> list[DeadLetter]:
+    """Every parked event; raises OperatorError when the table does not exist."""
+    try:
+        return list(DeadLetters(aws.client("dynamodb", region), targets.dead_letter_table))
+    except Exception as err:
+        if aws.error_code(err) == "ResourceNotFoundException":
+            raise OperatorError(f"dead-letter table {targets.dead_letter_table} does not exist in {region}") from err
+        raise
+
+
 def list_dead_letters(region: str, targets: SecondaryTargets) -> list[dict[str, Any]]:
-    letters = DeadLetters(aws.client("dynamodb", region), targets.dead_letter_table)
+    letters = _parked(region, targets)
     return [
         {
             "deadLetterId": letter.dead_letter_id,
@@ -70,6 +80,18 @@ def replay_dead_letters(region: str, targets: SecondaryTargets, ids: list[str] |
         set(ids) if ids else None,
         dry_run,
     )
+
+
+def discard_dead_letters(region: str, targets: SecondaryTargets, ids: list[str]) -> list[str]:
+    """Delete parked events by id, for good; raises OperatorError naming any id that is not parked."""
+    known = {letter.dead_letter_id for letter in _parked(region, targets)}
+    unknown = sorted(set(ids) - known)
+    if unknown:
+        raise OperatorError(f"no parked event with id {', '.join(unknown)}")
+    letters = DeadLetters(aws.client("dynamodb", region), targets.dead_letter_table)
+    for dead_letter_id in ids:
+        letters.remove(dead_letter_id)
+    return sorted(set(ids))
 
 
 def format_dead_letters(rows: list[dict[str, Any]], as_json: bool) -> str:

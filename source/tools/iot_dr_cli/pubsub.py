@@ -15,6 +15,7 @@ at least once: nothing acknowledged is lost, a message may arrive twice.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import itertools
 import json
 import logging
@@ -97,7 +98,18 @@ def _dns_server(value: str | None) -> tuple[str, int] | None:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"--dns-server: expected host:port, got {value!r}")
-    return host, int(port)
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise UsageError(f"--dns-server: {host!r} is not an IP address (a resolver is named by its address)") from None
+    return host.strip("[]"), int(port)
+
+
+def _private_key_file(flag: str, value: str) -> Path:
+    path = _readable_file(flag, value)
+    if b"PRIVATE KEY-----" not in path.read_bytes():
+        raise UsageError(f"{flag}: {value} holds no PEM private key")
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,7 +158,7 @@ def parse_options(argv: Sequence[str]) -> PubSubOptions:
     return PubSubOptions(
         endpoint=args.endpoint.rstrip("."),
         cert=_readable_file("--cert", args.cert),
-        key=_readable_file("--key", args.key),
+        key=_private_key_file("--key", args.key),
         root_ca=_readable_file("--root-ca", args.root_ca) if args.root_ca else None,
         port=args.port,
         client_id=args.client_id,
@@ -192,7 +204,11 @@ class EndpointResolver:
         except dns.exception.DNSException as err:
             LOG.warning("no region TXT record", extra={"record": f"_{name}", "error": str(err)})
             return {}
-        text = b"".join(answer[0].strings).decode()
+        try:
+            text = b"".join(answer[0].strings).decode()
+        except UnicodeDecodeError:
+            LOG.warning("region TXT record is not UTF-8", extra={"record": f"_{name}"})
+            return {}
         try:
             document = json.loads(text)
         except json.JSONDecodeError:

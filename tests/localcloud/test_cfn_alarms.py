@@ -1,0 +1,74 @@
+"""AWS::CloudWatch::Alarm in the local cloud's CloudFormation: created with its metric and actions, deleted with its
+stack."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from iot_dr_local import cfn_extensions
+from iot_dr_local.dispatcher import Dispatcher
+from iot_dr_local.global_tables import GlobalTableReplicator
+
+REGION = "us-east-1"
+TEMPLATE = {
+    "Resources": {
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"MessageRetentionPeriod": 1209600}},
+        "DepthAlarm": {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmDescription": "queue holds messages",
+                "Namespace": "AWS/SQS",
+                "MetricName": "ApproximateNumberOfMessagesVisible",
+                "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["Queue", "QueueName"]}}],
+                "Statistic": "Maximum",
+                "Period": 300,
+                "EvaluationPeriods": 1,
+                "Threshold": 1,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "TreatMissingData": "notBreaching",
+                "AlarmActions": [{"Ref": "Topic"}],
+                "OKActions": [{"Ref": "Topic"}],
+            },
+        },
+    },
+    "Outputs": {"Alarm": {"Value": {"Ref": "DepthAlarm"}}},
+}
+
+
+@pytest.fixture
+def extensions(aws: str, dispatcher: Dispatcher) -> Iterator[None]:
+    global_tables = GlobalTableReplicator(dispatcher)
+    global_tables.install()
+    cfn_extensions.install(global_tables)
+    yield
+    cfn_extensions.uninstall()
+    global_tables.uninstall()
+
+
+def test_alarm_is_created_with_its_metric_and_topic_and_deleted_with_the_stack(extensions: None) -> None:
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    cloudformation.create_stack(StackName="alarms", TemplateBody=json.dumps(TEMPLATE))
+    stack = cloudformation.describe_stacks(StackName="alarms")["Stacks"][0]
+    name = stack["Outputs"][0]["OutputValue"]
+
+    (alarm,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    topic_arn = boto3.client("sns", region_name=REGION).list_topics()["Topics"][0]["TopicArn"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "Maximum",
+    )
+    assert alarm["Dimensions"][0]["Name"] == "QueueName" and alarm["Dimensions"][0]["Value"]
+    assert alarm["AlarmActions"] == alarm["OKActions"] == [topic_arn]
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+    cloudformation.delete_stack(StackName="alarms")
+
+    assert cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []

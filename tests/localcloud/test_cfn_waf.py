@@ -1,0 +1,97 @@
+"""AWS::WAFv2::WebACL and its association with an API stage in the local cloud's CloudFormation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from iot_dr_local import cfn_extensions
+from iot_dr_local.dispatcher import Dispatcher
+from iot_dr_local.global_tables import GlobalTableReplicator
+
+REGION = "us-east-1"
+RULE = {
+    "Name": "RateLimitPerIp",
+    "Priority": 1,
+    "Action": {"Block": {}},
+    "Statement": {"RateBasedStatement": {"AggregateKeyType": "IP", "EvaluationWindowSec": 300, "Limit": 100}},
+    "VisibilityConfig": {"CloudWatchMetricsEnabled": True, "MetricName": "rate", "SampledRequestsEnabled": False},
+}
+TEMPLATE = {
+    "Resources": {
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "health"}},
+        "Method": {
+            "Type": "AWS::ApiGateway::Method",
+            "Properties": {
+                "RestApiId": {"Ref": "Api"},
+                "ResourceId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
+                "HttpMethod": "GET",
+                "AuthorizationType": "NONE",
+                "Integration": {"Type": "MOCK", "IntegrationHttpMethod": "GET", "Uri": ""},
+            },
+        },
+        "Deployment": {
+            "Type": "AWS::ApiGateway::Deployment",
+            "DependsOn": "Method",
+            "Properties": {"RestApiId": {"Ref": "Api"}},
+        },
+        "Stage": {
+            "Type": "AWS::ApiGateway::Stage",
+            "Properties": {"RestApiId": {"Ref": "Api"}, "DeploymentId": {"Ref": "Deployment"}, "StageName": "v1"},
+        },
+        "Acl": {
+            "Type": "AWS::WAFv2::WebACL",
+            "Properties": {
+                "Name": "health-acl",
+                "Scope": "REGIONAL",
+                "DefaultAction": {"Allow": {}},
+                "VisibilityConfig": {
+                    "CloudWatchMetricsEnabled": True,
+                    "MetricName": "acl",
+                    "SampledRequestsEnabled": False,
+                },
+                "Rules": [RULE],
+            },
+        },
+        "Association": {
+            "Type": "AWS::WAFv2::WebACLAssociation",
+            "Properties": {
+                "ResourceArn": {"Fn::Sub": "arn:aws:apigateway:${AWS::Region}::/restapis/${Api}/stages/${Stage}"},
+                "WebACLArn": {"Fn::GetAtt": ["Acl", "Arn"]},
+            },
+        },
+    },
+    "Outputs": {"Api": {"Value": {"Ref": "Api"}}, "AclArn": {"Value": {"Fn::GetAtt": ["Acl", "Arn"]}}},
+}
+
+
+@pytest.fixture
+def extensions(aws: str, dispatcher: Dispatcher) -> Iterator[None]:
+    global_tables = GlobalTableReplicator(dispatcher)
+    global_tables.install()
+    cfn_extensions.install(global_tables)
+    yield
+    cfn_extensions.uninstall()
+    global_tables.uninstall()
+
+
+def test_web_acl_is_created_with_its_rules_and_attached_to_the_stage(extensions: None) -> None:
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    wafv2 = boto3.client("wafv2", region_name=REGION)
+    cloudformation.create_stack(StackName="waf", TemplateBody=json.dumps(TEMPLATE))
+    stack = cloudformation.describe_stacks(StackName="waf")["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    stage_arn = f"arn:aws:apigateway:{REGION}::/restapis/{outputs['Api']}/stages/v1"
+
+    attached = wafv2.get_web_acl_for_resource(ResourceArn=stage_arn)["WebACL"]
+
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert attached["ARN"] == outputs["AclArn"]
+    assert attached["Rules"][0]["Statement"]["RateBasedStatement"]["Limit"] == 100
+
+    cloudformation.delete_stack(StackName="waf")
+
+    assert wafv2.list_web_acls(Scope="REGIONAL")["WebACLs"] == []

@@ -1,0 +1,179 @@
+"""Bad input at every command-line entry point: one line on standard error, the documented exit code, no traceback.
+
+Each row is (entry point, arguments, extra environment, exit code, text the message must contain). New tools add
+rows to ENTRY_POINTS and TABLE; the exit codes are the README's table ("Exit codes"). The Lambda handlers' rows
+are in tests/test_bad_events.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from moto.server import ThreadedMotoServer
+
+REPO = Path(__file__).resolve().parents[1]
+ENTRY_POINTS = {
+    "iot-dr": [sys.executable, "-m", "iot_dr_cli.main"],
+    "iot-dr-pubsub.py": [sys.executable, str(REPO / "source/tools/iot-dr-pubsub.py")],
+    "build": [sys.executable, "-m", "iot_dr_cli.build"],
+}
+EXIT_FAILURE, EXIT_USAGE = 1, 2
+NOT_UTF8 = os.fsdecode(b"\xff\xfe-region")
+MISSING = "/nonexistent/iot-dr/file.pem"
+TABLE_NAME = "IoTDRSecondaryDeadLetters"
+
+
+@pytest.fixture(scope="module")
+def aws_endpoint() -> Iterator[str]:
+    """A moto server with an empty dead-letter table, for rows that need a real answer from DynamoDB."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client(
+        "dynamodb", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="x", aws_secret_access_key="x"
+    ).create_table(
+        TableName=TABLE_NAME,
+        AttributeDefinitions=[{"AttributeName": "deadLetterId", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "deadLetterId", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def certificate_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pem") / "device.cert.pem"
+    path.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def private_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("key") / "device.private.key"
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return path
+
+
+PUBSUB = ["--endpoint", "iot.example.com"]
+TABLE = [
+    # iot-dr
+    ("iot-dr", ["dead-letters", "--region", "mars-1", "--table", TABLE_NAME], {}, EXIT_USAGE, "not an AWS region"),
+    ("iot-dr", ["replay", "--region", NOT_UTF8, "--table", TABLE_NAME], {}, EXIT_USAGE, "not an AWS region"),
+    ("iot-dr", ["dead-letters", "--region", "us-east-1"], {}, EXIT_FAILURE, "--stack"),
+    ("iot-dr", ["replay", "--region", "us-east-1", "--table", TABLE_NAME], {}, EXIT_FAILURE, "state machine"),
+    (
+        "iot-dr",
+        ["dead-letters", "--region", "us-east-1", "--table", TABLE_NAME],
+        {"AWS_ENDPOINT_URL": "notaurl"},
+        EXIT_USAGE,
+        "notaurl",
+    ),
+    ("iot-dr", ["dead-letters", "--region", "us-east-1", "--table", "NoSuchTable"], "aws", EXIT_FAILURE, "NoSuchTable"),
+    (
+        "iot-dr",
+        [
+            "replay",
+            "--region",
+            "us-east-1",
+            "--table",
+            TABLE_NAME,
+            "--state-machine-arn",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:x",
+            "--id",
+            "trigger#unknown",
+        ],
+        "aws",
+        EXIT_FAILURE,
+        "no parked event with id trigger#unknown",
+    ),
+    (
+        "iot-dr",
+        ["dead-letters", "--region", "us-east-1", "--table", TABLE_NAME, "--discard", "workflow#unknown"],
+        "aws",
+        EXIT_FAILURE,
+        "no parked event with id workflow#unknown",
+    ),
+    ("iot-dr", ["demo", "--things", "0"], {}, EXIT_USAGE, "must be at least 1"),
+    ("iot-dr", ["demo", "--things", "many"], {}, EXIT_USAGE, "not a whole number"),
+    ("iot-dr", ["local", "up", "--port", "99999"], {}, EXIT_USAGE, "outside 0-65535"),
+    ("iot-dr", ["local", "up", "--mqtt-port", "-1"], {}, EXIT_USAGE, "outside 0-65535"),
+    ("iot-dr", ["local", "up", "--primary-region", "mars-1"], {}, EXIT_USAGE, "not an AWS region"),
+    ("iot-dr", ["local", "up", "--record-ttl", "0"], {}, EXIT_USAGE, "must be at least 1"),
+    ("iot-dr", ["no-such-command"], {}, EXIT_USAGE, "invalid choice"),
+    # iot-dr-pubsub.py
+    ("iot-dr-pubsub.py", [*PUBSUB, "--cert", MISSING, "--key", MISSING], {}, EXIT_USAGE, "file not found"),
+    ("iot-dr-pubsub.py", [*PUBSUB, "--cert", "CERT", "--key", "CERT"], {}, EXIT_USAGE, "holds no PEM private key"),
+    (
+        "iot-dr-pubsub.py",
+        [*PUBSUB, "--cert", "CERT", "--key", "KEY", "--dns-server", "dns.example.com:53"],
+        {},
+        EXIT_USAGE,
+        "is not an IP address",
+    ),
+    ("iot-dr-pubsub.py", [*PUBSUB, "--cert", "CERT", "--key", "CERT", "--port", "70000"], {}, EXIT_USAGE, "--port"),
+    ("iot-dr-pubsub.py", [*PUBSUB, "--cert", "CERT", "--key", "CERT", "--count", "-1"], {}, EXIT_USAGE, "--count"),
+    ("iot-dr-pubsub.py", [*PUBSUB, "--cert", "CERT", "--key", "CERT", "--topic", ""], {}, EXIT_USAGE, "--topic"),
+    ("iot-dr-pubsub.py", [*PUBSUB, "--cert", "CERT", "--key", "CERT", "--dr-mode"], {}, EXIT_USAGE, "--use-cname"),
+    ("iot-dr-pubsub.py", [*PUBSUB, "--cert", "CERT", "--key", "CERT", "--interval", "x"], {}, EXIT_USAGE, "invalid"),
+    # the artifact builder
+    ("build", ["OUT", "--version", "2.0"], {}, EXIT_FAILURE, "must look like v2.0.0"),
+    ("build", ["OUT", "--vendor", "nothing"], {}, EXIT_USAGE, "FUNCTION=DIR"),
+]
+
+
+def _row_id(row: tuple[object, ...]) -> str:
+    return f"{row[0]} {' '.join(str(a) for a in row[1])[:60]}"
+
+
+@pytest.mark.parametrize(("entry", "args", "env", "code", "message"), TABLE, ids=[_row_id(r) for r in TABLE])
+def test_bad_input_gets_one_line_on_stderr_and_the_documented_exit_code(
+    entry: str,
+    args: list[str],
+    env: dict[str, str] | str,
+    code: int,
+    message: str,
+    tmp_path: Path,
+    certificate_only: Path,
+    private_key: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    environment = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": f"{REPO / 'source/layer'}:{REPO / 'source/tools'}:{REPO / 'source/localcloud'}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        # Nothing here may reach AWS: calls go to a moto server or to a closed loopback port.
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    if env == "aws":
+        environment["AWS_ENDPOINT_URL"] = request.getfixturevalue("aws_endpoint")
+    else:
+        environment.update(env)  # type: ignore[arg-type]
+    placeholders = {"CERT": str(certificate_only), "KEY": str(private_key), "OUT": str(tmp_path / "out")}
+    argv = [placeholders.get(a, a) for a in args]
+
+    finished = subprocess.run(
+        [*ENTRY_POINTS[entry], *argv], capture_output=True, env=environment, cwd=tmp_path, timeout=60, check=False
+    )
+    stderr = finished.stderr.decode(errors="replace")
+
+    assert finished.returncode == code, stderr
+    assert "Traceback" not in stderr
+    error_lines = [line for line in stderr.splitlines() if ": error:" in line]
+    assert len(error_lines) == 1, stderr
+    assert message in error_lines[0]
