@@ -27,6 +27,7 @@ from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from iot_dr import aws
 from iot_dr.event_types import REGISTRY_EVENT_CONFIGURATIONS
 from iot_dr_local import (
+    bulk_registration,
     certificate_issuer,
     cfn_extensions,
     cloudtrail,
@@ -132,7 +133,11 @@ class LocalCloud:
         s3_policies.install()
         moto_fixes.install()
         certificate_issuer.install()
-        self._stoppers.extend([s3_policies.uninstall, moto_fixes.uninstall, certificate_issuer.uninstall])
+        bulk_registration.install(self.endpoint, self.dispatcher)
+        self._stoppers.extend(
+            [s3_policies.uninstall, moto_fixes.uninstall, certificate_issuer.uninstall, bulk_registration.uninstall]
+        )
+        self._resetters.append(bulk_registration.reset)
         runtime = lambda_runtime.install(self.endpoint, self.dispatcher)
         self._stoppers.append(lambda_runtime.stop)
         self._resetters.append(runtime.reset)
