@@ -7,38 +7,20 @@ plus the toolsrc variables the launcher wrote.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from tool_support import PRIMARY, SECONDARY, parse_toolsrc
 
 from iot_dr_local.cloud import LocalCloud
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / "source" / "tools"
-PRIMARY, SECONDARY = "us-east-1", "us-west-2"
 FAST_RETRIES = {
     "RetryIntervalSeconds": "1",
     "RetryBackoffRate": "1.5",
     "RetryMaxAttempts": "6",
     "RetryMaxDelaySeconds": "5",
 }
-
-
-def parse_toolsrc(text: str) -> dict[str, str]:
-    """``export NAME=value`` lines (values quoted with shlex) as a dict."""
-    import shlex
-
-    variables = {}
-    for line in text.splitlines():
-        if line.startswith("export "):
-            name, _, value = line.removeprefix("export ").partition("=")
-            variables[name] = shlex.split(value)[0] if value else ""
-    return variables
 
 
 @pytest.fixture(scope="module")
@@ -62,26 +44,6 @@ def toolsrc(cloud: LocalCloud) -> dict[str, str]:
 def tool_env(toolsrc: dict[str, str]) -> dict[str, str]:
     """The environment an operator has after ``. toolsrc``, with the local cloud's endpoint and credentials."""
     return {**os.environ, **toolsrc, "AWS_DEFAULT_REGION": PRIMARY}
-
-
-def run_tool(
-    name: str, *args: str, env: dict[str, str], cwd: Path | None = None, stdin: str | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """Run ``source/tools/<name>`` as an operator would (Python tools with this interpreter)."""
-    path = TOOLS / name
-    argv = [sys.executable, str(path), *args] if name.endswith(".py") else [str(path), *args]
-    return subprocess.run(
-        argv, capture_output=True, text=True, env=env, cwd=cwd, input=stdin, timeout=timeout, check=False
-    )
-
-
-def aws_cli_available() -> bool:
-    return shutil.which("aws") is not None
-
-
-needs_aws_cli = pytest.mark.skipif(
-    not aws_cli_available(), reason="the AWS CLI is needed by the shell tools (pip install awscli)"
-)
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_tool
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from tool_support import run_tool
 
 from iot_dr_local.cloud import LocalCloud
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PRIMARY, SECONDARY, needs_aws_cli, run_tool
+from tool_support import PRIMARY, SECONDARY, needs_aws_cli, run_tool
 from waiting import eventually
 
 from iot_dr.fleet.drift import Region, compare_fleet

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PRIMARY, SECONDARY, run_tool
+from tool_support import PRIMARY, SECONDARY, run_tool
 from waiting import eventually
 
 from iot_dr_local.cloud import LocalCloud

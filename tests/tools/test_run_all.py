@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PRIMARY, SECONDARY, TOOLS, needs_aws_cli, run_tool
+from tool_support import PRIMARY, SECONDARY, TOOLS, needs_aws_cli, run_tool
 
 from iot_dr_local.cloud import LocalCloud
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import SECONDARY, run_tool
+from tool_support import SECONDARY, run_tool
 from waiting import eventually
 
 from iot_dr_local.cloud import LocalCloud
