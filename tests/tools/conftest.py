@@ -43,7 +43,9 @@ def toolsrc(cloud: LocalCloud) -> dict[str, str]:
 @pytest.fixture
 def tool_env(toolsrc: dict[str, str]) -> dict[str, str]:
     """The environment an operator has after ``. toolsrc``, with the local cloud's endpoint and credentials."""
-    return {**os.environ, **toolsrc, "AWS_DEFAULT_REGION": PRIMARY}
+    # LOG_LEVEL is left out: the local cloud sets it in this process while a Lambda handler or probe runs.
+    environment = {k: v for k, v in os.environ.items() if k != "LOG_LEVEL"}
+    return {**environment, **toolsrc, "AWS_DEFAULT_REGION": PRIMARY}
 
 
 @pytest.fixture

@@ -46,7 +46,8 @@ def wait_for_ready(log: Path, process: subprocess.Popen[bytes], timeout: float) 
 def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
     bin_dir = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # An operator's shell: no AWS settings and no LOG_LEVEL (a local cloud in this process may have set either).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "LOG_LEVEL"}
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
     log = tmp_path / "local-up.log"
     with log.open("wb") as output:
