@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Sets up everything the checks need on a fresh Debian or Ubuntu machine, then runs them:
-# ruff, shellcheck, cfn-lint and checkov on every template, and the whole pytest suite
+# ruff, shellcheck (deployment scripts and shell tools), cfn-lint and checkov on every template, and the whole pytest suite
 # (which starts its own local cloud, MQTT brokers and DNS server on 127.0.0.0/8 and stops them again).
 set -euo pipefail
 
 # checkov pins boto3 to a version the project cannot use, so it lives in a virtual environment of its own.
 readonly CHECKOV_REQUIREMENT="checkov==3.3.30"
+# The shell tools call the AWS CLI; it pins its own botocore, so it too gets a virtual environment of its own.
+readonly AWSCLI_REQUIREMENT="awscli==1.45.11"
 
 usage() {
     cat <<'USAGE'
 usage: deployment/run-unit-tests.sh [pytest arguments...]
 
 Creates .venv (Python 3.11+), installs the project with the local cloud (the "local" extra), its pinned development
-tools and checkov, installs the system packages the checks need (mosquitto, knot, shellcheck) when it can, and runs
-ruff, shellcheck, cfn-lint, checkov and pytest.
+tools, checkov and the AWS CLI (each in a virtual environment of its own), installs the system packages the checks
+need (mosquitto, knot, shellcheck, jq, openssl) when it can, and runs ruff, shellcheck, cfn-lint, checkov and pytest.
 Extra arguments go to pytest, e.g. deployment/run-unit-tests.sh -k shadows
 Tests run in parallel, one worker per core (pytest-xdist); PYTEST_WORKERS=N sets the number, 0 runs them serially.
 USAGE
@@ -64,6 +66,16 @@ checkov_env() {
     "$root/.venv/checkov/bin/python" -m pip install -q "$CHECKOV_REQUIREMENT"
 }
 
+awscli_env() {
+    local root="$1"
+    command -v aws >/dev/null 2>&1 && return 0
+    if [ ! -x "$root/.venv/awscli/bin/aws" ]; then
+        python3 -m venv "$root/.venv/awscli"
+        "$root/.venv/awscli/bin/python" -m pip install -q "$AWSCLI_REQUIREMENT"
+    fi
+    export PATH="$PATH:$root/.venv/awscli/bin"
+}
+
 main() {
     if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
         usage
@@ -75,11 +87,12 @@ main() {
     install_system_packages
     python_env "$root"
     checkov_env "$root"
+    awscli_env "$root"
     echo "== ruff"
     .venv/bin/ruff check .
     echo "== shellcheck"
     if command -v shellcheck >/dev/null 2>&1; then
-        shellcheck deployment/*.sh .ci/run source/tools/create-device-pca.sh
+        shellcheck deployment/*.sh .ci/run source/tools/*.sh
     else
         echo "shellcheck is not installed; skipped"
     fi

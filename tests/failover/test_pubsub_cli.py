@@ -44,7 +44,10 @@ def summary_of(stdout: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--dr-mode"], "--dr-mode needs --use-cname"),
+        (["--dr-mode"], "--dr-mode needs --use-cname or --use-custom-domain"),
+        (["--use-cname", "--use-custom-domain"], "--use-cname and --use-custom-domain exclude each other"),
+        (["--use-websocket"], "--use-websocket signs with AWS credentials: leave out --cert and --key"),
+        (["--signing-region", "us-east-1"], "--signing-region needs --use-websocket"),
         (["--count", "-1"], "--count must be 0 or more"),
         (["--dns-server", "127.0.0.1"], "--dns-server: expected host:port, got '127.0.0.1'"),
         (["--topic", "dt/#"], "--topic must be a topic name without wildcards"),

@@ -28,7 +28,9 @@ from iot_dr import aws
 from iot_dr.event_types import REGISTRY_EVENT_CONFIGURATIONS
 from iot_dr_local import (
     acm_pca,
+    bulk_registration,
     ca_registration,
+    certificate_issuer,
     cfn_extensions,
     cloudtrail,
     iot_events,
@@ -151,6 +153,10 @@ class LocalCloud:
         ca_registration.install()
         self._stoppers.extend([acm_pca.uninstall, ca_registration.uninstall])
         self._resetters.extend([acm_pca.reset, ca_registration.reset])
+        certificate_issuer.install()
+        bulk_registration.install(self.endpoint, self.dispatcher)
+        self._stoppers.extend([certificate_issuer.uninstall, bulk_registration.uninstall])
+        self._resetters.append(bulk_registration.reset)
         runtime = lambda_runtime.install(self.endpoint, self.dispatcher)
         self._stoppers.append(lambda_runtime.stop)
         self._resetters.append(runtime.reset)
@@ -198,6 +204,8 @@ class LocalCloud:
             self.primary_region, self.secondary_region, self.client, directory, settings or FailoverSettings()
         )
         services.start()
+        # Certificates IoT issues from now on are trusted by the brokers, as AWS IoT's are by its endpoints.
+        certificate_issuer.use_ca(services.ca)
         self.failover = services
         self._stoppers.append(services.stop)
         return services

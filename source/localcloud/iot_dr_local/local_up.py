@@ -355,7 +355,7 @@ def _failover_summary(services: FailoverServices, state: LocalState) -> list[str
     lines.append(
         f"try: iot-dr-pubsub.py --endpoint {dns.record} --use-cname --dr-mode --dns-server {dns.address}:{dns.port} "
         f"--port {port} --root-ca {state.ca_path} --cert {device.cert_path} --key {device.key_path} "
-        f"--client-id {device.name} --topic dt/{device.name}"
+        f"--client-id {device.name} --topic dt/{device.name} --count 0"
     )
     return lines
 

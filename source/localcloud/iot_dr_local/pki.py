@@ -13,6 +13,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -156,6 +157,14 @@ class LocalCA:
         sans: list[x509.GeneralName] = [x509.DNSName(n.rstrip(".")) for n in dns_names]
         sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
         return self._issue(name, ExtendedKeyUsageOID.SERVER_AUTH, sans)
+
+    def sign_client_key(self, subject: x509.Name, public_key: Any) -> x509.Certificate:
+        """A device certificate for a key the caller holds (a CSR's, or one IoT generated), as AWS IoT issues them."""
+        extensions: list[tuple[x509.ExtensionType, bool]] = [
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False),
+        ]
+        return self._build(subject, public_key, extensions, issuer=self._cert.subject)
 
     def issue_device(self, name: str) -> IssuedCertificate:
         """A device certificate whose common name is the thing name (mosquitto uses it as the user name)."""

@@ -1,21 +1,17 @@
 """The replicated state of one region's IoT device layer, and its comparison between two regions.
 
-Used by the demo's parity table, the scenario tests and the compare tools: the secondary is in parity when
+Used by the scenario tests and the demo: the secondary is in parity when
 its inventory equals the primary's with policy ARNs rewritten for the secondary region.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from iot_dr.arns import rewrite_policy_document
-from iot_dr.replicate.context import certificate_id_of, is_not_found, named_shadows, paginate
-
-
-def _canonical(document: str) -> str:
-    return json.dumps(json.loads(document), sort_keys=True)
+from iot_dr.fleet.device import canonical_document, read_policy, shadow_state
+from iot_dr.replicate.context import certificate_id_of, named_shadows, paginate
 
 
 @dataclass
@@ -29,18 +25,6 @@ class Inventory:
     shadows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     KINDS = ("things", "thing_types", "thing_groups", "certificates", "policies", "policy_targets", "shadows")
-
-
-def _shadow_state(iot_data: Any, thing: str, shadow: str | None) -> dict[str, Any] | None:
-    named = {"shadowName": shadow} if shadow else {}
-    try:
-        document = json.loads(iot_data.get_thing_shadow(thingName=thing, **named)["payload"].read())
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise
-    state = document.get("state", {})
-    return {section: state[section] for section in ("desired", "reported") if section in state}
 
 
 # The health checker's own identity (thing, certificate, policy) exists in each region by design; it is part of
@@ -93,7 +77,7 @@ def read_inventory(iot: Any, iot_data: Any) -> Inventory:
         }
         shadows = [None, *named_shadows(iot_data, name)]
         for shadow in shadows:
-            state = _shadow_state(iot_data, name, shadow)
+            state = shadow_state(iot_data, name, shadow)
             if state is not None:
                 inventory.shadows[f"{name}/{shadow or '(classic)'}"] = state
     for certificate in paginate(iot, "list_certificates", "certificates"):
@@ -110,15 +94,7 @@ def read_inventory(iot: Any, iot_data: Any) -> Inventory:
         name = policy["policyName"]
         if name in solution_policies:
             continue
-        versions = iot.list_policy_versions(policyName=name)["policyVersions"]
-        documents = {
-            v["versionId"]: _canonical(
-                iot.get_policy_version(policyName=name, policyVersionId=v["versionId"])["policyDocument"]
-            )
-            for v in versions
-        }
-        default = next(v["versionId"] for v in versions if v["isDefaultVersion"])
-        inventory.policies[name] = {"default": documents[default], "documents": sorted(documents.values())}
+        inventory.policies[name] = read_policy(iot, name)
     return inventory
 
 
@@ -126,7 +102,7 @@ def as_seen_from(inventory: Inventory, source_region: str, target_region: str) -
     """The primary's inventory with policy documents rewritten as the secondary should hold them."""
 
     def rewrite(document: str) -> str:
-        return _canonical(rewrite_policy_document(document, source_region, target_region))
+        return canonical_document(rewrite_policy_document(document, source_region, target_region))
 
     policies = {
         name: {"default": rewrite(p["default"]), "documents": sorted(rewrite(d) for d in p["documents"])}

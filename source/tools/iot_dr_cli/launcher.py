@@ -67,6 +67,8 @@ class SolutionFiles:
     """Files for operators, uploaded next to the artifacts in the primary bucket (guide: ToolsS3Url etc.)."""
 
     tools: Path | None = REPO_ROOT / "source" / "tools"
+    # The layer package goes next to the tools too: the Python tools import it, so they run from the synced folder.
+    tools_layer: Path | None = REPO_ROOT / "source" / "layer"
     notebooks: Path | None = REPO_ROOT / "source" / "jupyter"
     lambda_sources: Path | None = REPO_ROOT / "source" / "lambda"
 
@@ -158,6 +160,7 @@ def upload_solution_files(region: str, bucket: str, files: SolutionFiles) -> int
         (f"{prefix}{key}", path)
         for prefix, root in (
             (TOOLS_PREFIX, files.tools),
+            (TOOLS_PREFIX, files.tools_layer),
             (NOTEBOOKS_PREFIX, files.notebooks),
             (LAMBDA_SOURCES_PREFIX, files.lambda_sources),
         )

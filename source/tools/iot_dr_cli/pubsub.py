@@ -35,7 +35,7 @@ from typing import Any
 
 import dns.exception
 import dns.resolver
-from awscrt import http, io, mqtt5
+from awscrt import auth, http, io, mqtt5
 from awscrt.exceptions import AwsCrtError
 from awsiot import mqtt5_client_builder
 
@@ -64,8 +64,8 @@ class ClientFailure(Exception):
 @dataclass(frozen=True)
 class PubSubOptions:
     endpoint: str
-    cert: Path
-    key: Path
+    cert: Path | None
+    key: Path | None
     root_ca: Path | None = None
     port: int = 8883
     client_id: str = field(default_factory=lambda: f"test-{uuid.uuid4()}")
@@ -74,6 +74,9 @@ class PubSubOptions:
     count: int = 10
     interval: float = 10.0
     use_cname: bool = False
+    use_custom_domain: bool = False
+    use_websocket: bool = False
+    signing_region: str | None = None
     dr_mode: bool = False
     dns_server: tuple[str, int] | None = None
     dns_interval: float | None = None
@@ -117,10 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="iot-dr-pubsub.py",
         description="Publish and subscribe over MQTT 5 with mutual TLS, following a failover CNAME in --dr-mode.",
     )
-    parser.add_argument("--endpoint", required=True, help="IoT endpoint, or the failover CNAME with --use-cname")
-    parser.add_argument("--port", type=int, default=8883, help="MQTT port (default 8883)")
-    parser.add_argument("--cert", required=True, help="device certificate (PEM)")
-    parser.add_argument("--key", required=True, help="device private key (PEM)")
+    parser.add_argument(
+        "--endpoint", required=True, help="IoT endpoint; the failover CNAME with --use-cname; or a custom domain"
+    )
+    parser.add_argument("--port", type=int, help="MQTT port (default 8883; 443 with --use-websocket)")
+    parser.add_argument("--cert", help="device certificate (PEM); not with --use-websocket")
+    parser.add_argument("--key", help="device private key (PEM); not with --use-websocket")
     parser.add_argument("--root-ca", help="CA that signed the broker certificate (default: system trust store)")
     parser.add_argument("--client-id", default=f"test-{uuid.uuid4()}", help="MQTT client id (default test-<uuid>)")
     parser.add_argument("--topic", default="test/topic", help="topic to publish and subscribe to")
@@ -128,7 +133,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--count", type=int, default=10, help="messages to publish (0: until interrupted)")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between messages (default 10)")
     parser.add_argument("--use-cname", action="store_true", help="--endpoint is a CNAME to a regional endpoint")
-    parser.add_argument("--dr-mode", action="store_true", help="follow the CNAME when it changes (needs --use-cname)")
+    parser.add_argument(
+        "--use-custom-domain",
+        action="store_true",
+        help="--endpoint is a custom domain (IoT domain configuration) whose CNAME points at a region: connect to "
+        "the domain itself (TLS server name = the domain) and watch the CNAME",
+    )
+    parser.add_argument(
+        "--use-websocket", action="store_true", help="MQTT over WebSocket signed with SigV4 (AWS credentials)"
+    )
+    parser.add_argument("--signing-region", help="SigV4 region for --use-websocket (default: from the endpoint)")
+    parser.add_argument(
+        "--dr-mode",
+        action="store_true",
+        help="follow the CNAME when it changes (needs --use-cname or --use-custom-domain)",
+    )
     parser.add_argument("--dns-server", help="resolve with this DNS server (host:port) instead of the system's")
     parser.add_argument("--dns-interval", type=float, help="seconds between CNAME checks (default: record TTL)")
     parser.add_argument(
@@ -141,8 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_options(argv: Sequence[str]) -> PubSubOptions:
     """Parse and validate; raises UsageError with a message fit for the user."""
     args = build_parser().parse_args(argv)
-    if args.dr_mode and not args.use_cname:
-        raise UsageError("--dr-mode needs --use-cname")
+    if args.use_cname and args.use_custom_domain:
+        raise UsageError("--use-cname and --use-custom-domain exclude each other")
+    if args.dr_mode and not (args.use_cname or args.use_custom_domain):
+        raise UsageError("--dr-mode needs --use-cname or --use-custom-domain")
+    if args.use_websocket and (args.cert or args.key):
+        raise UsageError("--use-websocket signs with AWS credentials: leave out --cert and --key")
+    if not args.use_websocket and not (args.cert and args.key):
+        raise UsageError("--cert and --key are required (or --use-websocket)")
+    if args.signing_region and not args.use_websocket:
+        raise UsageError("--signing-region needs --use-websocket")
+    if args.port is None:
+        args.port = 443 if args.use_websocket else 8883
     if args.count < 0:
         raise UsageError("--count must be 0 or more")
     if args.interval < 0:
@@ -157,8 +186,8 @@ def parse_options(argv: Sequence[str]) -> PubSubOptions:
         raise UsageError("--topic must be a topic name without wildcards")
     return PubSubOptions(
         endpoint=args.endpoint.rstrip("."),
-        cert=_readable_file("--cert", args.cert),
-        key=_private_key_file("--key", args.key),
+        cert=_readable_file("--cert", args.cert) if args.cert else None,
+        key=_private_key_file("--key", args.key) if args.key else None,
         root_ca=_readable_file("--root-ca", args.root_ca) if args.root_ca else None,
         port=args.port,
         client_id=args.client_id,
@@ -167,6 +196,9 @@ def parse_options(argv: Sequence[str]) -> PubSubOptions:
         count=args.count,
         interval=args.interval,
         use_cname=args.use_cname,
+        use_custom_domain=args.use_custom_domain,
+        use_websocket=args.use_websocket,
+        signing_region=args.signing_region,
         dr_mode=args.dr_mode,
         dns_server=_dns_server(args.dns_server),
         dns_interval=args.dns_interval,
@@ -251,15 +283,31 @@ class _Connection:
             proxy = http.HttpProxyOptions(
                 "127.0.0.1", tunnel.port, connection_type=http.HttpProxyConnectionType.Tunneling
             )
+        common: dict[str, Any] = {
+            "endpoint": target,
+            "port": options.port,
+            "ca_filepath": str(options.root_ca) if options.root_ca else None,
+            "client_id": options.client_id,
+        }
         try:
-            self.client = mqtt5_client_builder.mtls_from_path(
-                endpoint=target,
-                port=options.port,
-                cert_filepath=str(options.cert),
-                pri_key_filepath=str(options.key),
-                ca_filepath=str(options.root_ca) if options.root_ca else None,
-                client_id=options.client_id,
-                http_proxy_options=proxy,
+            if options.use_websocket:
+                # SigV4-signed WebSocket handshake with the default credential chain, as AWS IoT's MQTT over WSS needs
+                # (https://docs.aws.amazon.com/iot/latest/developerguide/protocols.html#mqtt-ws).
+                build = mqtt5_client_builder.websockets_with_default_aws_signing
+                common |= {
+                    "region": options.signing_region or _region_of(target),
+                    "credentials_provider": auth.AwsCredentialsProvider.new_default_chain(),
+                    "websocket_proxy_options": proxy,
+                }
+            else:
+                build = mqtt5_client_builder.mtls_from_path
+                common |= {
+                    "cert_filepath": str(options.cert),
+                    "pri_key_filepath": str(options.key),
+                    "http_proxy_options": proxy,
+                }
+            self.client = build(
+                **common,
                 session_behavior=mqtt5.ClientSessionBehaviorType.CLEAN,
                 extended_validation_and_flow_control_options=mqtt5.ExtendedValidationAndFlowControlOptions.NONE,
                 retry_jitter_mode=mqtt5.ExponentialBackoffJitterMode.FULL,
@@ -316,9 +364,12 @@ class DrPubSub:
         self._dns_interval = options.dns_interval or 0.0
         self._next_dns_check = float("inf")
         self._failures_before_connect = 0
+        self._region_target = options.endpoint
 
     def _initial_target(self) -> str:
-        if not self.options.use_cname:
+        """The name to connect to; ``_region_target`` becomes the regional endpoint the CNAME points at."""
+        self._region_target = self.options.endpoint
+        if not (self.options.use_cname or self.options.use_custom_domain):
             return self.options.endpoint
         try:
             target, ttl = self.resolver.cname(self.options.endpoint)
@@ -327,11 +378,18 @@ class DrPubSub:
         if self.options.dns_interval is None:
             self._dns_interval = min(max(float(ttl), 1.0), MAX_DNS_INTERVAL)
         self._regions = self.resolver.regions(self.options.endpoint)
-        return target
+        self._region_target = target
+        # A custom domain is connected to by its own name (the TLS server name the domain configuration serves);
+        # its CNAME only tells which region is behind it.
+        return self.options.endpoint if self.options.use_custom_domain else target
 
     def _describe(self, target: str) -> dict[str, Any]:
-        role, region = region_role(target, self._regions)
-        return {"endpoint": target, "role": role, "region": region}
+        regional = self._region_target if self.options.use_custom_domain else target
+        role, region = region_role(regional, self._regions)
+        described = {"endpoint": target, "role": role, "region": region}
+        if regional != target:
+            described["regional_endpoint"] = regional
+        return described
 
     def _open(self, target: str, address: str | None, delay: float) -> None:
         if self._tunnel is not None and address is not None:
@@ -491,13 +549,13 @@ class DrPubSub:
         LOG.info("SUBSCRIBED", extra={"topic": self.options.topic, "at": time.time()})
 
     def _on_connect_failed(self, conn: _Connection, error: BaseException | None) -> None:
-        LOG.warning("connection attempt failed", extra={**self._describe(conn.target), "error": _error_name(error)})
+        LOG.warning("connection attempt failed", extra={**self._describe(conn.target), "error": self._failure(error)})
         # Outside DR mode nothing will move the device elsewhere: repeated failures before any success mean a wrong
         # endpoint, certificate or CA. In DR mode the CNAME may still move, so the device keeps trying.
         if not self.options.dr_mode and not conn.connected_once:
             self._failures_before_connect += 1
             if self._failures_before_connect >= MAX_FAILURES_BEFORE_FIRST_CONNECT:
-                raise ClientFailure(f"cannot connect to {conn.target}:{self.options.port}: {_error_name(error)}")
+                raise ClientFailure(f"cannot connect to {conn.target}:{self.options.port}: {self._failure(error)}")
         if self.options.dr_mode:
             self._next_dns_check = min(self._next_dns_check, time.monotonic() + self._dns_interval)
 
@@ -530,6 +588,14 @@ class DrPubSub:
             self._received.add(int(document.get("count", 0)))
         LOG.debug("message received", extra={"payload": document})
 
+    def _failure(self, error: BaseException | None) -> str:
+        """Why a connection attempt failed. With ``--dns-server`` the connection runs through our own loopback tunnel,
+        which awscrt sees as an HTTP proxy: its proxy errors mean the broker was unreachable, not a proxy problem."""
+        name = _error_name(error)
+        if self._tunnel is not None and "PROXY" in name:
+            return f"endpoint unreachable (connection refused or timed out; awscrt: {name})"
+        return name
+
     def _check_cname(self) -> None:
         conn = self._conn
         if conn is None:
@@ -540,25 +606,33 @@ class DrPubSub:
             # An unanswered lookup says nothing about which region is healthy: stay where we are.
             LOG.warning("CNAME lookup failed", extra={"endpoint": self.options.endpoint, "error": str(err)})
             return
-        if target == conn.target:
+        if target == self._region_target:
             return
+        connect_to = self.options.endpoint if self.options.use_custom_domain else target
         try:
-            address = self._address_for(target)
+            address = self._address_for(connect_to)
         except dns.exception.DNSException as err:
             LOG.warning("new endpoint not resolvable yet", extra={"endpoint": target, "error": str(err)})
             return
         self._regions = self.resolver.regions(self.options.endpoint) or self._regions
         old = self._describe(conn.target)
-        new = self._describe(target)
+        previous, self._region_target = self._region_target, target
+        new = self._describe(connect_to)
         LOG.warning(
-            f"REGION SWITCH detected: {conn.target} -> {target}",
+            f"REGION SWITCH detected: {previous} -> {target}",
             extra={"from": old, "to": new, "at": time.time()},
         )
         self.summary.region_switches += 1
         conn.stop()
         # Unacknowledged publishes of the old connection are resent on the new one.
         self._inflight.clear()
-        self._open(target, address, random.uniform(0, self.options.reconnect_jitter))
+        self._open(connect_to, address, random.uniform(0, self.options.reconnect_jitter))
+
+
+def _region_of(endpoint: str) -> str:
+    """The region label of ``<id>-ats.iot.<region>.amazonaws.com``; us-east-1 when the name has none."""
+    labels = endpoint.split(".")
+    return labels[2] if len(labels) > 3 and labels[1] == "iot" else "us-east-1"
 
 
 def _error_name(error: BaseException | None) -> str:

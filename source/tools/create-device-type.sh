@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Creates a device with the thing type dr-type03 (create it first): create-device.sh --type dr-type03 THING_NAME [POLICY_NAME].
+set -euo pipefail
+exec "$(dirname "${BASH_SOURCE[0]}")/create-device.sh" --type dr-type03 "$@"
