@@ -243,7 +243,9 @@ class RulesEngine:
 
     def _process(self, message: _Message) -> None:
         try:
-            context = MessageContext(message.topic, _decode(message.payload), message.timestamp_ms, message.client_id)
+            context = MessageContext(
+                message.topic, _decode(message.payload), message.timestamp_ms, message.client_id, message.payload
+            )
             for rule in self._enabled_rules(message.account_id, message.region):
                 try:
                     result = self._statement(rule.sql).evaluate(context)
