@@ -44,11 +44,17 @@ REGISTRY_SQL = (
     "WHERE topic(3) = 'thing' OR topic(3) = 'thingType' OR topic(3) = 'thingTypeAssociation' "
     "OR topic(3) = 'thingGroup' OR topic(3) = 'thingGroupMembership' OR topic(3) = 'thingGroupHierarchy'"
 )
-SHADOW_SQL = (
-    "SELECT *, newuuid() AS uuid, (timestamp() / 1000) + ${ItemTtlSeconds} AS expires, "
-    "'SHADOW_EVENT' AS eventType, topic() AS topic, timestamp() AS receivedAt FROM '$aws/things/+/shadow/#' "
-    "WHERE endswith(topic(), '/update/documents') OR endswith(topic(), '/delete/accepted')"
-)
+
+
+def shadow_sql(topic_filter: str) -> str:
+    """The shadow rules keep the message as published (base64), whatever numbers it holds."""
+    return (
+        "SELECT encode(*, 'base64') AS document, topic() AS topic, timestamp() AS receivedAt, "
+        "'SHADOW_EVENT' AS eventType, newuuid() AS uuid, (timestamp() / 1000) + ${ItemTtlSeconds} AS expires "
+        f"FROM '{topic_filter}'"
+    )
+
+
 JITR_SQL = "SELECT * FROM '$aws/events/certificates/registered/#' WHERE certificateStatus = 'PENDING_ACTIVATION'"
 
 # function -> (source directory, handler module, environment variable names)
@@ -656,11 +662,27 @@ def test_replication_table_is_a_2019_global_table_in_both_regions_with_ttl_and_s
     ("path", "rule", "sql", "target"),
     [
         (PRIMARY, "RegistryEventsRule", {"Fn::Sub": REGISTRY_SQL}, "ReplicationTable"),
-        (PRIMARY, "ShadowEventsRule", {"Fn::Sub": SHADOW_SQL}, "ReplicationTable"),
+        *(
+            (PRIMARY, rule, {"Fn::Sub": shadow_sql(f"$aws/things/+/shadow/{topic}")}, "ReplicationTable")
+            for rule, topic in (
+                ("ShadowDocumentsRule", "update/documents"),
+                ("NamedShadowDocumentsRule", "name/+/update/documents"),
+                ("ShadowDeletionsRule", "delete/accepted"),
+                ("NamedShadowDeletionsRule", "name/+/delete/accepted"),
+            )
+        ),
         (PRIMARY, "JITRRule", JITR_SQL, "JITRFunction"),
         (SECONDARY, "JITRRule", JITR_SQL, "JITRFunction"),
     ],
-    ids=["primary-registry", "primary-shadow", "primary-jitr", "secondary-jitr"],
+    ids=[
+        "primary-registry",
+        "primary-shadow-documents",
+        "primary-named-shadow-documents",
+        "primary-shadow-deletions",
+        "primary-named-shadow-deletions",
+        "primary-jitr",
+        "secondary-jitr",
+    ],
 )
 def test_topic_rules_use_the_documented_sql_and_keep_failures_in_a_queue(
     path: Path, rule: str, sql: Any, target: str

@@ -63,9 +63,18 @@ class Ledger:
             return None
         return LedgerEntry(resource_key, item["orderKey"]["S"], json.loads(item["state"]["S"]))
 
-    def offer(self, resource_key: str, key: str, state: dict[str, Any], *, replaces: str | None = None) -> bool:
-        """Record ``state`` unless a newer one is recorded; with ``replaces``, only over exactly that entry."""
-        if replaces is None:
+    def offer(
+        self, resource_key: str, key: str, state: dict[str, Any], *, replaces: str | None = None, absent: bool = False
+    ) -> bool:
+        """Record ``state`` unless a newer one is recorded.
+
+        With ``replaces``, only over exactly that entry; with ``absent``, only if there is no entry yet. Returns
+        False when the condition fails (someone else wrote first); other errors propagate.
+        """
+        values: dict[str, Any] = {}
+        if absent:
+            condition = "attribute_not_exists(resourceKey)"
+        elif replaces is None:
             condition = "attribute_not_exists(resourceKey) OR orderKey <= :key"
             values = {":key": {"S": key}}
         else:
@@ -81,7 +90,7 @@ class Ledger:
                     "updatedAt": {"N": str(int(time.time() * 1000))},
                 },
                 ConditionExpression=condition,
-                ExpressionAttributeValues=values,
+                **({"ExpressionAttributeValues": values} if values else {}),
             )
         except Exception as err:
             if error_code(err) == "ConditionalCheckFailedException":
@@ -90,15 +99,42 @@ class Ledger:
         return True
 
 
+def offer_if_newer(
+    ledger: Ledger, resource_key: str, key: str, state: dict[str, Any], newer: Callable[[LedgerEntry], bool]
+) -> bool:
+    """Record ``state`` if ``newer(recorded)`` says it supersedes the recorded entry (or there is none).
+
+    For orders a string key cannot express; the write is conditional on the entry read, so a concurrent
+    writer makes it read and decide again.
+    """
+    while True:
+        entry = ledger.read(resource_key)
+        if entry is not None and entry.order_key == key:
+            return True  # the same event again (a retry or a duplicate): already recorded, apply it again
+        if entry is not None and not newer(entry):
+            return False
+        if ledger.offer(resource_key, key, state, replaces=entry.order_key if entry else None, absent=entry is None):
+            return True
+
+
 def converge(
     ledger: Ledger,
     resource_key: str,
     key: str,
     state: dict[str, Any],
     apply: Callable[[dict[str, Any]], None],
+    newer: Callable[[LedgerEntry], bool] | None = None,
 ) -> Outcome:
-    """Offer ``state`` and, if accepted, apply the newest ledger state until it stops changing."""
-    if not ledger.offer(resource_key, key, state):
+    """Offer ``state`` and, if accepted, apply the newest ledger state until it stops changing.
+
+    The order is ``key``'s string order, or ``newer`` (``offer_if_newer``) when given.
+    """
+    accepted = (
+        ledger.offer(resource_key, key, state)
+        if newer is None
+        else offer_if_newer(ledger, resource_key, key, state, newer)
+    )
+    if not accepted:
         LOG.info("stale event skipped", extra={"resourceKey": resource_key, "orderKey": key})
         return Outcome.STALE
     applied: str | None = None

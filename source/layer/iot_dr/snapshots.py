@@ -59,13 +59,28 @@ def policy_snapshot(iot: Any, policy_name: str) -> dict[str, Any]:
 
 
 def thing_principals_snapshot(iot: Any, thing_name: str) -> dict[str, Any]:
+    """The certificates attached to a thing, each ``{"principal": <ARN>, "thingPrincipalType": ...}``.
+
+    ``ListThingPrincipalsV2`` gives the attachment type (``EXCLUSIVE_THING`` or ``NON_EXCLUSIVE_THING``), so the
+    secondary attaches the same way
+    (https://docs.aws.amazon.com/iot/latest/apireference/API_ListThingPrincipalsV2.html). Other principals
+    (Cognito identities) are left out: they are not replicated.
+    """
     captured_at = now_ms()
     exists = describe_or_none(iot.describe_thing, thingName=thing_name) is not None
     principals = (
         sorted(
-            certificate_id
-            for arn in paginate(iot, "list_thing_principals", "principals", thingName=thing_name)
-            if (certificate_id := certificate_id_of(arn))
+            (
+                {
+                    "principal": attachment["principal"],
+                    "thingPrincipalType": attachment.get("thingPrincipalType") or NON_EXCLUSIVE,
+                }
+                for attachment in paginate(
+                    iot, "list_thing_principals_v2", "thingPrincipalObjects", thingName=thing_name
+                )
+                if certificate_id_of(attachment["principal"])
+            ),
+            key=lambda attachment: attachment["principal"],
         )
         if exists
         else []
@@ -77,6 +92,9 @@ def thing_principals_snapshot(iot: Any, thing_name: str) -> dict[str, Any]:
         "exists": exists,
         "principals": principals,
     }
+
+
+NON_EXCLUSIVE = "NON_EXCLUSIVE_THING"
 
 
 def policy_targets_snapshot(iot: Any, target_arn: str) -> dict[str, Any]:
