@@ -21,6 +21,8 @@ from cfnlint.decode import decode
 from cfnlint.helpers import load_resource
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
+from iot_dr.event_types import FAMILY_OF, WORKER_STATE
+
 REPO = Path(__file__).resolve().parents[1]
 DEPLOYMENT = REPO / "deployment"
 LAMBDA_SOURCES = REPO / "source" / "lambda"
@@ -153,19 +155,8 @@ UNSCOPABLE_WRITES = {
     "logs:PutResourcePolicy",
 }
 
-ROUTES = {
-    "THING_EVENT": "ThingCrud",
-    "THING_TYPE_ASSOCIATION_EVENT": "ThingCrud",
-    "THING_PRINCIPALS_EVENT": "ThingCrud",
-    "THING_TYPE_EVENT": "ThingTypeCrud",
-    "THING_GROUP_EVENT": "ThingGroupCrud",
-    "THING_GROUP_MEMBERSHIP_EVENT": "ThingGroupCrud",
-    "THING_GROUP_HIERARCHY_EVENT": "ThingGroupCrud",
-    "SHADOW_EVENT": "ShadowSyncer",
-    "CERTIFICATE_EVENT": "CertificatePolicySync",
-    "POLICY_EVENT": "CertificatePolicySync",
-    "POLICY_TARGETS_EVENT": "CertificatePolicySync",
-}
+# The routing is declared once, in the layer; the template's Choice state must implement exactly it.
+ROUTES = {str(event_type): WORKER_STATE[family] for event_type, family in FAMILY_OF.items()}
 WORKER_RETRY_ERRORS = [
     "DependencyNotReady",
     "TransientReplicationError",
@@ -863,9 +854,9 @@ def test_secondary_tables_key_and_recovery_settings() -> None:
             assert queue["MessageRetentionPeriod"] == 1209600
 
 
-def test_state_machine_is_standard_and_logs_errors_without_execution_data() -> None:
+def test_state_machine_is_express_and_logs_errors_without_execution_data() -> None:
     machine = resources(SECONDARY, "AWS::StepFunctions::StateMachine")["ReplicationStateMachine"]
-    assert machine["StateMachineType"] == "STANDARD"
+    assert machine["StateMachineType"] == "EXPRESS"
     logging_config = machine["LoggingConfiguration"]
     assert logging_config["Level"] == "ERROR"
     assert logging_config["IncludeExecutionData"] is False
@@ -875,8 +866,22 @@ def test_state_machine_is_standard_and_logs_errors_without_execution_data() -> N
     )
 
 
+def item_processor(parameters: dict[str, str]) -> dict[str, Any]:
+    """The states applied to each item of a stream batch: the workflow is one inline Map over ``$.items``."""
+    definition = state_machine_definition(parameters)
+    assert definition["StartAt"] == "ApplyItems"
+    (only,) = definition["States"]
+    apply_items = definition["States"][only]
+    assert apply_items["Type"] == "Map"
+    assert apply_items["ItemsPath"] == "$.items"
+    assert apply_items["MaxConcurrency"] == int(parameters["MapMaxConcurrency"])
+    assert apply_items["ItemProcessor"]["ProcessorConfig"] == {"Mode": "INLINE"}
+    assert apply_items["End"] is True
+    return dict(apply_items["ItemProcessor"])
+
+
 def test_state_machine_routes_exactly_the_documented_event_types_to_their_workers() -> None:
-    definition = state_machine_definition(parameter_defaults(SECONDARY))
+    definition = item_processor(parameter_defaults(SECONDARY))
     assert definition["StartAt"] == "ChooseEventType"
     choice = definition["States"]["ChooseEventType"]
     assert choice["Type"] == "Choice"
@@ -913,10 +918,9 @@ def test_every_worker_retries_a_bounded_number_of_times_then_parks_the_event() -
         "RetryIntervalSeconds": "3",
         "RetryBackoffRate": "1.5",
         "RetryMaxAttempts": "7",
-        "RetryMaxDelaySeconds": "45",
+        "RetryMaxDelaySeconds": "15",
     }
-    definition = state_machine_definition({**parameter_defaults(SECONDARY), **custom})
-    states = definition["States"]
+    states = item_processor({**parameter_defaults(SECONDARY), **custom})["States"]
     workers = {name for name in ROUTES.values()}
     for name in workers:
         state = states[name]
@@ -930,7 +934,7 @@ def test_every_worker_retries_a_bounded_number_of_times_then_parks_the_event() -
                 "IntervalSeconds": 3,
                 "BackoffRate": 1.5,
                 "MaxAttempts": 7,
-                "MaxDelaySeconds": 45,
+                "MaxDelaySeconds": 15,
                 "JitterStrategy": "FULL",
             }
         ]
@@ -940,26 +944,38 @@ def test_every_worker_retries_a_bounded_number_of_times_then_parks_the_event() -
         "FunctionName": "arn:aws:lambda:us-west-2:123456789012:function:ParkEventFunction",
         "Payload": {"event.$": "$", "executionArn.$": "$$.Execution.Id"},
     }
+    # Parking retries whatever fails, and a parked item ends its branch without failing the other items.
     (retry,) = park["Retry"]
-    assert retry["MaxAttempts"] == 6 and retry["IntervalSeconds"] == 2 and retry["BackoffRate"] == 2
-    assert all(error.startswith("Lambda.") for error in retry["ErrorEquals"])
-    assert park["Next"] == "EventParked"
-    assert states["EventParked"] == {
-        "Type": "Fail",
-        "Error": "EventParked",
-        "Cause": "The event was parked in the dead-letter table",
-    }
-    assert set(states) == workers | {"ChooseEventType", "UnknownEventType", "ParkEvent", "EventParked"}
+    assert retry["ErrorEquals"] == ["States.ALL"]
+    assert (retry["MaxAttempts"], retry["IntervalSeconds"], retry["BackoffRate"], retry["MaxDelaySeconds"]) == (
+        5,
+        2,
+        2,
+        16,
+    )
+    assert park["End"] is True
+    assert set(states) == workers | {"ChooseEventType", "UnknownEventType", "ParkEvent"}
+
+
+def test_retries_and_parking_fit_in_the_express_workflow_time_limit() -> None:
+    parameters = load(SECONDARY)["Parameters"]
+    worst_retries = parameters["RetryMaxAttempts"]["MaxValue"] * parameters["RetryMaxDelaySeconds"]["MaxValue"]
+    (park_retry,) = item_processor(parameter_defaults(SECONDARY))["States"]["ParkEvent"]["Retry"]
+    worst_parking = sum(
+        min(park_retry["IntervalSeconds"] * park_retry["BackoffRate"] ** n, park_retry["MaxDelaySeconds"])
+        for n in range(park_retry["MaxAttempts"])
+    )
+    assert worst_retries + worst_parking < 300
 
 
 def test_retry_parameters_have_the_documented_defaults() -> None:
     defaults = parameter_defaults(SECONDARY)
     assert {k: defaults[k] for k in ("RetryIntervalSeconds", "RetryBackoffRate", "RetryMaxAttempts")} == {
-        "RetryIntervalSeconds": "2",
+        "RetryIntervalSeconds": "1",
         "RetryBackoffRate": "2",
-        "RetryMaxAttempts": "10",
+        "RetryMaxAttempts": "7",
     }
-    assert defaults["RetryMaxDelaySeconds"] == "60"
+    assert defaults["RetryMaxDelaySeconds"] == "20"
     assert defaults["StreamBatchSize"] == "100"
     assert defaults["StreamMaximumRetryAttempts"] == "10"
 

@@ -178,9 +178,9 @@ def test_backlog_in_the_secondary_is_applied_while_the_primary_is_down(cloud: Lo
             ),
             timeout=60,
         )
-        attached = secondary.list_attached_policies(
-            target=f"arn:aws:iot:{SECONDARY}:{ACCOUNT_ID}:cert/{certificate['certificateId']}"
-        )["policies"]
+        # The attachment is its own item, applied once the policy and the certificate are there.
+        target = f"arn:aws:iot:{SECONDARY}:{ACCOUNT_ID}:cert/{certificate['certificateId']}"
+        attached = eventually(lambda: secondary.list_attached_policies(target=target)["policies"], timeout=60)
         assert [p["policyName"] for p in attached] == ["outage-policy"]
         impatient = cloud.client("iot", PRIMARY, Config(retries={"max_attempts": 1}))
         with pytest.raises(ClientError, match="unavailable"):

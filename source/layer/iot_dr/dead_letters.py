@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from iot_dr.aws import error_code
+
 LOG = logging.getLogger(__name__)
 
 STAGE_TRIGGER = "trigger"
@@ -67,12 +69,35 @@ class DeadLetters:
                     payload=json.loads(item["payload"]["S"]),
                 )
 
-    def remove(self, dead_letter_id: str) -> None:
-        self._dynamodb.delete_item(TableName=self._table, Key={"deadLetterId": {"S": dead_letter_id}})
+    def remove(self, letter: DeadLetter) -> None:
+        """Delete ``letter`` unless it was parked again since it was read (a replay that failed once more)."""
+        try:
+            self._dynamodb.delete_item(
+                TableName=self._table,
+                Key={"deadLetterId": {"S": letter.dead_letter_id}},
+                ConditionExpression="parkedAt = :parkedAt",
+                ExpressionAttributeValues={":parkedAt": {"N": str(letter.parked_at)}},
+            )
+        except Exception as err:
+            if error_code(err) != "ConditionalCheckFailedException":
+                raise
+
+
+def workflow_dead_letter_id(park_input: dict[str, Any]) -> str:
+    """One ID per stream record (its eventID), so a record parked twice keeps one dead letter and two records never
+    share one; an item without an eventID gets the execution and its Map index, or a fresh ID."""
+    event_id = ((park_input.get("event") or {}).get("record") or {}).get("eventID")
+    if event_id:
+        return f"{STAGE_WORKFLOW}#{event_id}"
+    execution, index = park_input.get("executionArn"), park_input.get("itemIndex")
+    if execution and index is not None:
+        return f"{STAGE_WORKFLOW}#{execution}#{index}"
+    return f"{STAGE_WORKFLOW}#{uuid.uuid4()}"
 
 
 def park_failed_execution(dead_letters: DeadLetters, park_input: dict[str, Any]) -> dict[str, str]:
-    """Park what the workflow's Catch hands over: the original input plus ``error`` {Error, Cause}."""
+    """Park what the workflow's Catch hands over: ``{"event": <item input + "error": {Error, Cause}>,
+    "executionArn": ..., "itemIndex": <Map index>}``; returns ``{"deadLetterId": ...}``."""
     event = dict(park_input.get("event") or {})
     error = event.pop("error", None) or {}
     cause = str(error.get("Cause", ""))
@@ -80,7 +105,6 @@ def park_failed_execution(dead_letters: DeadLetters, park_input: dict[str, Any])
         reason = str(json.loads(cause).get("errorMessage", cause))
     except (ValueError, AttributeError):
         reason = cause
-    execution = str(park_input.get("executionArn") or uuid.uuid4())
-    dead_letter_id = f"{STAGE_WORKFLOW}#{execution}"
+    dead_letter_id = workflow_dead_letter_id(park_input)
     dead_letters.park(dead_letter_id, STAGE_WORKFLOW, reason, str(error.get("Error", "")), event)
     return {"deadLetterId": dead_letter_id}

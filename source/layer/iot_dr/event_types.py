@@ -43,6 +43,16 @@ FAMILY_OF: dict[EventType, Family] = {
     EventType.POLICY_TARGETS: Family.CERTIFICATES_POLICIES,
 }
 
+# The workflow's Task state that invokes each family's worker function; the template's Choice state must route
+# every event type to WORKER_STATE[FAMILY_OF[event type]] (tests/test_templates.py checks it).
+WORKER_STATE: dict[Family, str] = {
+    Family.THINGS: "ThingCrud",
+    Family.THING_TYPES: "ThingTypeCrud",
+    Family.THING_GROUPS: "ThingGroupCrud",
+    Family.SHADOWS: "ShadowSyncer",
+    Family.CERTIFICATES_POLICIES: "CertificatePolicySync",
+}
+
 # The registry event configurations replication needs enabled in the primary (UpdateEventConfigurations keys).
 REGISTRY_EVENT_CONFIGURATIONS = (
     "THING",

@@ -43,13 +43,13 @@ def replay(
                 sfn.start_execution(
                     stateMachineArn=state_machine_arn,
                     name=f"replay-{uuid.uuid4()}",
-                    input=json.dumps(workflow_input),
+                    input=json.dumps({"items": [workflow_input]}),
                 )
             except Exception as err:
                 if not error_code(err):
                     raise
                 report.failed[letter.dead_letter_id] = str(err)
                 continue
-            dead_letters.remove(letter.dead_letter_id)
+            dead_letters.remove(letter)
         report.replayed.append(letter.dead_letter_id)
     return report
