@@ -1,4 +1,4 @@
-"""The secondary's stream trigger: one Express workflow execution per stream batch, applying its items in a Map.
+"""The secondary's stream trigger: one Express workflow execution per stream batch, applying its items in waves.
 
 A record that can never succeed (no image, not a DynamoDB image, unknown type) is parked at once with its
 reason and never blocks the batch. The others go to the workflow in as few executions as its input limit
@@ -20,7 +20,7 @@ from iot_dr.aws import error_code
 from iot_dr.dead_letters import STAGE_TRIGGER, DeadLetters
 from iot_dr.dynamo_json import from_item
 from iot_dr.errors import MalformedEvent
-from iot_dr.event_types import EventType
+from iot_dr.event_types import APPLY_WAVE, EventType
 
 LOG = logging.getLogger(__name__)
 
@@ -129,11 +129,19 @@ def _park(dead_letters: DeadLetters, record: dict[str, Any], reason: str, error_
     return True
 
 
+def execution_input(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"waves": [{"items": [...]}, ...]}``: the items grouped by ``APPLY_WAVE``, stream order kept within a wave."""
+    waves: dict[int, list[dict[str, Any]]] = {}
+    for item in items:
+        waves.setdefault(APPLY_WAVE[EventType(item["eventType"])], []).append(item)
+    return {"waves": [{"items": waves[wave]} for wave in sorted(waves)]}
+
+
 def _start(sfn: Any, state_machine_arn: str, group: list[Pending]) -> None:
     items = [workflow_input for _, workflow_input in group]
     sfn.start_execution(
         stateMachineArn=state_machine_arn,
         name=execution_name(_sequence_number(group[0][0])),
-        input=json.dumps({"items": items}),
+        input=json.dumps(execution_input(items)),
     )
     LOG.info("execution started", extra={"items": len(items), "eventTypes": sorted({i["eventType"] for i in items})})
