@@ -73,7 +73,7 @@ PRIMARY_FUNCTIONS = {
     ),
     "JITRFunction": ("iot-dr-jitr", "jitr", {"IOT_POLICY_NAME", "LOG_LEVEL"}),
 }
-WORKER_ENV = {"STATE_TABLE", "PRIMARY_REGION", "LOG_LEVEL"}
+WORKER_ENV = {"STATE_TABLE", "PRIMARY_REGION", "LEDGER_RETENTION_DAYS", "LOG_LEVEL"}
 SECONDARY_FUNCTIONS = {
     "DynamoTriggerFunction": (
         "iot-dr-dynamo-trigger",
@@ -974,6 +974,15 @@ def test_retries_and_parking_fit_in_the_express_workflow_time_limit() -> None:
         for n in range(park_retry["MaxAttempts"])
     )
     assert len(set(APPLY_WAVE.values())) * (worst_retries + worst_parking) < 300
+
+
+def test_ledger_entries_expire_after_every_way_an_old_event_can_still_arrive() -> None:
+    table = resources(SECONDARY, "AWS::DynamoDB::Table")["ReplicationStateTable"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    shortest = load(SECONDARY)["Parameters"]["LedgerRetentionDays"]["MinValue"] * 86400
+    item_ttl = int(parameter_defaults(PRIMARY)["ItemTtlSeconds"])
+    stream_retention, express_limit = 86400, 300
+    assert shortest > item_ttl + stream_retention + express_limit
 
 
 def test_retry_parameters_have_the_documented_defaults() -> None:

@@ -65,7 +65,7 @@ def target(cloud: LocalCloud) -> Secondary:
     return Secondary(
         iot=cloud.client("iot", TARGET),
         iot_data=cloud.client("iot-data", TARGET),
-        ledger=Ledger(dynamodb, table),
+        ledger=Ledger(dynamodb, table, retention_seconds=86400),
         region=TARGET,
         primary_region=PRIMARY,
     )

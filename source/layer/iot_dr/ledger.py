@@ -48,18 +48,27 @@ class Outcome(StrEnum):
 
 
 class Ledger:
-    """Ledger items: ``resourceKey`` (partition key), ``orderKey``, ``state`` (JSON text), ``updatedAt``."""
+    """Ledger items: ``resourceKey`` (partition key), ``orderKey``, ``state`` (JSON text), ``updatedAt`` (ms) and
+    ``expiresAt`` (epoch seconds, the table's TTL attribute).
 
-    def __init__(self, dynamodb: Any, table_name: str) -> None:
+    An entry expires ``retention_seconds`` after its last write. DynamoDB deletes expired items only eventually
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html), so an expired entry
+    counts as absent here already. The retention must outlast every way an old event can still arrive: the
+    replication table's item TTL, the stream's 24 hours and the workflow's retries.
+    """
+
+    def __init__(self, dynamodb: Any, table_name: str, retention_seconds: int) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
+        self._retention = retention_seconds
 
     def read(self, resource_key: str) -> LedgerEntry | None:
+        """The entry of ``resource_key`` (strongly consistent read), or None if there is none or it expired."""
         response = self._dynamodb.get_item(
             TableName=self._table, Key={"resourceKey": {"S": resource_key}}, ConsistentRead=True
         )
         item = response.get("Item")
-        if not item:
+        if not item or ("expiresAt" in item and int(item["expiresAt"]["N"]) <= int(time.time())):
             return None
         return LedgerEntry(resource_key, item["orderKey"]["S"], json.loads(item["state"]["S"]))
 
@@ -71,12 +80,14 @@ class Ledger:
         With ``replaces``, only over exactly that entry; with ``absent``, only if there is no entry yet. Returns
         False when the condition fails (someone else wrote first); other errors propagate.
         """
-        values: dict[str, Any] = {}
+        now = int(time.time())
+        values: dict[str, Any] = {":now": {"N": str(now)}}
+        absent_or_expired = "attribute_not_exists(resourceKey) OR expiresAt <= :now"
         if absent:
-            condition = "attribute_not_exists(resourceKey)"
+            condition = absent_or_expired
         elif replaces is None:
-            condition = "attribute_not_exists(resourceKey) OR orderKey <= :key"
-            values = {":key": {"S": key}}
+            condition = f"{absent_or_expired} OR orderKey <= :key"
+            values[":key"] = {"S": key}
         else:
             condition = "orderKey = :replaces"
             values = {":replaces": {"S": replaces}}
@@ -88,9 +99,10 @@ class Ledger:
                     "orderKey": {"S": key},
                     "state": {"S": json.dumps(state, sort_keys=True)},
                     "updatedAt": {"N": str(int(time.time() * 1000))},
+                    "expiresAt": {"N": str(now + self._retention)},
                 },
                 ConditionExpression=condition,
-                **({"ExpressionAttributeValues": values} if values else {}),
+                ExpressionAttributeValues=values,
             )
         except Exception as err:
             if error_code(err) == "ConditionalCheckFailedException":

@@ -18,10 +18,16 @@ class WorkerSettings:
     state_table: str
     region: str
     primary_region: str
+    ledger_retention_seconds: int
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
-        return cls(_env("STATE_TABLE"), _env("AWS_REGION"), _env("PRIMARY_REGION"))
+        return cls(
+            _env("STATE_TABLE"),
+            _env("AWS_REGION"),
+            _env("PRIMARY_REGION"),
+            int(_env("LEDGER_RETENTION_DAYS")) * 86400,
+        )
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def secondary_context(settings: WorkerSettings) -> Secondary:
     return Secondary(
         iot=aws.client("iot", settings.region),
         iot_data=aws.client("iot-data", settings.region),
-        ledger=Ledger(aws.client("dynamodb", settings.region), settings.state_table),
+        ledger=Ledger(aws.client("dynamodb", settings.region), settings.state_table, settings.ledger_retention_seconds),
         region=settings.region,
         primary_region=settings.primary_region,
     )
