@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+import boto3
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.core.exceptions import JsonRESTError, ServiceException
@@ -106,9 +107,21 @@ def _dynamodb_item(message: Any) -> dict[str, Any]:
     return {key: _SERIALIZER.serialize(value) for key, value in document.items()}
 
 
+# The rules engine signs its actions' calls with a key of its own, so the API-call record credits them to it (as
+# CloudTrail credits them to the rule's role in AWS), never to a Lambda function that happens to run meanwhile.
+RULES_ENGINE_ACCESS_KEY = "iot-rules-engine"
+
+
+@functools.cache
+def _client(service: str, region: str) -> Any:
+    """A client for the rules engine's own actions (endpoint from ``AWS_ENDPOINT_URL``, standard retries)."""
+    session = boto3.session.Session(aws_access_key_id=RULES_ENGINE_ACCESS_KEY, aws_secret_access_key="local")
+    return session.client(service, region_name=region, config=aws.RETRY_CONFIG)
+
+
 def _put_item(account_id: str, region: str, config: dict[str, Any], message: Any) -> None:
     table = config["putItem"]["tableName"]
-    aws.client("dynamodb", region).put_item(TableName=table, Item=_dynamodb_item(message))
+    _client("dynamodb", region).put_item(TableName=table, Item=_dynamodb_item(message))
 
 
 def _invoke(account_id: str, region: str, config: dict[str, Any], message: Any) -> None:
@@ -122,7 +135,7 @@ def _send_message(account_id: str, region: str, config: dict[str, Any], message:
     body = json.dumps(message)
     if config.get("useBase64"):
         body = base64.b64encode(body.encode()).decode()
-    aws.client("sqs", region).send_message(QueueUrl=config["queueUrl"], MessageBody=body)
+    _client("sqs", region).send_message(QueueUrl=config["queueUrl"], MessageBody=body)
 
 
 # action key -> (runner, the resource a failure entry names)
