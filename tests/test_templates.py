@@ -89,7 +89,7 @@ SECONDARY_FUNCTIONS = {
         "certificate_policy_sync",
         WORKER_ENV,
     ),
-    "ParkEventFunction": ("iot-dr-park-event", "park_event", {"DEAD_LETTER_TABLE", "LOG_LEVEL"}),
+    "ParkEventFunction": ("iot-dr-park-event", "park_event", {"DEAD_LETTER_TABLE", "FALLBACK_QUEUE_URL", "LOG_LEVEL"}),
     "JITRFunction": ("iot-dr-jitr", "jitr", {"IOT_POLICY_NAME", "LOG_LEVEL"}),
 }
 

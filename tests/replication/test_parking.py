@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from event_fixtures import load_event
 from replication.conftest import PRIMARY, SECONDARY
+from replication.test_failures import put_replication_item
 from waiting import eventually
 
 from iot_dr_cli.main import main
@@ -24,6 +27,13 @@ DEPLOY_PARAMETERS = {
     "RetryMaxDelaySeconds": "1",
     "StreamMaximumRetryAttempts": "1",
 }
+
+
+@pytest.fixture(autouse=True)
+def no_faults_left(cloud: LocalCloud) -> Iterator[None]:
+    """A fault a test injected but did not use up must not hit the next test."""
+    yield
+    cloud.faults.reset()
 
 
 def printed_json(out: str, opener: str) -> Any:
@@ -118,3 +128,29 @@ def test_several_secondary_stacks_make_the_tools_ask_which_one(
         assert "several secondary stacks" in error and "IoTDRSecondaryLookalike" in error and "--stack" in error
     finally:
         cloudformation.delete_stack(StackName="IoTDRSecondaryLookalike")
+
+
+def test_a_dead_letter_the_table_refuses_is_kept_in_the_fallback_queue_and_replayable(
+    cloud: LocalCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cloud.wait_idle(60)
+    event = load_event("registry/thing_created.json")
+    marker = f"refused-{uuid.uuid4().hex[:8]}"
+    del event["thingName"]
+    event["thingId"] = marker
+    # The item is malformed, so its only write in the secondary is its dead letter: the table refuses it.
+    cloud.faults.fail("dynamodb", "put_item", SECONDARY, times=1, code="ValidationException")
+    put_replication_item(cloud, event)
+    letter = letter_of(capsys, "parked-item")
+    assert letter["eventType"] == "THING_EVENT"
+    assert "thingName" in letter["reason"]
+
+    # Replayed, it is still malformed: this time the table takes its dead letter.
+    assert replay(capsys, letter["deadLetterId"])["replayed"] == [letter["deadLetterId"]]
+    parked_again = eventually(
+        lambda: next(
+            (row for row in listed(capsys) if row["stage"] == "workflow" and "thingName" in row["reason"]), None
+        ),
+        timeout=60,
+    )
+    assert parked_again["errorType"] == "MalformedEvent"

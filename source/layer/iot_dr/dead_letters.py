@@ -108,3 +108,28 @@ def park_failed_execution(dead_letters: DeadLetters, park_input: dict[str, Any])
     dead_letter_id = workflow_dead_letter_id(park_input)
     dead_letters.park(dead_letter_id, STAGE_WORKFLOW, reason, str(error.get("Error", "")), event)
     return {"deadLetterId": dead_letter_id}
+
+
+def park_with_fallback(
+    dead_letters: DeadLetters, sqs: Any, fallback_queue_url: str, park_input: dict[str, Any]
+) -> dict[str, str]:
+    """``park_failed_execution``; if the table refuses, the same dead letter goes to ``fallback_queue_url`` as
+    ``{"deadLetter": {deadLetterId, stage, reason, errorType, payload}}`` (``parked_queues.PARKED_ITEM``).
+
+    Raises only if both refuse, so the workflow retries.
+    """
+    try:
+        return park_failed_execution(dead_letters, park_input)
+    except Exception:
+        LOG.exception("dead-letter table refused the dead letter; sending it to the fallback queue")
+    event = dict(park_input.get("event") or {})
+    error = event.pop("error", None) or {}
+    letter = {
+        "deadLetterId": workflow_dead_letter_id(park_input),
+        "stage": STAGE_WORKFLOW,
+        "reason": str(error.get("Cause", ""))[:4000] or "unknown",
+        "errorType": str(error.get("Error", "")) or "unknown",
+        "payload": event,
+    }
+    sqs.send_message(QueueUrl=fallback_queue_url, MessageBody=json.dumps({"deadLetter": letter}))
+    return {"deadLetterId": letter["deadLetterId"]}

@@ -9,6 +9,8 @@ Three kinds of message end in a queue instead of the dead-letter table:
 - ``stream-on-failure``: the stream mapping gave up on a batch and sent a pointer to its records
   (``DDBStreamBatchInfo``, https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html). Replay
   reads the records from the stream (kept 24 hours) and starts the workflow for them.
+- ``parked-item``: the workflow could not write a dead letter into the dead-letter table and sent it here
+  (``{"deadLetter": {...}}``). Replay starts the workflow with its payload.
 - ``function-event``: EventBridge or Lambda could not deliver an event to the capture or just-in-time
   registration function; the message body is the event. Replay invokes that function again with it.
 """
@@ -32,6 +34,7 @@ from iot_dr.trigger import chunks, execution_input, workflow_input_from_record
 LOG = logging.getLogger(__name__)
 
 RULE_ERROR, STREAM_ON_FAILURE, FUNCTION_EVENT = "rule-error", "stream-on-failure", "function-event"
+PARKED_ITEM = "parked-item"
 # How long a message read for replay stays invisible to other readers.
 REPLAY_VISIBILITY_SECONDS = 120
 
@@ -53,6 +56,8 @@ class QueuedLetter:
 
     @property
     def event_type(self) -> str:
+        if self.kind == PARKED_ITEM:
+            return str(self.body["deadLetter"].get("payload", {}).get("eventType", ""))
         if self.kind == RULE_ERROR:
             return "SHADOW_EVENT" if "/shadow/" in str(self.body.get("topic")) else "registry event"
         if self.kind == STREAM_ON_FAILURE:
@@ -61,6 +66,8 @@ class QueuedLetter:
 
     @property
     def reason(self) -> str:
+        if self.kind == PARKED_ITEM:
+            return str(self.body["deadLetter"].get("reason", ""))
         if self.kind == RULE_ERROR:
             return "; ".join(str(f.get("errorMessage", "")) for f in self.body.get("failures", []))
         if self.kind == STREAM_ON_FAILURE:
@@ -69,6 +76,8 @@ class QueuedLetter:
 
 
 def kind_of(body: dict[str, Any]) -> str:
+    if "deadLetter" in body:
+        return PARKED_ITEM
     if "DDBStreamBatchInfo" in body:
         return STREAM_ON_FAILURE
     if "base64OriginalPayload" in body and "ruleName" in body:
@@ -188,6 +197,15 @@ def replay_stream_batch(streams: Any, sfn: Any, state_machine_arn: str, letter: 
             input=json.dumps(execution_input([workflow_input for _, workflow_input in group])),
         )
     return len(inputs)
+
+
+def replay_parked_item(sfn: Any, state_machine_arn: str, letter: QueuedLetter) -> None:
+    """Start the workflow for the item a dead letter in the fallback queue holds."""
+    sfn.start_execution(
+        stateMachineArn=state_machine_arn,
+        name=f"replay-{uuid.uuid4()}",
+        input=json.dumps(execution_input([letter.body["deadLetter"]["payload"]])),
+    )
 
 
 def replay_function_event(lambdas: Any, function_name: str, letter: QueuedLetter) -> None:

@@ -44,11 +44,12 @@ class TriggerSettings:
 @dataclass(frozen=True)
 class DeadLetterSettings:
     dead_letter_table: str
+    fallback_queue_url: str
     region: str
 
     @classmethod
     def from_env(cls) -> DeadLetterSettings:
-        return cls(_env("DEAD_LETTER_TABLE"), _env("AWS_REGION"))
+        return cls(_env("DEAD_LETTER_TABLE"), _env("FALLBACK_QUEUE_URL"), _env("AWS_REGION"))
 
 
 @dataclass(frozen=True)

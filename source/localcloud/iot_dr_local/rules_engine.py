@@ -14,6 +14,7 @@ import copy
 import functools
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -112,11 +113,16 @@ def _dynamodb_item(message: Any) -> dict[str, Any]:
 RULES_ENGINE_ACCESS_KEY = "iot-rules-engine"
 
 
-@functools.cache
 def _client(service: str, region: str) -> Any:
     """A client for the rules engine's own actions (endpoint from ``AWS_ENDPOINT_URL``, standard retries)."""
+    return _cached_client(service, region, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@functools.cache
+def _cached_client(service: str, region: str, endpoint: str | None) -> Any:
+    """Cached per endpoint: a local cloud started later in the same process has an endpoint of its own."""
     session = boto3.session.Session(aws_access_key_id=RULES_ENGINE_ACCESS_KEY, aws_secret_access_key="local")
-    return session.client(service, region_name=region, config=aws.RETRY_CONFIG)
+    return session.client(service, region_name=region, endpoint_url=endpoint, config=aws.RETRY_CONFIG)
 
 
 def _put_item(account_id: str, region: str, config: dict[str, Any], message: Any) -> None:

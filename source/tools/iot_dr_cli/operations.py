@@ -18,6 +18,7 @@ from iot_dr import aws
 from iot_dr.dead_letters import DeadLetters
 from iot_dr.parked_queues import (
     FUNCTION_EVENT,
+    PARKED_ITEM,
     REPLAY_VISIBILITY_SECONDS,
     RULE_ERROR,
     STREAM_ON_FAILURE,
@@ -28,6 +29,7 @@ from iot_dr.parked_queues import (
     read_queue,
     release,
     replay_function_event,
+    replay_parked_item,
     replay_rule_error,
     replay_stream_batch,
 )
@@ -245,6 +247,8 @@ def _replay_one(targets: SecondaryTargets, queue: ParkedQueue, letter: QueuedLet
         replay_rule_error(
             aws.client("dynamodb", targets.region), targets.replica_table, letter, targets.item_ttl_seconds
         )
+    elif letter.kind == PARKED_ITEM:
+        replay_parked_item(aws.client("stepfunctions", targets.region), str(targets.state_machine_arn), letter)
     elif letter.kind == STREAM_ON_FAILURE:
         replay_stream_batch(
             aws.client("dynamodbstreams", targets.region),
