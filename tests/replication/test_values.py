@@ -148,3 +148,29 @@ def test_a_policy_attached_to_a_cognito_identity_is_parked_as_unsupported(cloud:
     assert "Cognito" in letter["reason"]
     about_identity = [other for other in dead_letters(cloud) if identity in json.dumps(other["payload"])]
     assert [other["errorType"] for other in about_identity] == ["UnsupportedEvent"]
+
+
+def test_an_older_thing_version_processed_after_a_newer_one_never_wins(
+    cloud: LocalCloud, primary: Any, secondary: Any, thing: str
+) -> None:
+    thing_id = primary.describe_thing(thingName=thing)["thingId"]
+    now = int(time.time() * 1000)
+
+    def update(version: int, serial: str, timestamp: int) -> dict[str, Any]:
+        event = load_event("registry/thing_created.json")
+        event.update(
+            operation="UPDATED",
+            thingName=thing,
+            thingId=thing_id,
+            versionNumber=version,
+            attributes={"serial": serial},
+            timestamp=timestamp,
+        )
+        return dict(event)
+
+    put_replication_item(cloud, update(3, "newer", now))
+    eventually(lambda: secondary.describe_thing(thingName=thing).get("attributes") == {"serial": "newer"})
+    # Version 2 carries a later timestamp (the event was delayed), yet version 3 is newer.
+    put_replication_item(cloud, update(2, "older", now + 5000))
+    assert cloud.wait_idle(60)
+    assert secondary.describe_thing(thingName=thing)["attributes"] == {"serial": "newer"}

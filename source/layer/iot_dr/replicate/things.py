@@ -9,7 +9,7 @@ from typing import Any
 from iot_dr.arns import rewrite_region
 from iot_dr.aws import error_code
 from iot_dr.errors import DependencyNotReady, MalformedEvent
-from iot_dr.ledger import Outcome, converge, order_key, order_parts
+from iot_dr.ledger import LedgerEntry, Outcome, converge, order_key, order_parts
 from iot_dr.replicate.context import (
     OPERATION_RANK,
     Secondary,
@@ -32,6 +32,19 @@ LOG = logging.getLogger(__name__)
 ASSOCIATION_OPERATIONS = {"ADDED": True, "CREATED": True, "REMOVED": False, "DELETED": False}
 
 
+def thing_supersedes(candidate_key: str, candidate_id: str | None, recorded: LedgerEntry) -> bool:
+    """Whether a thing event supersedes the recorded one. Keys are (timestamp, versionNumber, operation rank).
+
+    Within one thing's life (the same ``thingId``) the registry's ``versionNumber`` orders, then the operation,
+    and the event timestamp only breaks ties. A deleted and re-created thing is a new life with a new
+    ``thingId`` whose versions start again: lives are ordered by timestamp.
+    """
+    mine, theirs = order_parts(candidate_key), order_parts(recorded.order_key)
+    if candidate_id and candidate_id == recorded.state.get("thingId"):
+        return (mine[1], mine[2], mine[0]) > (theirs[1], theirs[2], theirs[0])
+    return mine > theirs
+
+
 def apply_thing_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
     """A registry event carries the thing's whole state at one version: make the secondary match it."""
     name = require(event, "thingName")
@@ -44,7 +57,14 @@ def apply_thing_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
         "attributes": dict(event.get("attributes") or {}),
     }
     key = order_key((require_int(event, "timestamp"), int(event.get("versionNumber") or 0), OPERATION_RANK[operation]))
-    return converge(ctx.ledger, thing_key(name), key, state, lambda s: write_thing(ctx, s))
+    return converge(
+        ctx.ledger,
+        thing_key(name),
+        key,
+        state,
+        lambda s: write_thing(ctx, s),
+        newer=lambda entry: thing_supersedes(key, state["thingId"], entry),
+    )
 
 
 def apply_type_association(ctx: Secondary, event: dict[str, Any]) -> Outcome:
