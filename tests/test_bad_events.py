@@ -67,6 +67,9 @@ def environment() -> Iterator[dict[str, str]]:
         "DEAD_LETTER_TABLE": "IoTDRSecondary-dead-letters",
         "REPLICATION_TABLE": "IoTDRGlobalTable",
         "ITEM_TTL_SECONDS": "86400",
+        "LEDGER_RETENTION_DAYS": "30",
+        "SECONDARY_REGION": "us-west-2",
+        "FALLBACK_QUEUE_URL": f"http://{host}:{port}/123456789012/IoTDRSecondary-park-fallback",
         "CODEBUILD_PROJECT": "IoTDRLaunchSolution",
         "LOG_LEVEL": "CRITICAL",
     }

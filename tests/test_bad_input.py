@@ -72,7 +72,7 @@ TABLE = [
     # iot-dr
     ("iot-dr", ["dead-letters", "--region", "mars-1", "--table", TABLE_NAME], {}, EXIT_USAGE, "not an AWS region"),
     ("iot-dr", ["replay", "--region", NOT_UTF8, "--table", TABLE_NAME], {}, EXIT_USAGE, "not an AWS region"),
-    ("iot-dr", ["dead-letters", "--region", "us-east-1"], {}, EXIT_FAILURE, "--stack"),
+    ("iot-dr", ["dead-letters", "--region", "us-east-1"], "aws", EXIT_FAILURE, "--stack"),
     ("iot-dr", ["replay", "--region", "us-east-1", "--table", TABLE_NAME], {}, EXIT_FAILURE, "state machine"),
     (
         "iot-dr",

@@ -21,6 +21,8 @@ from cfnlint.decode import decode
 from cfnlint.helpers import load_resource
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
+from iot_dr.event_types import APPLY_WAVE, FAMILY_OF, WORKER_STATE
+
 REPO = Path(__file__).resolve().parents[1]
 DEPLOYMENT = REPO / "deployment"
 LAMBDA_SOURCES = REPO / "source" / "lambda"
@@ -44,11 +46,17 @@ REGISTRY_SQL = (
     "WHERE topic(3) = 'thing' OR topic(3) = 'thingType' OR topic(3) = 'thingTypeAssociation' "
     "OR topic(3) = 'thingGroup' OR topic(3) = 'thingGroupMembership' OR topic(3) = 'thingGroupHierarchy'"
 )
-SHADOW_SQL = (
-    "SELECT *, newuuid() AS uuid, (timestamp() / 1000) + ${ItemTtlSeconds} AS expires, "
-    "'SHADOW_EVENT' AS eventType, topic() AS topic, timestamp() AS receivedAt FROM '$aws/things/+/shadow/#' "
-    "WHERE endswith(topic(), '/update/documents') OR endswith(topic(), '/delete/accepted')"
-)
+
+
+def shadow_sql(topic_filter: str) -> str:
+    """The shadow rules keep the message as published (base64), whatever numbers it holds."""
+    return (
+        "SELECT encode(*, 'base64') AS document, topic() AS topic, timestamp() AS receivedAt, "
+        "'SHADOW_EVENT' AS eventType, newuuid() AS uuid, (timestamp() / 1000) + ${ItemTtlSeconds} AS expires "
+        f"FROM '{topic_filter}'"
+    )
+
+
 JITR_SQL = "SELECT * FROM '$aws/events/certificates/registered/#' WHERE certificateStatus = 'PENDING_ACTIVATION'"
 
 # function -> (source directory, handler module, environment variable names)
@@ -65,7 +73,7 @@ PRIMARY_FUNCTIONS = {
     ),
     "JITRFunction": ("iot-dr-jitr", "jitr", {"IOT_POLICY_NAME", "LOG_LEVEL"}),
 }
-WORKER_ENV = {"STATE_TABLE", "PRIMARY_REGION", "LOG_LEVEL"}
+WORKER_ENV = {"STATE_TABLE", "PRIMARY_REGION", "LEDGER_RETENTION_DAYS", "LOG_LEVEL"}
 SECONDARY_FUNCTIONS = {
     "DynamoTriggerFunction": (
         "iot-dr-dynamo-trigger",
@@ -81,7 +89,7 @@ SECONDARY_FUNCTIONS = {
         "certificate_policy_sync",
         WORKER_ENV,
     ),
-    "ParkEventFunction": ("iot-dr-park-event", "park_event", {"DEAD_LETTER_TABLE", "LOG_LEVEL"}),
+    "ParkEventFunction": ("iot-dr-park-event", "park_event", {"DEAD_LETTER_TABLE", "FALLBACK_QUEUE_URL", "LOG_LEVEL"}),
     "JITRFunction": ("iot-dr-jitr", "jitr", {"IOT_POLICY_NAME", "LOG_LEVEL"}),
 }
 
@@ -147,19 +155,8 @@ UNSCOPABLE_WRITES = {
     "logs:PutResourcePolicy",
 }
 
-ROUTES = {
-    "THING_EVENT": "ThingCrud",
-    "THING_TYPE_ASSOCIATION_EVENT": "ThingCrud",
-    "THING_PRINCIPALS_EVENT": "ThingCrud",
-    "THING_TYPE_EVENT": "ThingTypeCrud",
-    "THING_GROUP_EVENT": "ThingGroupCrud",
-    "THING_GROUP_MEMBERSHIP_EVENT": "ThingGroupCrud",
-    "THING_GROUP_HIERARCHY_EVENT": "ThingGroupCrud",
-    "SHADOW_EVENT": "ShadowSyncer",
-    "CERTIFICATE_EVENT": "CertificatePolicySync",
-    "POLICY_EVENT": "CertificatePolicySync",
-    "POLICY_TARGETS_EVENT": "CertificatePolicySync",
-}
+# The routing is declared once, in the layer; the template's Choice state must implement exactly it.
+ROUTES = {str(event_type): WORKER_STATE[family] for event_type, family in FAMILY_OF.items()}
 WORKER_RETRY_ERRORS = [
     "DependencyNotReady",
     "TransientReplicationError",
@@ -659,11 +656,27 @@ def test_replication_table_is_a_2019_global_table_in_both_regions_with_ttl_and_s
     ("path", "rule", "sql", "target"),
     [
         (PRIMARY, "RegistryEventsRule", {"Fn::Sub": REGISTRY_SQL}, "ReplicationTable"),
-        (PRIMARY, "ShadowEventsRule", {"Fn::Sub": SHADOW_SQL}, "ReplicationTable"),
+        *(
+            (PRIMARY, rule, {"Fn::Sub": shadow_sql(f"$aws/things/+/shadow/{topic}")}, "ReplicationTable")
+            for rule, topic in (
+                ("ShadowDocumentsRule", "update/documents"),
+                ("NamedShadowDocumentsRule", "name/+/update/documents"),
+                ("ShadowDeletionsRule", "delete/accepted"),
+                ("NamedShadowDeletionsRule", "name/+/delete/accepted"),
+            )
+        ),
         (PRIMARY, "JITRRule", JITR_SQL, "JITRFunction"),
         (SECONDARY, "JITRRule", JITR_SQL, "JITRFunction"),
     ],
-    ids=["primary-registry", "primary-shadow", "primary-jitr", "secondary-jitr"],
+    ids=[
+        "primary-registry",
+        "primary-shadow-documents",
+        "primary-named-shadow-documents",
+        "primary-shadow-deletions",
+        "primary-named-shadow-deletions",
+        "primary-jitr",
+        "secondary-jitr",
+    ],
 )
 def test_topic_rules_use_the_documented_sql_and_keep_failures_in_a_queue(
     path: Path, rule: str, sql: Any, target: str
@@ -844,9 +857,9 @@ def test_secondary_tables_key_and_recovery_settings() -> None:
             assert queue["MessageRetentionPeriod"] == 1209600
 
 
-def test_state_machine_is_standard_and_logs_errors_without_execution_data() -> None:
+def test_state_machine_is_express_and_logs_errors_without_execution_data() -> None:
     machine = resources(SECONDARY, "AWS::StepFunctions::StateMachine")["ReplicationStateMachine"]
-    assert machine["StateMachineType"] == "STANDARD"
+    assert machine["StateMachineType"] == "EXPRESS"
     logging_config = machine["LoggingConfiguration"]
     assert logging_config["Level"] == "ERROR"
     assert logging_config["IncludeExecutionData"] is False
@@ -856,8 +869,30 @@ def test_state_machine_is_standard_and_logs_errors_without_execution_data() -> N
     )
 
 
+def item_processor(parameters: dict[str, str]) -> dict[str, Any]:
+    """The states applied to each item: one inline Map over ``$.waves``, one at a time, of Maps over ``$.items``."""
+    definition = state_machine_definition(parameters)
+    assert definition["StartAt"] == "ApplyWaves"
+    (only,) = definition["States"]
+    waves = definition["States"][only]
+    assert waves["Type"] == "Map"
+    assert waves["ItemsPath"] == "$.waves"
+    assert waves["MaxConcurrency"] == 1
+    assert waves["ItemProcessor"]["ProcessorConfig"] == {"Mode": "INLINE"}
+    assert waves["End"] is True
+    assert waves["ItemProcessor"]["StartAt"] == "ApplyItems"
+    (only,) = waves["ItemProcessor"]["States"]
+    apply_items = waves["ItemProcessor"]["States"][only]
+    assert apply_items["Type"] == "Map"
+    assert apply_items["ItemsPath"] == "$.items"
+    assert apply_items["MaxConcurrency"] == int(parameters["MapMaxConcurrency"])
+    assert apply_items["ItemProcessor"]["ProcessorConfig"] == {"Mode": "INLINE"}
+    assert apply_items["End"] is True
+    return dict(apply_items["ItemProcessor"])
+
+
 def test_state_machine_routes_exactly_the_documented_event_types_to_their_workers() -> None:
-    definition = state_machine_definition(parameter_defaults(SECONDARY))
+    definition = item_processor(parameter_defaults(SECONDARY))
     assert definition["StartAt"] == "ChooseEventType"
     choice = definition["States"]["ChooseEventType"]
     assert choice["Type"] == "Choice"
@@ -893,11 +928,10 @@ def test_every_worker_retries_a_bounded_number_of_times_then_parks_the_event() -
     custom = {
         "RetryIntervalSeconds": "3",
         "RetryBackoffRate": "1.5",
-        "RetryMaxAttempts": "7",
-        "RetryMaxDelaySeconds": "45",
+        "RetryMaxAttempts": "5",
+        "RetryMaxDelaySeconds": "9",
     }
-    definition = state_machine_definition({**parameter_defaults(SECONDARY), **custom})
-    states = definition["States"]
+    states = item_processor({**parameter_defaults(SECONDARY), **custom})["States"]
     workers = {name for name in ROUTES.values()}
     for name in workers:
         state = states[name]
@@ -910,8 +944,8 @@ def test_every_worker_retries_a_bounded_number_of_times_then_parks_the_event() -
                 "ErrorEquals": WORKER_RETRY_ERRORS,
                 "IntervalSeconds": 3,
                 "BackoffRate": 1.5,
-                "MaxAttempts": 7,
-                "MaxDelaySeconds": 45,
+                "MaxAttempts": 5,
+                "MaxDelaySeconds": 9,
                 "JitterStrategy": "FULL",
             }
         ]
@@ -921,26 +955,47 @@ def test_every_worker_retries_a_bounded_number_of_times_then_parks_the_event() -
         "FunctionName": "arn:aws:lambda:us-west-2:123456789012:function:ParkEventFunction",
         "Payload": {"event.$": "$", "executionArn.$": "$$.Execution.Id"},
     }
+    # Parking retries whatever fails, and a parked item ends its branch without failing the other items.
     (retry,) = park["Retry"]
-    assert retry["MaxAttempts"] == 6 and retry["IntervalSeconds"] == 2 and retry["BackoffRate"] == 2
-    assert all(error.startswith("Lambda.") for error in retry["ErrorEquals"])
-    assert park["Next"] == "EventParked"
-    assert states["EventParked"] == {
-        "Type": "Fail",
-        "Error": "EventParked",
-        "Cause": "The event was parked in the dead-letter table",
-    }
-    assert set(states) == workers | {"ChooseEventType", "UnknownEventType", "ParkEvent", "EventParked"}
+    assert retry["ErrorEquals"] == ["States.ALL"]
+    assert (retry["MaxAttempts"], retry["IntervalSeconds"], retry["BackoffRate"], retry["MaxDelaySeconds"]) == (
+        4,
+        2,
+        2,
+        8,
+    )
+    assert park["End"] is True
+    assert set(states) == workers | {"ChooseEventType", "UnknownEventType", "ParkEvent"}
+
+
+def test_retries_and_parking_fit_in_the_express_workflow_time_limit() -> None:
+    parameters = load(SECONDARY)["Parameters"]
+    worst_retries = parameters["RetryMaxAttempts"]["MaxValue"] * parameters["RetryMaxDelaySeconds"]["MaxValue"]
+    (park_retry,) = item_processor(parameter_defaults(SECONDARY))["States"]["ParkEvent"]["Retry"]
+    worst_parking = sum(
+        min(park_retry["IntervalSeconds"] * park_retry["BackoffRate"] ** n, park_retry["MaxDelaySeconds"])
+        for n in range(park_retry["MaxAttempts"])
+    )
+    assert len(set(APPLY_WAVE.values())) * (worst_retries + worst_parking) < 300
+
+
+def test_ledger_entries_expire_after_every_way_an_old_event_can_still_arrive() -> None:
+    table = resources(SECONDARY, "AWS::DynamoDB::Table")["ReplicationStateTable"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    shortest = load(SECONDARY)["Parameters"]["LedgerRetentionDays"]["MinValue"] * 86400
+    item_ttl = int(parameter_defaults(PRIMARY)["ItemTtlSeconds"])
+    stream_retention, express_limit = 86400, 300
+    assert shortest > item_ttl + stream_retention + express_limit
 
 
 def test_retry_parameters_have_the_documented_defaults() -> None:
     defaults = parameter_defaults(SECONDARY)
     assert {k: defaults[k] for k in ("RetryIntervalSeconds", "RetryBackoffRate", "RetryMaxAttempts")} == {
-        "RetryIntervalSeconds": "2",
+        "RetryIntervalSeconds": "1",
         "RetryBackoffRate": "2",
-        "RetryMaxAttempts": "10",
+        "RetryMaxAttempts": "6",
     }
-    assert defaults["RetryMaxDelaySeconds"] == "60"
+    assert defaults["RetryMaxDelaySeconds"] == "10"
     assert defaults["StreamBatchSize"] == "100"
     assert defaults["StreamMaximumRetryAttempts"] == "10"
 

@@ -12,8 +12,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from iot_dr_local import internal_errors, moto_fixes, rules_engine
+from iot_dr_local.api_calls import ApiCallRecorder, by_solution
 from iot_dr_local.dispatcher import Dispatcher
-from iot_dr_local.rules_engine import RulesEngine
+from iot_dr_local.lambda_runtime import LAMBDA_ACCESS_KEY_PREFIX
+from iot_dr_local.rules_engine import RULES_ENGINE_ACCESS_KEY, RulesEngine
 
 ACCOUNT_ID = "123456789012"
 PRIMARY = "us-east-1"
@@ -396,3 +398,23 @@ def test_an_emulator_fault_in_an_action_is_counted_and_reported_to_the_error_act
     assert [f["failedResource"] for f in failures] == [function_arn, function_arn]
     assert all(f["errorMessage"].startswith("InternalFailure: KeyError") for f in failures)
     assert len(boto3.client("dynamodb", region_name=PRIMARY).scan(TableName="kept")["Items"]) == 2
+
+
+def test_rule_actions_are_credited_to_the_rules_engine_not_to_a_running_lambda_function(
+    engine: RulesEngine, dispatcher: Dispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_table("credited")
+    create_rule("Credited", "SELECT *, newuuid() AS uuid FROM 'credit/+'", [dynamo_action("credited")])
+    recorder = ApiCallRecorder()
+    recorder.install()
+    try:
+        # A Lambda function running in this process at the same time signs with its own key.
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", f"{LAMBDA_ACCESS_KEY_PREFIX}SomeFunction")
+        publish("credit/dev-1", {"n": 1})
+        assert dispatcher.wait_idle(timeout=30)
+        calls = recorder.snapshot()
+    finally:
+        recorder.uninstall()
+    put_items = {call.caller for call in calls if call.operation == "put_item"}
+    assert put_items == {RULES_ENGINE_ACCESS_KEY}
+    assert by_solution(calls)[(PRIMARY, "dynamodb", "put_item")] == 1

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -325,3 +326,17 @@ def test_each_pair_of_numbers_satisfies_exactly_one_ordering(a: float, b: int) -
 @given(st.text(alphabet=st.characters(blacklist_characters="'\\", blacklist_categories=("Cs",))))
 def test_string_literals_are_taken_verbatim(text: str) -> None:
     assert select(f"'{text}'") == text
+
+
+def test_encode_star_base64_keeps_the_published_bytes_exactly() -> None:
+    raw = b'{"state":{"reported":{"big":123456789012345678901234567890123456789012,"f":1e200,"on":true}}}'
+    context = MessageContext("t", None, NOW_MS, None, raw)
+    result = parse("SELECT encode(*, 'base64') AS document FROM 't'").evaluate(context)
+    assert result is not None
+    assert base64.b64decode(result["document"]) == raw
+
+
+def test_encode_of_a_value_converts_it_to_a_string_first_and_other_schemes_are_undefined() -> None:
+    assert base64.b64decode(select("encode(name, 'base64')", {"name": "dévice"})).decode() == "dévice"
+    assert select("encode(name, 'hex')", {"name": "x"}) == "<undefined>"
+    assert select("encode(missing, 'base64')", {"name": "x"}) == "<undefined>"

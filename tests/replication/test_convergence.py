@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import uuid
 from collections import deque
 from typing import Any
@@ -65,7 +66,7 @@ def target(cloud: LocalCloud) -> Secondary:
     return Secondary(
         iot=cloud.client("iot", TARGET),
         iot_data=cloud.client("iot-data", TARGET),
-        ledger=Ledger(dynamodb, table),
+        ledger=Ledger(dynamodb, table, retention_seconds=86400),
         region=TARGET,
         primary_region=PRIMARY,
     )
@@ -175,8 +176,9 @@ def apply_in_order(target: Secondary, events: list[dict[str, Any]]) -> None:
             queue.append(event)
 
 
+# More histories with IOT_DR_CONVERGENCE_EXAMPLES=<n> (each takes a few seconds on the local cloud).
 @settings(
-    max_examples=20,
+    max_examples=int(os.environ.get("IOT_DR_CONVERGENCE_EXAMPLES", "20")),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

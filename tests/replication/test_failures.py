@@ -16,6 +16,11 @@ from replication.conftest import PRIMARY, SECONDARY
 from waiting import eventually
 
 from iot_dr.dynamo_json import to_item
+from iot_dr.errors import TransientReplicationError
+from iot_dr.event_types import Family
+from iot_dr.ledger import Ledger
+from iot_dr.replicate.context import Secondary
+from iot_dr.workers import apply_event
 from iot_dr_cli.main import main
 from iot_dr_cli.operations import list_dead_letters, resolve_targets
 from iot_dr_local.cloud import ACCOUNT_ID, LocalCloud
@@ -180,9 +185,9 @@ def test_backlog_in_the_secondary_is_applied_while_the_primary_is_down(cloud: Lo
             ),
             timeout=60,
         )
-        attached = secondary.list_attached_policies(
-            target=f"arn:aws:iot:{SECONDARY}:{ACCOUNT_ID}:cert/{certificate['certificateId']}"
-        )["policies"]
+        # The attachment is its own item, applied once the policy and the certificate are there.
+        target = f"arn:aws:iot:{SECONDARY}:{ACCOUNT_ID}:cert/{certificate['certificateId']}"
+        attached = eventually(lambda: secondary.list_attached_policies(target=target)["policies"], timeout=60)
         assert [p["policyName"] for p in attached] == ["outage-policy"]
         impatient = cloud.client("iot", PRIMARY, Config(retries={"max_attempts": 1}))
         with pytest.raises(ClientError, match="unavailable"):
@@ -260,3 +265,53 @@ def test_items_of_every_type_and_malformed_items_are_parked_while_devices_replic
     by_id = {row["deadLetterId"]: row for row in listed}
     assert {letter["id"] for letter in letters.values()} <= set(by_id)
     assert all("unknown eventType" in by_id[letter["id"]]["reason"] for letter in letters.values())
+
+
+def test_throttling_that_outlasts_the_sdk_retries_is_retried_by_the_workflow_not_parked(cloud: LocalCloud) -> None:
+    # One attempt stands for the SDK's attempts all used up (with 10 attempts the test would wait for minutes).
+    impatient = Config(retries={"mode": "standard", "total_max_attempts": 1})
+    ledger_table = cloud.launch.secondary_outputs["ReplicationStateTableName"]
+    ctx = Secondary(
+        iot=cloud.client("iot", SECONDARY, impatient),
+        iot_data=cloud.client("iot-data", SECONDARY, impatient),
+        ledger=Ledger(cloud.client("dynamodb", SECONDARY), ledger_table, retention_seconds=3600),
+        region=SECONDARY,
+        primary_region=PRIMARY,
+    )
+    event = load_event("registry/thing_created.json")
+    event.update(thingName="throttled-beyond-sdk", timestamp=int(time.time() * 1000))
+    assert cloud.wait_idle(60)
+    cloud.faults.throttle("iot", "describe_thing", SECONDARY, times=1)
+    with pytest.raises(TransientReplicationError, match="ThrottlingException"):
+        apply_event(ctx, Family.THINGS, {"eventType": "THING_EVENT", "event": event})
+    # The workflow retries TransientReplicationError with backoff (see the template test); the retry succeeds.
+    assert apply_event(ctx, Family.THINGS, {"eventType": "THING_EVENT", "event": event})["outcome"] == "applied"
+    assert secondary_thing(cloud, "throttled-beyond-sdk")
+
+
+def test_a_policy_version_deleted_while_the_capture_reads_it_does_not_delete_the_policy(
+    cloud: LocalCloud, primary: Any, secondary: Any
+) -> None:
+    document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
+    primary.create_policy(policyName="racing-policy", policyDocument=json.dumps(document))
+    eventually(lambda: describe_policy(secondary, "racing-policy"))
+    assert cloud.wait_idle(60)
+    # The capture's first GetPolicyVersion finds the version gone, as if deleted between the list and the get.
+    cloud.faults.fail("iot", "get_policy_version", PRIMARY, times=1, code="ResourceNotFoundException", status=404)
+    document["Statement"][0]["Action"] = "iot:Publish"
+    primary.create_policy_version(policyName="racing-policy", policyDocument=json.dumps(document), setAsDefault=True)
+    assert cloud.wait_idle(60)
+    eventually(
+        lambda: (
+            json.loads(secondary.get_policy(policyName="racing-policy")["policyDocument"])["Statement"][0]["Action"]
+            == "iot:Publish"
+        )
+    )
+    assert len(secondary.list_policy_versions(policyName="racing-policy")["policyVersions"]) == 2
+
+
+def describe_policy(iot: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(iot.get_policy(policyName=name))
+    except iot.exceptions.ResourceNotFoundException:
+        return None

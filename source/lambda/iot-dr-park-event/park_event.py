@@ -1,11 +1,11 @@
-"""Step Functions task: parks an event the workflow could not apply in the dead-letter table."""
+"""Step Functions task: parks an event the workflow could not apply in the dead-letter table (or its fallback queue)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from iot_dr import aws
-from iot_dr.dead_letters import DeadLetters, park_failed_execution
+from iot_dr.dead_letters import DeadLetters, park_with_fallback
 from iot_dr.logs import configure_logging
 from iot_dr.settings import DeadLetterSettings
 
@@ -14,4 +14,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     configure_logging()
     settings = DeadLetterSettings.from_env()
     dead_letters = DeadLetters(aws.client("dynamodb", settings.region), settings.dead_letter_table)
-    return park_failed_execution(dead_letters, event)
+    return park_with_fallback(dead_letters, aws.client("sqs", settings.region), settings.fallback_queue_url, event)

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, connect_timeout=5, read_timeout=30)
 
@@ -63,3 +64,43 @@ def error_code(err: BaseException) -> str:
     """The AWS error code of a botocore ``ClientError`` (empty for anything else)."""
     response = getattr(err, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
+
+
+# Errors that botocore's standard mode retries: throttling, transient service errors and 5xx statuses
+# (https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html). When they outlast the SDK's own
+# attempts, the caller should try again later rather than give up.
+TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "InternalFailureException",
+        "InternalServerError",
+        "InternalServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    }
+)
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether ``err`` is an AWS error worth retrying later (see ``TRANSIENT_ERROR_CODES``), a 5xx response, or a
+    connection failure."""
+    if isinstance(err, BotoCoreError):
+        return True
+    status = int((getattr(err, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return error_code(err) in TRANSIENT_ERROR_CODES or status >= 500

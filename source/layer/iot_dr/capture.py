@@ -1,9 +1,10 @@
 """Primary side: turns CloudTrail "AWS API Call via CloudTrail" events for IoT into snapshot items.
 
 Registry events do not cover certificates, policies or principal attachments. EventBridge delivers the API
-calls that change them; for each, the affected resources are read right away (complete state, never a private
-key) and written to the replication table. Resources an attachment refers to are captured too, so an
-attachment to a certificate or thing that predates the solution still replicates.
+calls that change them; each becomes exactly one item holding the state of what the call changed, read right
+away (complete state, never a private key): a certificate's PEM and status are read once, by the call that
+changed the certificate, and an attachment carries only the attachment. Resources that predate the solution
+reach the secondary through the scheduled reconciliation (``reconcile``), not through every attachment.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from typing import Any
 
 from iot_dr.errors import MalformedEvent
 from iot_dr.items import ItemWriter
-from iot_dr.replicate.context import certificate_id_of
 from iot_dr.snapshots import (
     certificate_snapshot,
     policy_snapshot,
     policy_targets_snapshot,
     thing_principals_snapshot,
-    thing_snapshot,
 )
 from iot_dr.x509_subject import pem_to_der
 
@@ -59,7 +58,10 @@ def _certificate_id(detail: dict[str, Any]) -> str:
 
 
 def snapshots_for(iot: Any, detail: dict[str, Any]) -> list[dict[str, Any]]:
-    """The snapshots one CloudTrail record calls for."""
+    """The one snapshot a CloudTrail record calls for, as a one-element list (the item bodies to write).
+
+    Raises MalformedEvent for a record without the fields its call needs or for a call not in ``CAPTURED_CALLS``.
+    """
     name = detail.get("eventName")
     request = detail.get("requestParameters") or {}
     if name in CERTIFICATE_CALLS:
@@ -70,16 +72,9 @@ def snapshots_for(iot: Any, detail: dict[str, Any]) -> list[dict[str, Any]]:
         target = request.get("target") or request.get("principal")
         if not target:
             raise MalformedEvent(f"{name} record names no target")
-        snapshots = [policy_snapshot(iot, _field(request, "policyName"))]
-        if certificate_id := certificate_id_of(str(target)):
-            snapshots.append(certificate_snapshot(iot, certificate_id))
-        return [*snapshots, policy_targets_snapshot(iot, str(target))]
+        return [policy_targets_snapshot(iot, str(target))]
     if name in THING_PRINCIPAL_CALLS:
-        thing = _field(request, "thingName")
-        snapshots = [thing_snapshot(iot, thing)]
-        if name == "AttachThingPrincipal" and (certificate_id := certificate_id_of(_field(request, "principal"))):
-            snapshots.append(certificate_snapshot(iot, certificate_id))
-        return [*snapshots, thing_principals_snapshot(iot, thing)]
+        return [thing_principals_snapshot(iot, _field(request, "thingName"))]
     raise MalformedEvent(f"API call {name!r} is not one the capture handles")
 
 

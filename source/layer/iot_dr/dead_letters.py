@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from iot_dr.aws import error_code
 from iot_dr.metrics import count_parked_event
 
 LOG = logging.getLogger(__name__)
@@ -70,8 +71,30 @@ class DeadLetters:
                     payload=json.loads(item["payload"]["S"]),
                 )
 
-    def remove(self, dead_letter_id: str) -> None:
-        self._dynamodb.delete_item(TableName=self._table, Key={"deadLetterId": {"S": dead_letter_id}})
+    def remove(self, letter: DeadLetter) -> None:
+        """Delete ``letter`` unless it was parked again since it was read (a replay that failed once more)."""
+        try:
+            self._dynamodb.delete_item(
+                TableName=self._table,
+                Key={"deadLetterId": {"S": letter.dead_letter_id}},
+                ConditionExpression="parkedAt = :parkedAt",
+                ExpressionAttributeValues={":parkedAt": {"N": str(letter.parked_at)}},
+            )
+        except Exception as err:
+            if error_code(err) != "ConditionalCheckFailedException":
+                raise
+
+
+def workflow_dead_letter_id(park_input: dict[str, Any]) -> str:
+    """One ID per stream record (its eventID), so a record parked twice keeps one dead letter and two records never
+    share one; an item without an eventID gets the execution and its Map index, or a fresh ID."""
+    event_id = ((park_input.get("event") or {}).get("record") or {}).get("eventID")
+    if event_id:
+        return f"{STAGE_WORKFLOW}#{event_id}"
+    execution, index = park_input.get("executionArn"), park_input.get("itemIndex")
+    if execution and index is not None:
+        return f"{STAGE_WORKFLOW}#{execution}#{index}"
+    return f"{STAGE_WORKFLOW}#{uuid.uuid4()}"
 
 
 # DynamoDB items hold at most 400 KB; the rest of the item is small.
@@ -87,9 +110,10 @@ def _bounded_payload(payload: dict[str, Any]) -> str:
 
 
 def park_failed_execution(dead_letters: DeadLetters, park_input: dict[str, Any]) -> dict[str, str]:
-    """Park what the workflow's Catch hands over: the original input plus ``error`` {Error, Cause}. Whatever else
-    arrives is parked too, as it came, so nothing handed to this function is lost."""
+    """Park what the workflow's Catch hands over: ``{"event": <item input + "error": {Error, Cause}>,
+    "executionArn": ..., "itemIndex": <Map index>}``; returns ``{"deadLetterId": ...}``."""
     if not isinstance(park_input, dict) or not isinstance(park_input.get("event") or {}, dict):
+        # Whatever else arrives is parked too, as it came, so nothing handed to this function is lost.
         park_input = {"event": {"unexpectedParkInput": park_input, "error": {"Error": "MalformedEvent"}}}
     event = dict(park_input.get("event") or {})
     error = event.pop("error", None)
@@ -99,7 +123,31 @@ def park_failed_execution(dead_letters: DeadLetters, park_input: dict[str, Any])
         reason = str(json.loads(cause).get("errorMessage", cause))
     except (ValueError, AttributeError):
         reason = cause
-    execution = str(park_input.get("executionArn") or uuid.uuid4())
-    dead_letter_id = f"{STAGE_WORKFLOW}#{execution}"
+    dead_letter_id = workflow_dead_letter_id(park_input)
     dead_letters.park(dead_letter_id, STAGE_WORKFLOW, reason, str(error.get("Error", "")), event)
     return {"deadLetterId": dead_letter_id}
+
+
+def park_with_fallback(
+    dead_letters: DeadLetters, sqs: Any, fallback_queue_url: str, park_input: dict[str, Any]
+) -> dict[str, str]:
+    """``park_failed_execution``; if the table refuses, the same dead letter goes to ``fallback_queue_url`` as
+    ``{"deadLetter": {deadLetterId, stage, reason, errorType, payload}}`` (``parked_queues.PARKED_ITEM``).
+
+    Raises only if both refuse, so the workflow retries.
+    """
+    try:
+        return park_failed_execution(dead_letters, park_input)
+    except Exception:
+        LOG.exception("dead-letter table refused the dead letter; sending it to the fallback queue")
+    event = dict(park_input.get("event") or {})
+    error = event.pop("error", None) or {}
+    letter = {
+        "deadLetterId": workflow_dead_letter_id(park_input),
+        "stage": STAGE_WORKFLOW,
+        "reason": str(error.get("Cause", ""))[:4000] or "unknown",
+        "errorType": str(error.get("Error", "")) or "unknown",
+        "payload": event,
+    }
+    sqs.send_message(QueueUrl=fallback_queue_url, MessageBody=json.dumps({"deadLetter": letter}))
+    return {"deadLetterId": letter["deadLetterId"]}

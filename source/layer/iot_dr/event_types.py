@@ -43,6 +43,34 @@ FAMILY_OF: dict[EventType, Family] = {
     EventType.POLICY_TARGETS: Family.CERTIFICATES_POLICIES,
 }
 
+# The workflow's Task state that invokes each family's worker function; the template's Choice state must route
+# every event type to WORKER_STATE[FAMILY_OF[event type]] (tests/test_templates.py checks it).
+WORKER_STATE: dict[Family, str] = {
+    Family.THINGS: "ThingCrud",
+    Family.THING_TYPES: "ThingTypeCrud",
+    Family.THING_GROUPS: "ThingGroupCrud",
+    Family.SHADOWS: "ShadowSyncer",
+    Family.CERTIFICATES_POLICIES: "CertificatePolicySync",
+}
+
+# The order of the waves in which one workflow execution applies its items: an item is applied after every item of
+# the waves before it, so what it depends on (a type before things of that type, a thing and a certificate before
+# their attachment) is usually there already and needs no retry. Out-of-order arrival across batches is still
+# handled by the appliers (DependencyNotReady is retried).
+APPLY_WAVE: dict[EventType, int] = {
+    EventType.THING_TYPE: 0,
+    EventType.THING: 1,
+    EventType.THING_GROUP: 1,
+    EventType.CERTIFICATE: 1,
+    EventType.POLICY: 1,
+    EventType.THING_TYPE_ASSOCIATION: 2,
+    EventType.THING_GROUP_MEMBERSHIP: 2,
+    EventType.THING_GROUP_HIERARCHY: 2,
+    EventType.THING_PRINCIPALS: 2,
+    EventType.POLICY_TARGETS: 2,
+    EventType.SHADOW: 2,
+}
+
 # The registry event configurations replication needs enabled in the primary (UpdateEventConfigurations keys).
 REGISTRY_EVENT_CONFIGURATIONS = (
     "THING",

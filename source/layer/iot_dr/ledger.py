@@ -48,26 +48,46 @@ class Outcome(StrEnum):
 
 
 class Ledger:
-    """Ledger items: ``resourceKey`` (partition key), ``orderKey``, ``state`` (JSON text), ``updatedAt``."""
+    """Ledger items: ``resourceKey`` (partition key), ``orderKey``, ``state`` (JSON text), ``updatedAt`` (ms) and
+    ``expiresAt`` (epoch seconds, the table's TTL attribute).
 
-    def __init__(self, dynamodb: Any, table_name: str) -> None:
+    An entry expires ``retention_seconds`` after its last write. DynamoDB deletes expired items only eventually
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/howitworks-ttl.html), so an expired entry
+    counts as absent here already. The retention must outlast every way an old event can still arrive: the
+    replication table's item TTL, the stream's 24 hours and the workflow's retries.
+    """
+
+    def __init__(self, dynamodb: Any, table_name: str, retention_seconds: int) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
+        self._retention = retention_seconds
 
     def read(self, resource_key: str) -> LedgerEntry | None:
+        """The entry of ``resource_key`` (strongly consistent read), or None if there is none or it expired."""
         response = self._dynamodb.get_item(
             TableName=self._table, Key={"resourceKey": {"S": resource_key}}, ConsistentRead=True
         )
         item = response.get("Item")
-        if not item:
+        if not item or ("expiresAt" in item and int(item["expiresAt"]["N"]) <= int(time.time())):
             return None
         return LedgerEntry(resource_key, item["orderKey"]["S"], json.loads(item["state"]["S"]))
 
-    def offer(self, resource_key: str, key: str, state: dict[str, Any], *, replaces: str | None = None) -> bool:
-        """Record ``state`` unless a newer one is recorded; with ``replaces``, only over exactly that entry."""
-        if replaces is None:
-            condition = "attribute_not_exists(resourceKey) OR orderKey <= :key"
-            values = {":key": {"S": key}}
+    def offer(
+        self, resource_key: str, key: str, state: dict[str, Any], *, replaces: str | None = None, absent: bool = False
+    ) -> bool:
+        """Record ``state`` unless a newer one is recorded.
+
+        With ``replaces``, only over exactly that entry; with ``absent``, only if there is no entry yet. Returns
+        False when the condition fails (someone else wrote first); other errors propagate.
+        """
+        now = int(time.time())
+        values: dict[str, Any] = {":now": {"N": str(now)}}
+        absent_or_expired = "attribute_not_exists(resourceKey) OR expiresAt <= :now"
+        if absent:
+            condition = absent_or_expired
+        elif replaces is None:
+            condition = f"{absent_or_expired} OR orderKey <= :key"
+            values[":key"] = {"S": key}
         else:
             condition = "orderKey = :replaces"
             values = {":replaces": {"S": replaces}}
@@ -79,6 +99,7 @@ class Ledger:
                     "orderKey": {"S": key},
                     "state": {"S": json.dumps(state, sort_keys=True)},
                     "updatedAt": {"N": str(int(time.time() * 1000))},
+                    "expiresAt": {"N": str(now + self._retention)},
                 },
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
@@ -90,15 +111,42 @@ class Ledger:
         return True
 
 
+def offer_if_newer(
+    ledger: Ledger, resource_key: str, key: str, state: dict[str, Any], newer: Callable[[LedgerEntry], bool]
+) -> bool:
+    """Record ``state`` if ``newer(recorded)`` says it supersedes the recorded entry (or there is none).
+
+    For orders a string key cannot express; the write is conditional on the entry read, so a concurrent
+    writer makes it read and decide again.
+    """
+    while True:
+        entry = ledger.read(resource_key)
+        if entry is not None and entry.order_key == key:
+            return True  # the same event again (a retry or a duplicate): already recorded, apply it again
+        if entry is not None and not newer(entry):
+            return False
+        if ledger.offer(resource_key, key, state, replaces=entry.order_key if entry else None, absent=entry is None):
+            return True
+
+
 def converge(
     ledger: Ledger,
     resource_key: str,
     key: str,
     state: dict[str, Any],
     apply: Callable[[dict[str, Any]], None],
+    newer: Callable[[LedgerEntry], bool] | None = None,
 ) -> Outcome:
-    """Offer ``state`` and, if accepted, apply the newest ledger state until it stops changing."""
-    if not ledger.offer(resource_key, key, state):
+    """Offer ``state`` and, if accepted, apply the newest ledger state until it stops changing.
+
+    The order is ``key``'s string order, or ``newer`` (``offer_if_newer``) when given.
+    """
+    accepted = (
+        ledger.offer(resource_key, key, state)
+        if newer is None
+        else offer_if_newer(ledger, resource_key, key, state, newer)
+    )
+    if not accepted:
         LOG.info("stale event skipped", extra={"resourceKey": resource_key, "orderKey": key})
         return Outcome.STALE
     applied: str | None = None

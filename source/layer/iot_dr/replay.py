@@ -10,7 +10,7 @@ from typing import Any
 from iot_dr.aws import error_code
 from iot_dr.dead_letters import STAGE_TRIGGER, DeadLetters
 from iot_dr.errors import MalformedEvent
-from iot_dr.trigger import workflow_input_from_record
+from iot_dr.trigger import execution_input, workflow_input_from_record
 
 
 @dataclass
@@ -43,13 +43,13 @@ def replay(
                 sfn.start_execution(
                     stateMachineArn=state_machine_arn,
                     name=f"replay-{uuid.uuid4()}",
-                    input=json.dumps(workflow_input),
+                    input=json.dumps(execution_input([workflow_input])),
                 )
             except Exception as err:
                 if not error_code(err):
                     raise
                 report.failed[letter.dead_letter_id] = str(err)
                 continue
-            dead_letters.remove(letter.dead_letter_id)
+            dead_letters.remove(letter)
         report.replayed.append(letter.dead_letter_id)
     return report

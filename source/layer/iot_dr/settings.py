@@ -18,10 +18,16 @@ class WorkerSettings:
     state_table: str
     region: str
     primary_region: str
+    ledger_retention_seconds: int
 
     @classmethod
     def from_env(cls) -> WorkerSettings:
-        return cls(_env("STATE_TABLE"), _env("AWS_REGION"), _env("PRIMARY_REGION"))
+        return cls(
+            _env("STATE_TABLE"),
+            _env("AWS_REGION"),
+            _env("PRIMARY_REGION"),
+            int(_env("LEDGER_RETENTION_DAYS")) * 86400,
+        )
 
 
 @dataclass(frozen=True)
@@ -38,11 +44,12 @@ class TriggerSettings:
 @dataclass(frozen=True)
 class DeadLetterSettings:
     dead_letter_table: str
+    fallback_queue_url: str
     region: str
 
     @classmethod
     def from_env(cls) -> DeadLetterSettings:
-        return cls(_env("DEAD_LETTER_TABLE"), _env("AWS_REGION"))
+        return cls(_env("DEAD_LETTER_TABLE"), _env("FALLBACK_QUEUE_URL"), _env("AWS_REGION"))
 
 
 @dataclass(frozen=True)

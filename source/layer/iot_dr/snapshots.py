@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from iot_dr.errors import TransientReplicationError
 from iot_dr.event_types import EventType
 from iot_dr.items import now_ms
 from iot_dr.replicate.context import certificate_id_of, describe_or_none, is_not_found, paginate
@@ -28,44 +29,76 @@ def certificate_snapshot(iot: Any, certificate_id: str) -> dict[str, Any]:
     return body
 
 
+# A policy whose versions keep changing while it is read is read again this many times before giving up.
+POLICY_READ_ATTEMPTS = 3
+
+
 def policy_snapshot(iot: Any, policy_name: str) -> dict[str, Any]:
-    captured_at = now_ms()
-    body: dict[str, Any] = {
-        "eventType": str(EventType.POLICY),
-        "policyName": policy_name,
-        "capturedAt": captured_at,
-        "exists": False,
-        "versions": [],
-    }
-    try:
-        versions = iot.list_policy_versions(policyName=policy_name)["policyVersions"]
-        body["versions"] = [
-            {
-                "versionId": version["versionId"],
-                "isDefault": bool(version["isDefaultVersion"]),
-                "document": iot.get_policy_version(policyName=policy_name, policyVersionId=version["versionId"])[
-                    "policyDocument"
-                ],
-            }
-            for version in versions
-        ]
-    except Exception as err:
-        if not is_not_found(err):
-            raise
-        body["versions"] = []
+    """All versions of a policy (``versions``: [{versionId, isDefault, document}]) or ``exists: False``.
+
+    Only ``ListPolicyVersions`` failing with ResourceNotFoundException means the policy is gone. A version deleted
+    between the list and its ``GetPolicyVersion`` means the policy changed meanwhile: it is read again, and
+    after ``POLICY_READ_ATTEMPTS`` such races TransientReplicationError is raised (the event is retried by
+    EventBridge and Lambda, and parked in the capture dead-letter queue if it still fails).
+    """
+    for _ in range(POLICY_READ_ATTEMPTS):
+        captured_at = now_ms()
+        body: dict[str, Any] = {
+            "eventType": str(EventType.POLICY),
+            "policyName": policy_name,
+            "capturedAt": captured_at,
+            "exists": False,
+            "versions": [],
+        }
+        try:
+            versions = iot.list_policy_versions(policyName=policy_name)["policyVersions"]
+        except Exception as err:
+            if not is_not_found(err):
+                raise
+            return body
+        try:
+            body["versions"] = [
+                {
+                    "versionId": version["versionId"],
+                    "isDefault": bool(version["isDefaultVersion"]),
+                    "document": iot.get_policy_version(policyName=policy_name, policyVersionId=version["versionId"])[
+                        "policyDocument"
+                    ],
+                }
+                for version in versions
+            ]
+        except Exception as err:
+            if not is_not_found(err):
+                raise
+            continue
+        body["exists"] = True
         return body
-    body["exists"] = True
-    return body
+    raise TransientReplicationError(f"policy {policy_name} kept changing while it was read")
 
 
 def thing_principals_snapshot(iot: Any, thing_name: str) -> dict[str, Any]:
+    """The certificates attached to a thing, each ``{"principal": <ARN>, "thingPrincipalType": ...}``.
+
+    ``ListThingPrincipalsV2`` gives the attachment type (``EXCLUSIVE_THING`` or ``NON_EXCLUSIVE_THING``), so the
+    secondary attaches the same way
+    (https://docs.aws.amazon.com/iot/latest/apireference/API_ListThingPrincipalsV2.html). Other principals
+    (Cognito identities) are left out: they are not replicated.
+    """
     captured_at = now_ms()
     exists = describe_or_none(iot.describe_thing, thingName=thing_name) is not None
     principals = (
         sorted(
-            certificate_id
-            for arn in paginate(iot, "list_thing_principals", "principals", thingName=thing_name)
-            if (certificate_id := certificate_id_of(arn))
+            (
+                {
+                    "principal": attachment["principal"],
+                    "thingPrincipalType": attachment.get("thingPrincipalType") or NON_EXCLUSIVE,
+                }
+                for attachment in paginate(
+                    iot, "list_thing_principals_v2", "thingPrincipalObjects", thingName=thing_name
+                )
+                if certificate_id_of(attachment["principal"])
+            ),
+            key=lambda attachment: attachment["principal"],
         )
         if exists
         else []
@@ -77,6 +110,9 @@ def thing_principals_snapshot(iot: Any, thing_name: str) -> dict[str, Any]:
         "exists": exists,
         "principals": principals,
     }
+
+
+NON_EXCLUSIVE = "NON_EXCLUSIVE_THING"
 
 
 def policy_targets_snapshot(iot: Any, target_arn: str) -> dict[str, Any]:

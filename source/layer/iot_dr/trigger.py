@@ -1,8 +1,10 @@
-"""The secondary's stream trigger: one Step Functions execution per replication item.
+"""The secondary's stream trigger: one Express workflow execution per stream batch, applying its items in waves.
 
-Only the records that fail are reported back (``batchItemFailures``), so the event source mapping retries
-them alone and, once its retries are used up, sends them to its on-failure queue. Records that can never
-succeed (no image, unknown type) are parked at once instead of blocking the shard.
+A record that can never succeed (no image, not a DynamoDB image, unknown type) is parked at once with its
+reason and never blocks the batch. The others go to the workflow in as few executions as its input limit
+allows. If starting an execution fails, its records are reported back (``batchItemFailures``), so the event
+source mapping retries them, bisects the batch, and finally hands them to its on-failure destination.
+Express workflows run at least once; the version ledger absorbs duplicates.
 """
 
 from __future__ import annotations
@@ -10,21 +12,27 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from iot_dr.aws import error_code
 from iot_dr.dead_letters import STAGE_TRIGGER, DeadLetters
 from iot_dr.dynamo_json import from_item
 from iot_dr.errors import MalformedEvent
-from iot_dr.event_types import EventType
+from iot_dr.event_types import APPLY_WAVE, EventType
 
 LOG = logging.getLogger(__name__)
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+# Step Functions accepts at most 256 KiB of execution input
+# (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html); the rest is headroom for the
+# state machine's own fields.
+MAX_INPUT_BYTES = 200_000
 
 
 def workflow_input_from_record(record: dict[str, Any]) -> dict[str, Any]:
-    """The state machine's input for one stream record, or MalformedEvent."""
+    """The workflow's input for one stream record: ``{eventType, event, record}``; MalformedEvent if impossible."""
     image = (record.get("dynamodb") or {}).get("NewImage")
     if not image:
         raise MalformedEvent(f"stream record {record.get('eventID')} has no NewImage")
@@ -48,56 +56,95 @@ def workflow_input_from_record(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def execution_name(record: dict[str, Any], event_type: str) -> str:
-    """Deterministic per stream record, so a redelivered record cannot start a second execution."""
-    return _NAME_UNSAFE.sub("-", f"{event_type[:40]}-{record.get('eventID', '')}")[:80]
+def trigger_dead_letter_id(record: dict[str, Any]) -> str:
+    """The eventID identifies a record for good; a record without one gets an ID of its own, never a shared one."""
+    return f"{STAGE_TRIGGER}#{record.get('eventID') or uuid.uuid4()}"
+
+
+def execution_name(sequence_number: str) -> str:
+    """Names the execution after its first record, with a random part: a retried batch is a new execution (Express
+    executions are not idempotent by name anyway, and the ledger absorbs what runs twice)."""
+    return _NAME_UNSAFE.sub("-", f"batch-{sequence_number[-40:]}-{uuid.uuid4().hex[:12]}")[:80]
+
+
+Pending = tuple[dict[str, Any], dict[str, Any]]  # (stream record, workflow input)
+
+
+def chunks(items: list[Pending], limit: int = MAX_INPUT_BYTES) -> Iterator[list[Pending]]:
+    """Consecutive groups of items whose workflow inputs, as JSON, stay within ``limit`` bytes together."""
+    group: list[Pending] = []
+    size = 0
+    for item in items:
+        item_size = len(json.dumps(item[1]).encode()) + 2
+        if group and size + item_size > limit:
+            yield group
+            group, size = [], 0
+        group.append(item)
+        size += item_size
+    if group:
+        yield group
 
 
 def handle_batch(sfn: Any, dead_letters: DeadLetters, state_machine_arn: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Handle one DynamoDB stream batch; returns ``{"batchItemFailures": [{"itemIdentifier": <sequence number>}]}``.
+
+    A failure to park a malformed record is reported as that record's failure, so it is retried, not dropped.
+    """
     records = event.get("Records") if isinstance(event, dict) else None
-    if not isinstance(records, list):
-        raise MalformedEvent("not a DynamoDB stream batch: no Records list")
-    failures: list[dict[str, str]] = []
+    if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
+        raise MalformedEvent("not a DynamoDB stream batch: no Records list of objects")
+    failures: list[dict[str, Any]] = []
+    pending: list[Pending] = []
     for record in records:
-        if not isinstance(record, dict):
-            raise MalformedEvent("a stream record is not an object")
-        sequence_number = str((record.get("dynamodb") or {}).get("SequenceNumber", ""))
+        if record.get("eventName") == "REMOVE":
+            # Items leave the table when their TTL expires; there is nothing to replicate.
+            continue
         try:
-            _start(sfn, dead_letters, state_machine_arn, record)
-        except Exception:
-            # Reported, not swallowed: the mapping retries this record and finally hands it to its on-failure queue.
-            LOG.exception("record failed", extra={"sequenceNumber": sequence_number})
-            failures.append({"itemIdentifier": sequence_number})
-    return {"batchItemFailures": failures}
+            pending.append((record, workflow_input_from_record(record)))
+        except MalformedEvent as err:
+            if not _park(dead_letters, record, str(err), "MalformedEvent"):
+                failures.append(record)
+    for group in chunks(pending):
+        try:
+            _start(sfn, state_machine_arn, group)
+        except Exception as err:
+            # A record that alone makes the input invalid is parked: retrying cannot help.
+            invalid = error_code(err) in ("InvalidExecutionInput", "ValidationException") and len(group) == 1
+            if invalid and _park(dead_letters, group[0][0], str(err), error_code(err)):
+                continue
+            # Reported, not swallowed: the mapping retries (and bisects) these records and finally hands them on.
+            LOG.exception("workflow not started", extra={"records": len(group)})
+            failures.extend(record for record, _ in group)
+    return {"batchItemFailures": [{"itemIdentifier": _sequence_number(record)} for record in failures]}
 
 
-def _start(sfn: Any, dead_letters: DeadLetters, state_machine_arn: str, record: dict[str, Any]) -> None:
-    if record.get("eventName") == "REMOVE":
-        # Items leave the table when their TTL expires; there is nothing to replicate.
-        LOG.debug("removal ignored", extra={"eventID": record.get("eventID")})
-        return
+def _sequence_number(record: dict[str, Any]) -> str:
+    return str((record.get("dynamodb") or {}).get("SequenceNumber", ""))
+
+
+def _park(dead_letters: DeadLetters, record: dict[str, Any], reason: str, error_type: str) -> bool:
+    """Park ``record`` at the trigger stage; False (logged) if the dead-letter table refused it."""
     try:
-        workflow_input = workflow_input_from_record(record)
-    except MalformedEvent as err:
-        dead_letters.park(f"{STAGE_TRIGGER}#{record.get('eventID')}", STAGE_TRIGGER, str(err), "MalformedEvent", record)
-        return
-    try:
-        sfn.start_execution(
-            stateMachineArn=state_machine_arn,
-            name=execution_name(record, workflow_input["eventType"]),
-            input=json.dumps(workflow_input),
-        )
-    except Exception as err:
-        if error_code(err) == "ExecutionAlreadyExists":
-            LOG.info("duplicate record", extra={"eventID": record.get("eventID")})
-            return
-        if error_code(err) in ("InvalidExecutionInput", "ValidationException"):
-            dead_letters.park(
-                f"{STAGE_TRIGGER}#{record.get('eventID')}", STAGE_TRIGGER, str(err), error_code(err), record
-            )
-            return
-        raise
-    LOG.info(
-        "execution started",
-        extra={"eventType": workflow_input["eventType"], "eventID": record.get("eventID")},
+        dead_letters.park(trigger_dead_letter_id(record), STAGE_TRIGGER, reason, error_type, record)
+    except Exception:
+        LOG.exception("record could not be parked", extra={"sequenceNumber": _sequence_number(record)})
+        return False
+    return True
+
+
+def execution_input(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"waves": [{"items": [...]}, ...]}``: the items grouped by ``APPLY_WAVE``, stream order kept within a wave."""
+    waves: dict[int, list[dict[str, Any]]] = {}
+    for item in items:
+        waves.setdefault(APPLY_WAVE[EventType(item["eventType"])], []).append(item)
+    return {"waves": [{"items": waves[wave]} for wave in sorted(waves)]}
+
+
+def _start(sfn: Any, state_machine_arn: str, group: list[Pending]) -> None:
+    items = [workflow_input for _, workflow_input in group]
+    sfn.start_execution(
+        stateMachineArn=state_machine_arn,
+        name=execution_name(_sequence_number(group[0][0])),
+        input=json.dumps(execution_input(items)),
     )
+    LOG.info("execution started", extra={"items": len(items), "eventTypes": sorted({i["eventType"] for i in items})})

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from iot_dr import aws
-from iot_dr.errors import MalformedEvent
+from iot_dr.errors import MalformedEvent, TransientReplicationError
 from iot_dr.event_types import FAMILY_OF, EventType, Family
 from iot_dr.ledger import Ledger, Outcome
 from iot_dr.logs import configure_logging
@@ -38,7 +38,7 @@ def secondary_context(settings: WorkerSettings) -> Secondary:
     return Secondary(
         iot=aws.client("iot", settings.region),
         iot_data=aws.client("iot-data", settings.region),
-        ledger=Ledger(aws.client("dynamodb", settings.region), settings.state_table),
+        ledger=Ledger(aws.client("dynamodb", settings.region), settings.state_table, settings.ledger_retention_seconds),
         region=settings.region,
         primary_region=settings.primary_region,
     )
@@ -59,7 +59,13 @@ def apply_event(ctx: Secondary, family: Family, workflow_input: Any) -> dict[str
     event_type, event = parse_input(workflow_input)
     if FAMILY_OF[event_type] != family:
         raise MalformedEvent(f"{event_type} was routed to the {family} worker")
-    outcome = APPLIERS[event_type](ctx, event)
+    try:
+        outcome = APPLIERS[event_type](ctx, event)
+    except Exception as err:
+        if aws.is_transient(err):
+            # Throttling or an outage that outlasted the SDK's retries: the workflow retries with backoff.
+            raise TransientReplicationError(f"{type(err).__name__}: {err}") from err
+        raise
     LOG.info("event handled", extra={"eventType": str(event_type), "outcome": str(outcome)})
     return {"eventType": str(event_type), "outcome": str(outcome)}
 

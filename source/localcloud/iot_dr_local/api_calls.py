@@ -19,6 +19,7 @@ from moto.core.utils import camelcase_to_underscores
 
 from iot_dr_local.lambda_runtime import LAMBDA_ACCESS_KEY_PREFIX
 from iot_dr_local.patching import Patches
+from iot_dr_local.rules_engine import RULES_ENGINE_ACCESS_KEY
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/")
 
@@ -33,6 +34,10 @@ class ApiCall:
     @property
     def by_lambda(self) -> bool:
         return self.caller.startswith(LAMBDA_ACCESS_KEY_PREFIX)
+
+    @property
+    def by_rules_engine(self) -> bool:
+        return self.caller == RULES_ENGINE_ACCESS_KEY
 
 
 class ApiCallRecorder:
@@ -74,9 +79,9 @@ class ApiCallRecorder:
 
 
 def by_solution(calls: Counter[ApiCall]) -> Counter[tuple[str, str, str]]:
-    """Calls the solution's Lambda functions made, per (region, service, operation)."""
+    """Calls the solution made (its Lambda functions and its topic rules' actions), per (region, service, operation)."""
     totals: Counter[tuple[str, str, str]] = Counter()
     for call, count in calls.items():
-        if call.by_lambda:
+        if call.by_lambda or call.by_rules_engine:
             totals[(call.region, call.service, call.operation)] += count
     return totals

@@ -755,6 +755,7 @@ def _state_machine_create(
         tags=cfn_to_api_tags(properties.get("Tags", [])),
         loggingConfiguration=settings.get("logging"),
         tracingConfiguration=settings.get("tracing"),
+        sm_type=properties.get("StateMachineType", "STANDARD"),
     )
 
 

@@ -14,6 +14,7 @@ import copy
 import functools
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.core.exceptions import JsonRESTError, ServiceException
 from moto.iot.exceptions import IoTClientError
@@ -124,9 +126,26 @@ def _attribute_value(value: Any) -> dict[str, Any]:
     return {"M": {key: _attribute_value(member) for key, member in value.items()}}
 
 
+# The rules engine signs its actions' calls with a key of its own, so the API-call record credits them to it (as
+# CloudTrail credits them to the rule's role in AWS), never to a Lambda function that happens to run meanwhile.
+RULES_ENGINE_ACCESS_KEY = "iot-rules-engine"
+
+
+def _client(service: str, region: str) -> Any:
+    """A client for the rules engine's own actions (endpoint from ``AWS_ENDPOINT_URL``, standard retries)."""
+    return _cached_client(service, region, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@functools.cache
+def _cached_client(service: str, region: str, endpoint: str | None) -> Any:
+    """Cached per endpoint: a local cloud started later in the same process has an endpoint of its own."""
+    session = boto3.session.Session(aws_access_key_id=RULES_ENGINE_ACCESS_KEY, aws_secret_access_key="local")
+    return session.client(service, region_name=region, endpoint_url=endpoint, config=aws.RETRY_CONFIG)
+
+
 def _put_item(account_id: str, region: str, config: dict[str, Any], message: Any) -> None:
     table = config["putItem"]["tableName"]
-    aws.client("dynamodb", region).put_item(TableName=table, Item=_dynamodb_item(message))
+    _client("dynamodb", region).put_item(TableName=table, Item=_dynamodb_item(message))
 
 
 def _invoke(account_id: str, region: str, config: dict[str, Any], message: Any) -> None:
@@ -140,7 +159,7 @@ def _send_message(account_id: str, region: str, config: dict[str, Any], message:
     body = json.dumps(message)
     if config.get("useBase64"):
         body = base64.b64encode(body.encode()).decode()
-    aws.client("sqs", region).send_message(QueueUrl=config["queueUrl"], MessageBody=body)
+    _client("sqs", region).send_message(QueueUrl=config["queueUrl"], MessageBody=body)
 
 
 # action key -> (runner, the resource a failure entry names)
@@ -269,7 +288,9 @@ class RulesEngine:
                 self._in_flight -= 1
 
     def _evaluate(self, message: _Message) -> None:
-        context = MessageContext(message.topic, _decode(message.payload), message.timestamp_ms, message.client_id)
+        context = MessageContext(
+            message.topic, _decode(message.payload), message.timestamp_ms, message.client_id, message.payload
+        )
         for rule in self._enabled_rules(message.account_id, message.region):
             try:
                 result = self._statement(rule.sql).evaluate(context)

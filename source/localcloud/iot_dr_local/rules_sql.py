@@ -10,6 +10,8 @@ evaluates to true. ``Int / Int`` gives an Int, truncated toward zero.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import uuid
 from abc import ABC, abstractmethod
@@ -58,6 +60,8 @@ class MessageContext:
     payload: Any
     timestamp_ms: int
     client_id: str | None = None
+    # The message as published; encode(*, ...) works on these bytes, whatever their format.
+    raw: bytes | None = None
 
 
 # ---------------------------------------------------------------------------------------------- topics
@@ -224,6 +228,34 @@ def _string_test(test: Callable[[str, str], bool]) -> Callable[..., Any]:
     return function
 
 
+@dataclass(frozen=True)
+class WholeMessage(Expression):
+    """``*`` as a function argument: the message as published (only ``encode`` accepts it)."""
+
+    position: int
+
+    def evaluate(self, context: MessageContext) -> Any:
+        if context.raw is not None:
+            return context.raw
+        return json.dumps(context.payload, separators=(",", ":")).encode()
+
+
+def _encode(context: MessageContext, value: Any, scheme: Any) -> Any:
+    """encode(value, 'base64'): base64 of the whole message (``*``) or of the value converted to a string.
+
+    https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-functions.html#iot-func-encode
+    """
+    if scheme != "base64" or value is UNDEFINED:
+        return UNDEFINED
+    if isinstance(value, bytes):
+        data = value
+    elif isinstance(value, str):
+        data = value.encode()
+    else:
+        data = json.dumps(value, separators=(",", ":")).encode()
+    return base64.b64encode(data).decode("ascii")
+
+
 # name -> (minimum arguments, maximum arguments, implementation)
 FUNCTIONS: dict[str, tuple[int, int, Callable[..., Any]]] = {
     "newuuid": (0, 0, lambda context: str(uuid.uuid4())),
@@ -231,6 +263,7 @@ FUNCTIONS: dict[str, tuple[int, int, Callable[..., Any]]] = {
     "topic": (0, 1, _topic),
     "clientid": (0, 0, lambda context: context.client_id or "n/a"),
     "endswith": (2, 2, _string_test(str.endswith)),
+    "encode": (2, 2, _encode),
     "startswith": (2, 2, _string_test(str.startswith)),
 }
 
@@ -513,7 +546,10 @@ class _Parser:
             raise RuleSqlError(f"unsupported function {name.text}()", name.position)
         args: list[Expression] = []
         if not self._accept_op(")"):
-            args.append(self._expression())
+            if function == "encode" and self._current.kind == "op" and self._current.text == "*":
+                args.append(WholeMessage(self._advance().position))
+            else:
+                args.append(self._expression())
             while self._accept_op(","):
                 args.append(self._expression())
             self._expect_op(")")

@@ -52,17 +52,29 @@ def write_certificate(ctx: Secondary, state: dict[str, Any]) -> None:
             raise ReplicationError(
                 f"certificate registered as {registered}, expected {certificate_id}: the PEM does not match its ID"
             )
-        current = ctx.iot.describe_certificate(certificateId=certificate_id)
-    if current["certificateDescription"]["status"] != wanted:
+        status = (
+            _initial_status(wanted)
+            if registered
+            # Registered concurrently by another execution, with the status it read.
+            else ctx.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["status"]
+        )
+    else:
+        status = current["certificateDescription"]["status"]
+    if status != wanted:
         ctx.iot.update_certificate(certificateId=certificate_id, newStatus=wanted)
+
+
+def _initial_status(status: str) -> str:
+    """Registration accepts ACTIVE or INACTIVE; REVOKED is set by the status update that follows."""
+    return "ACTIVE" if status == "ACTIVE" else "INACTIVE"
 
 
 def _register(ctx: Secondary, pem: str, status: str) -> str | None:
     """Register the PEM; None if a concurrent execution registered it first."""
-    # Registration accepts ACTIVE or INACTIVE; REVOKED is set by the status update that follows.
-    initial = "ACTIVE" if status == "ACTIVE" else "INACTIVE"
     try:
-        return str(ctx.iot.register_certificate_without_ca(certificatePem=pem, status=initial)["certificateId"])
+        return str(
+            ctx.iot.register_certificate_without_ca(certificatePem=pem, status=_initial_status(status))["certificateId"]
+        )
     except Exception as err:
         if error_code(err) == "ResourceAlreadyExistsException":
             return None

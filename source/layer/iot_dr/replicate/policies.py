@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from iot_dr.arns import Arn, rewrite_policy_document, rewrite_region
@@ -16,6 +17,7 @@ from iot_dr.replicate.context import (
     deleted_since,
     describe_or_none,
     ignore_not_found,
+    is_not_found,
     paginate,
     require,
     require_int,
@@ -25,6 +27,9 @@ from iot_dr.replicate.thing_groups import group_key
 LOG = logging.getLogger(__name__)
 
 MAX_POLICY_VERSIONS = 5
+# AttachPolicy's target is an ARN or a Cognito identity ID ("<region>:<uuid>"):
+# https://docs.aws.amazon.com/iot/latest/apireference/API_AttachPolicy.html
+COGNITO_IDENTITY_ID = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]:[0-9a-f-]{36}$")
 
 
 def policy_key(name: str) -> str:
@@ -127,10 +132,12 @@ def _delete_policy(ctx: Secondary, name: str) -> None:
 def apply_policy_targets_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
     """A snapshot of the policies attached to one target (certificate or thing group) in the primary."""
     target = require(event, "target")
+    if COGNITO_IDENTITY_ID.match(str(target)):
+        raise UnsupportedEvent(f"policies attached to Cognito identities are not replicated: {target}")
     try:
         arn = Arn.parse(target)
     except ValueError as err:
-        raise MalformedEvent(f"policy target is not an ARN: {target!r}") from err
+        raise MalformedEvent(f"policy target is neither an ARN nor a Cognito identity ID: {target!r}") from err
     if arn.resource_type not in ("cert", "thinggroup"):
         raise UnsupportedEvent(f"policies attached to {arn.resource_type} targets are not replicated")
     policies = event.get("policies")
@@ -144,30 +151,42 @@ def apply_policy_targets_event(ctx: Secondary, event: dict[str, Any]) -> Outcome
 
 
 def write_policy_targets(ctx: Secondary, state: dict[str, Any]) -> None:
+    """Attach exactly the primary's policies to the target; its presence is only checked when an attach fails."""
     primary_arn = Arn.parse(state["target"])
     target = rewrite_region(state["target"], ctx.primary_region, ctx.region)
     captured_at = state["capturedAt"]
-    if primary_arn.resource_type == "cert":
-        resource_key = certificate_key(primary_arn.resource_id)
-        present = describe_or_none(ctx.iot.describe_certificate, certificateId=primary_arn.resource_id)
-    else:
-        resource_key = group_key(primary_arn.resource_id)
-        present = describe_or_none(ctx.iot.describe_thing_group, thingGroupName=primary_arn.resource_id)
-    if present is None:
-        if deleted_since(ctx.ledger, resource_key, captured_at):
-            return
-        raise DependencyNotReady(f"policy target {target} is not replicated yet")
-    attached = {p["policyName"] for p in paginate(ctx.iot, "list_attached_policies", "policies", target=target)}
+    try:
+        attached = {p["policyName"] for p in paginate(ctx.iot, "list_attached_policies", "policies", target=target)}
+    except Exception as err:
+        if not is_not_found(err):
+            raise
+        attached = set()
     missing = []
     for name in state["policies"]:
         if name in attached:
             continue
-        if describe_or_none(ctx.iot.get_policy, policyName=name) is None:
+        try:
+            ctx.iot.attach_policy(policyName=name, target=target)
+        except Exception as err:
+            if not is_not_found(err):
+                raise
+            if not _target_present(ctx, primary_arn):
+                if deleted_since(ctx.ledger, _target_key(primary_arn), captured_at):
+                    return
+                raise DependencyNotReady(f"policy target {target} is not replicated yet") from err
             if not deleted_since(ctx.ledger, policy_key(name), captured_at):
                 missing.append(name)
-            continue
-        ctx.iot.attach_policy(policyName=name, target=target)
     for name in attached - set(state["policies"]):
         ignore_not_found(ctx.iot.detach_policy, policyName=name, target=target)
     if missing:
         raise DependencyNotReady(f"policies {missing} for {target} are not replicated yet")
+
+
+def _target_key(arn: Arn) -> str:
+    return certificate_key(arn.resource_id) if arn.resource_type == "cert" else group_key(arn.resource_id)
+
+
+def _target_present(ctx: Secondary, arn: Arn) -> bool:
+    if arn.resource_type == "cert":
+        return describe_or_none(ctx.iot.describe_certificate, certificateId=arn.resource_id) is not None
+    return describe_or_none(ctx.iot.describe_thing_group, thingGroupName=arn.resource_id) is not None

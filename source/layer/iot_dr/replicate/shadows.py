@@ -1,29 +1,48 @@
-"""Classic and named shadows, replicated as full documents (not request deltas) with their deletions."""
+"""Classic and named shadows, replicated as exact JSON documents and ordered by the shadow's own version.
+
+The topic rules put the message as published, base64-encoded (``encode(*, 'base64')``), into the item's
+``document``: it never passes through DynamoDB's number type, so any value the Device Shadow service accepts
+(integers of any length, doubles at their limits, booleans, unicode, nested arrays) arrives unchanged.
+
+Order (documented in docs/architecture.md, "Shadow order"):
+
+- Within one shadow's life the ``version`` orders its messages; ``receivedAt`` (the rule's receive time,
+  in ms) only breaks ties, and a deletion ranks after an update of the same version.
+- A shadow re-created within 48 hours of its deletion continues the deleted one's version; one re-created
+  later starts again from 0 (https://docs.aws.amazon.com/iot/latest/developerguide/device-shadow-data-flow.html).
+  A message without ``previous`` creates the shadow: it supersedes whatever was received before it, whatever
+  its version, and nothing received before a newer creation can supersede that creation's life.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
 from iot_dr.errors import DependencyNotReady, MalformedEvent
-from iot_dr.ledger import Outcome, converge, order_key
+from iot_dr.ledger import LedgerEntry, Outcome, converge, order_key
 from iot_dr.replicate.context import (
     Secondary,
     deleted_since,
-    describe_or_none,
     ignore_not_found,
     is_not_found,
-    named_shadows,
     require,
+    require_int,
     thing_key,
 )
 
 UPDATE_RANK, DELETE_RANK = 0, 1
 SECTIONS = ("desired", "reported")
+DOCUMENT_KINDS = ("update/documents", "delete/accepted")
 
 
 def parse_shadow_topic(topic: str) -> tuple[str, str | None, str]:
-    """``$aws/things/<thing>/shadow[/name/<shadow>]/<update/documents|delete/accepted>`` → (thing, shadow, kind)."""
+    """``$aws/things/<thing>/shadow[/name/<shadow>]/<update/documents|delete/accepted>`` → (thing, shadow, kind).
+
+    Raises MalformedEvent for any other topic.
+    """
     parts = topic.split("/")
     if len(parts) < 6 or parts[0] != "$aws" or parts[1] != "things" or parts[3] != "shadow":
         raise MalformedEvent(f"not a shadow topic: {topic!r}")
@@ -34,7 +53,7 @@ def parse_shadow_topic(topic: str) -> tuple[str, str | None, str]:
             raise MalformedEvent(f"not a named shadow topic: {topic!r}")
         shadow, rest = rest[1], rest[2:]
     kind = "/".join(rest)
-    if kind not in ("update/documents", "delete/accepted"):
+    if kind not in DOCUMENT_KINDS:
         raise MalformedEvent(f"shadow topic {topic!r} is neither update/documents nor delete/accepted")
     return thing, shadow, kind
 
@@ -43,56 +62,88 @@ def shadow_key(thing: str, shadow: str | None) -> str:
     return f"shadow#{thing}#{shadow or ''}"
 
 
-def shadows_deleted_key(thing: str) -> str:
-    return f"shadowsDeleted#{thing}"
+def decode_message(event: dict[str, Any]) -> dict[str, Any]:
+    """The shadow message as published, from the item's base64 ``document``; MalformedEvent if it is not one."""
+    try:
+        message = json.loads(base64.b64decode(str(require(event, "document")), validate=True))
+    except (binascii.Error, ValueError) as err:
+        raise MalformedEvent(f"shadow item's document is not base64 of a JSON message: {err}") from err
+    if not isinstance(message, dict):
+        raise MalformedEvent("shadow message is not a JSON object")
+    return message
 
 
-def received_at(event: dict[str, Any]) -> int:
-    """When the rules engine received the message, in ms; the message's own timestamp is only in seconds."""
-    value = event.get("receivedAt")
-    return int(value) if value is not None else int(require(event, "timestamp")) * 1000
+def _version(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedEvent(f"{where} version is not a non-negative integer: {value!r}")
+    return value
+
+
+def shadow_state(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The ledger key and state one shadow item stands for: ``{exists, state?, version, receivedAt, creates, ...}``.
+
+    Raises MalformedEvent for a message that is not a well-formed ``update/documents`` or ``delete/accepted``.
+    """
+    thing, shadow, kind = parse_shadow_topic(str(require(event, "topic")))
+    received = require_int(event, "receivedAt")
+    message = decode_message(event)
+    state: dict[str, Any] = {"thingName": thing, "shadowName": shadow, "receivedAt": received}
+    if kind == "update/documents":
+        current = message.get("current")
+        if not isinstance(current, dict) or not isinstance(current.get("state"), dict):
+            raise MalformedEvent("update/documents message without a current.state object")
+        version = _version(current.get("version"), "current")
+        sections = {s: v for s, v in current["state"].items() if s in SECTIONS}
+        if any(not isinstance(v, dict) for v in sections.values() if v is not None):
+            raise MalformedEvent("a shadow's desired and reported sections must be objects")
+        state.update(exists=True, state=sections, version=version, creates="previous" not in message)
+        rank = UPDATE_RANK
+    else:
+        version = _version(message.get("version"), "delete/accepted")
+        state.update(exists=False, version=version, creates=False)
+        rank = DELETE_RANK
+    return shadow_key(thing, shadow), {**state, "rank": rank}
+
+
+def supersedes(candidate: dict[str, Any], recorded: dict[str, Any]) -> bool:
+    """Whether the ``candidate`` state replaces the ``recorded`` one (see the module docstring)."""
+    if candidate["creates"] and candidate["receivedAt"] > recorded["receivedAt"]:
+        return True
+    if recorded.get("creates") and recorded["receivedAt"] > candidate["receivedAt"]:
+        return False
+    mine = (candidate["version"], candidate["rank"], candidate["receivedAt"])
+    theirs = (recorded["version"], recorded.get("rank", UPDATE_RANK), recorded["receivedAt"])
+    return mine > theirs
 
 
 def apply_shadow_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
-    thing, shadow, kind = parse_shadow_topic(require(event, "topic"))
-    received = received_at(event)
-    watermark = ctx.ledger.read(shadows_deleted_key(thing))
-    if watermark is not None and watermark.state["deletedAt"] >= received:
-        # The thing was deleted (and its shadows with it) after this message: it belongs to the past.
-        return Outcome.STALE
-    if kind == "update/documents":
-        current = require(event, "current")
-        if not isinstance(current, dict) or "version" not in current:
-            raise MalformedEvent("update/documents message without current.version")
-        state = {"exists": True, "state": current.get("state") or {}}
-        key = order_key((received, int(current["version"]), UPDATE_RANK))
-    else:
-        state = {"exists": False}
-        key = order_key((received, int(require(event, "version")), DELETE_RANK))
-    state.update(thingName=thing, shadowName=shadow, timestampMs=received)
-    return converge(ctx.ledger, shadow_key(thing, shadow), key, state, lambda s: write_shadow(ctx, s))
+    """Apply one shadow item (see ``shadow_state``); returns whether it was applied or superseded."""
+    resource_key, state = shadow_state(event)
+    key = order_key((state["version"], state["rank"], state["receivedAt"]))
+
+    def newer(entry: LedgerEntry) -> bool:
+        return supersedes(state, entry.state)
+
+    return converge(ctx.ledger, resource_key, key, state, lambda s: write_shadow(ctx, s), newer=newer)
 
 
-def delete_shadows_with_thing(ctx: Secondary, thing: str, deleted_at: int) -> None:
-    """A thing's deletion takes its shadows along: remember when, and delete those older than that.
+def same_json(left: Any, right: Any) -> bool:
+    """JSON equality with types: ``True`` differs from ``1``, ``0`` from ``False``, ``1`` from ``1.0``."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(same_json(left[k], right[k]) for k in left)
+    if isinstance(left, list):
+        return len(left) == len(right) and all(same_json(a, b) for a, b in zip(left, right, strict=True))
+    return bool(left == right)
 
-    The watermark makes late messages from before the deletion stale, whatever shadow they name; shadows
-    updated after a re-creation (newer than the watermark) are kept.
+
+def difference(current: Any, target: dict[str, Any]) -> dict[str, Any]:
+    """The shadow update that turns ``current`` into exactly ``target``: new values, and null for removed keys.
+
+    Objects merge key by key (the shadow service's update semantics); every other value, arrays included,
+    is replaced whole when it differs in value or JSON type.
     """
-    ctx.ledger.offer(shadows_deleted_key(thing), order_key((deleted_at,)), {"deletedAt": deleted_at})
-    present = [None, *named_shadows(ctx.iot_data, thing)] if _thing_exists(ctx, thing) else [None]
-    tombstone = order_key((deleted_at, 0, DELETE_RANK))
-    for shadow in present:
-        state = {"exists": False, "thingName": thing, "shadowName": shadow, "timestampMs": deleted_at}
-        converge(ctx.ledger, shadow_key(thing, shadow), tombstone, state, lambda s: write_shadow(ctx, s))
-
-
-def _thing_exists(ctx: Secondary, thing: str) -> bool:
-    return describe_or_none(ctx.iot.describe_thing, thingName=thing) is not None
-
-
-def difference(current: Any, target: Any) -> dict[str, Any]:
-    """The shadow update that turns ``current`` into exactly ``target``: new values, and null for removed keys."""
     current = current if isinstance(current, dict) else {}
     patch: dict[str, Any] = {}
     for key, value in target.items():
@@ -100,7 +151,7 @@ def difference(current: Any, target: Any) -> dict[str, Any]:
             nested = difference(current[key], value)
             if nested:
                 patch[key] = nested
-        elif current.get(key) != value or key not in current:
+        elif key not in current or not same_json(current[key], value):
             patch[key] = value
     for key in current:
         if key not in target:
@@ -109,6 +160,7 @@ def difference(current: Any, target: Any) -> dict[str, Any]:
 
 
 def write_shadow(ctx: Secondary, state: dict[str, Any]) -> None:
+    """Make the secondary's shadow equal the ledger ``state``: delete it, or update it by the difference."""
     thing, shadow = state["thingName"], state["shadowName"]
     named = {"shadowName": shadow} if shadow else {}
     if not state["exists"]:
@@ -121,7 +173,7 @@ def write_shadow(ctx: Secondary, state: dict[str, Any]) -> None:
             raise
         document = {}
     current_state = document.get("state", {})
-    target = {section: state["state"].get(section) for section in SECTIONS if section in state["state"]}
+    target = {section: state["state"][section] for section in SECTIONS if state["state"].get(section) is not None}
     patch = difference({s: current_state.get(s) for s in SECTIONS if s in current_state}, target)
     for section in SECTIONS:
         if section in patch and patch[section] is None and isinstance(current_state.get(section), dict):
@@ -137,6 +189,6 @@ def write_shadow(ctx: Secondary, state: dict[str, Any]) -> None:
     except Exception as err:
         if not is_not_found(err):
             raise
-        if deleted_since(ctx.ledger, thing_key(thing), state["timestampMs"]):
+        if deleted_since(ctx.ledger, thing_key(thing), state["receivedAt"]):
             return
         raise DependencyNotReady(f"thing {thing} for shadow {shadow or 'classic'} is not replicated yet") from err

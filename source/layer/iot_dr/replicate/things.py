@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from iot_dr.arns import rewrite_region
 from iot_dr.aws import error_code
 from iot_dr.errors import DependencyNotReady, MalformedEvent
-from iot_dr.ledger import Outcome, converge, order_key, order_parts
+from iot_dr.ledger import LedgerEntry, Outcome, converge, order_key, order_parts
 from iot_dr.replicate.context import (
     OPERATION_RANK,
     Secondary,
@@ -16,6 +17,7 @@ from iot_dr.replicate.context import (
     deleted_since,
     describe_or_none,
     ignore_not_found,
+    is_not_found,
     paginate,
     require,
     require_int,
@@ -30,6 +32,19 @@ LOG = logging.getLogger(__name__)
 ASSOCIATION_OPERATIONS = {"ADDED": True, "CREATED": True, "REMOVED": False, "DELETED": False}
 
 
+def thing_supersedes(candidate_key: str, candidate_id: str | None, recorded: LedgerEntry) -> bool:
+    """Whether a thing event supersedes the recorded one. Keys are (timestamp, versionNumber, operation rank).
+
+    Within one thing's life (the same ``thingId``) the registry's ``versionNumber`` orders, then the operation,
+    and the event timestamp only breaks ties. A deleted and re-created thing is a new life with a new
+    ``thingId`` whose versions start again: lives are ordered by timestamp.
+    """
+    mine, theirs = order_parts(candidate_key), order_parts(recorded.order_key)
+    if candidate_id and candidate_id == recorded.state.get("thingId"):
+        return (mine[1], mine[2], mine[0]) > (theirs[1], theirs[2], theirs[0])
+    return mine > theirs
+
+
 def apply_thing_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
     """A registry event carries the thing's whole state at one version: make the secondary match it."""
     name = require(event, "thingName")
@@ -42,7 +57,14 @@ def apply_thing_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
         "attributes": dict(event.get("attributes") or {}),
     }
     key = order_key((require_int(event, "timestamp"), int(event.get("versionNumber") or 0), OPERATION_RANK[operation]))
-    return converge(ctx.ledger, thing_key(name), key, state, lambda s: write_thing(ctx, s))
+    return converge(
+        ctx.ledger,
+        thing_key(name),
+        key,
+        state,
+        lambda s: write_thing(ctx, s),
+        newer=lambda entry: thing_supersedes(key, state["thingId"], entry),
+    )
 
 
 def apply_type_association(ctx: Secondary, event: dict[str, Any]) -> Outcome:
@@ -146,17 +168,31 @@ def principals_key(thing_name: str) -> str:
     return f"principals#{thing_name}"
 
 
+THING_PRINCIPAL_TYPES = ("EXCLUSIVE_THING", "NON_EXCLUSIVE_THING")
+
+
+def _attachments(event: dict[str, Any]) -> dict[str, str]:
+    """``principals`` of a THING_PRINCIPALS_EVENT as {certificate ARN in the primary: thingPrincipalType}."""
+    principals = event.get("principals")
+    if not isinstance(principals, list) or not all(isinstance(p, dict) for p in principals):
+        raise MalformedEvent("THING_PRINCIPALS_EVENT needs a list of {principal, thingPrincipalType} in 'principals'")
+    attachments = {}
+    for attachment in principals:
+        arn, kind = str(require(attachment, "principal")), attachment.get("thingPrincipalType", "NON_EXCLUSIVE_THING")
+        if not certificate_id_of(arn) or kind not in THING_PRINCIPAL_TYPES:
+            raise MalformedEvent(f"not a certificate attachment: {attachment!r}")
+        attachments[arn] = kind
+    return attachments
+
+
 def apply_thing_principals(ctx: Secondary, event: dict[str, Any]) -> Outcome:
-    """A snapshot of the certificates attached to a thing in the primary at ``capturedAt``."""
+    """A snapshot of the certificates attached to a thing in the primary at ``capturedAt``, with their type."""
     name = require(event, "thingName")
     captured_at = require_int(event, "capturedAt")
-    principals = event.get("principals")
-    if not isinstance(principals, list):
-        raise MalformedEvent("THING_PRINCIPALS_EVENT needs a list of certificate IDs in 'principals'")
     state = {
         "thingName": name,
         "exists": bool(event.get("exists", True)),
-        "principals": sorted(str(p) for p in principals),
+        "principals": _attachments(event),
         "capturedAt": captured_at,
     }
     return converge(
@@ -165,32 +201,40 @@ def apply_thing_principals(ctx: Secondary, event: dict[str, Any]) -> Outcome:
 
 
 def write_principals(ctx: Secondary, state: dict[str, Any]) -> None:
+    """Attach exactly the primary's certificates, each with its attachment type; detach the others."""
     name, captured_at = state["thingName"], state["capturedAt"]
     if not state["exists"]:
         return  # the thing was deleted in the primary; its THING_EVENT detaches and deletes it here
-    if describe_or_none(ctx.iot.describe_thing, thingName=name) is None:
+    wanted = {rewrite_region(arn, ctx.primary_region, ctx.region): kind for arn, kind in state["principals"].items()}
+    try:
+        attached = {
+            item["principal"]: item.get("thingPrincipalType") or "NON_EXCLUSIVE_THING"
+            for item in paginate(ctx.iot, "list_thing_principals_v2", "thingPrincipalObjects", thingName=name)
+            if certificate_id_of(item["principal"])
+        }
+    except Exception as err:
+        if not is_not_found(err):
+            raise
         if deleted_since(ctx.ledger, thing_key(name), captured_at):
             return
-        raise DependencyNotReady(f"thing {name} is not replicated yet")
-    attached = {
-        certificate_id_of(arn): arn
-        for arn in paginate(ctx.iot, "list_thing_principals", "principals", thingName=name)
-        if certificate_id_of(arn)
-    }
-    missing = []
-    for certificate_id in state["principals"]:
-        if certificate_id in attached:
-            continue
-        certificate = describe_or_none(ctx.iot.describe_certificate, certificateId=certificate_id)
-        if certificate is None:
-            if not deleted_since(ctx.ledger, f"certificate#{certificate_id}", captured_at):
-                missing.append(certificate_id)
-            continue
-        ctx.iot.attach_thing_principal(
-            thingName=name, principal=certificate["certificateDescription"]["certificateArn"]
-        )
-    for certificate_id, arn in attached.items():
-        if certificate_id not in state["principals"]:
+        raise DependencyNotReady(f"thing {name} is not replicated yet") from err
+    for arn, kind in attached.items():
+        if wanted.get(arn) != kind:
             ignore_not_found(ctx.iot.detach_thing_principal, thingName=name, principal=arn)
+    missing = []
+    for arn, kind in wanted.items():
+        if attached.get(arn) == kind:
+            continue
+        try:
+            ctx.iot.attach_thing_principal(thingName=name, principal=arn, thingPrincipalType=kind)
+        except Exception as err:
+            if not is_not_found(err):
+                raise
+            if describe_or_none(ctx.iot.describe_thing, thingName=name) is None:
+                if deleted_since(ctx.ledger, thing_key(name), captured_at):
+                    return
+                raise DependencyNotReady(f"thing {name} is not replicated yet") from err
+            if not deleted_since(ctx.ledger, f"certificate#{certificate_id_of(arn)}", captured_at):
+                missing.append(certificate_id_of(arn))
     if missing:
         raise DependencyNotReady(f"certificates {missing} of thing {name} are not replicated yet")

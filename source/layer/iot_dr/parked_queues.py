@@ -1,0 +1,224 @@
+"""The queues where AWS services park what the solution could not take, read and replayed by ``iot-dr``.
+
+Three kinds of message end in a queue instead of the dead-letter table:
+
+- ``rule-error``: a topic rule's action failed; the rule's error action sends ``{ruleName, topic,
+  base64OriginalPayload, failures, ...}`` (https://docs.aws.amazon.com/iot/latest/developerguide/rule-error-handling.html).
+  Replay rebuilds the item the rule would have written and puts it into the replication table's replica in the
+  secondary region, where the stream picks it up (the primary need not be reachable).
+- ``stream-on-failure``: the stream mapping gave up on a batch and sent a pointer to its records
+  (``DDBStreamBatchInfo``, https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html). Replay
+  reads the records from the stream (kept 24 hours) and starts the workflow for them.
+- ``parked-item``: the workflow could not write a dead letter into the dead-letter table and sent it here
+  (``{"deadLetter": {...}}``). Replay starts the workflow with its payload.
+- ``function-event``: EventBridge or Lambda could not deliver an event to the capture or just-in-time
+  registration function; the message body is the event. Replay invokes that function again with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from iot_dr.dynamo_json import to_item
+from iot_dr.trigger import chunks, execution_input, workflow_input_from_record
+
+LOG = logging.getLogger(__name__)
+
+RULE_ERROR, STREAM_ON_FAILURE, FUNCTION_EVENT = "rule-error", "stream-on-failure", "function-event"
+PARKED_ITEM = "parked-item"
+# How long a message read for replay stays invisible to other readers.
+REPLAY_VISIBILITY_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class QueuedLetter:
+    """One parked message: ``kind`` (see the module docstring), what it holds and why it was parked."""
+
+    queue_url: str
+    message_id: str
+    receipt_handle: str
+    sent_at: int  # ms
+    kind: str
+    body: dict[str, Any]
+
+    @property
+    def letter_id(self) -> str:
+        return f"{self.kind}#{self.message_id}"
+
+    @property
+    def event_type(self) -> str:
+        if self.kind == PARKED_ITEM:
+            return str(self.body["deadLetter"].get("payload", {}).get("eventType", ""))
+        if self.kind == RULE_ERROR:
+            return "SHADOW_EVENT" if "/shadow/" in str(self.body.get("topic")) else "registry event"
+        if self.kind == STREAM_ON_FAILURE:
+            return f"{self.body['DDBStreamBatchInfo'].get('batchSize', '?')} stream records"
+        return str(self.body.get("detail-type") or "registration event")
+
+    @property
+    def reason(self) -> str:
+        if self.kind == PARKED_ITEM:
+            return str(self.body["deadLetter"].get("reason", ""))
+        if self.kind == RULE_ERROR:
+            return "; ".join(str(f.get("errorMessage", "")) for f in self.body.get("failures", []))
+        if self.kind == STREAM_ON_FAILURE:
+            return f"stream mapping gave up: {self.body.get('requestContext', {}).get('condition', 'unknown')}"
+        return "the function failed on this event after its retries"
+
+
+def kind_of(body: dict[str, Any]) -> str:
+    if "deadLetter" in body:
+        return PARKED_ITEM
+    if "DDBStreamBatchInfo" in body:
+        return STREAM_ON_FAILURE
+    if "base64OriginalPayload" in body and "ruleName" in body:
+        return RULE_ERROR
+    return FUNCTION_EVENT
+
+
+def read_queue(sqs: Any, queue_url: str, visibility_seconds: int = 0) -> Iterator[QueuedLetter]:
+    """Every message of the queue, once each. With ``visibility_seconds`` 0 reading changes nothing (listing)."""
+    seen: set[str] = set()
+    while True:
+        response = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=visibility_seconds,
+            WaitTimeSeconds=0,
+            AttributeNames=["SentTimestamp"],
+        )
+        fresh = [m for m in response.get("Messages", []) if m["MessageId"] not in seen]
+        if not fresh:
+            return
+        for message in fresh:
+            seen.add(message["MessageId"])
+            try:
+                body = json.loads(message["Body"])
+            except ValueError:
+                body = {"unreadable": message["Body"]}
+            yield QueuedLetter(
+                queue_url,
+                message["MessageId"],
+                message["ReceiptHandle"],
+                int(message.get("Attributes", {}).get("SentTimestamp", 0)),
+                kind_of(body) if isinstance(body, dict) else FUNCTION_EVENT,
+                body if isinstance(body, dict) else {"unreadable": body},
+            )
+
+
+def item_from_rule_error(body: dict[str, Any], item_ttl_seconds: int) -> dict[str, Any]:
+    """The replication item the failed rule would have written for the message in ``body``.
+
+    Shadow messages keep their exact bytes (``document``); the receive time, which the error message does not
+    carry, is the message's own ``timestamp`` (seconds) — it only breaks ties between equal shadow versions.
+    Raises ValueError for a message that is not a shadow message or a registry event.
+    """
+    try:
+        raw = base64.b64decode(str(body["base64OriginalPayload"]), validate=True)
+        message = json.loads(raw)
+    except (KeyError, binascii.Error, ValueError) as err:
+        raise ValueError(f"rule error message without a readable original payload: {err}") from err
+    topic = str(body.get("topic", ""))
+    now = int(time.time())
+    common = {"uuid": str(uuid.uuid4()), "expires": now + item_ttl_seconds}
+    if topic.startswith("$aws/things/") and "/shadow/" in topic:
+        received = int(message.get("timestamp", now)) * 1000 if isinstance(message, dict) else now * 1000
+        return {
+            "document": base64.b64encode(raw).decode("ascii"),
+            "topic": topic,
+            "receivedAt": received,
+            "eventType": "SHADOW_EVENT",
+            **common,
+        }
+    if topic.startswith("$aws/events/") and isinstance(message, dict) and message.get("eventType"):
+        return {**message, **common}
+    raise ValueError(f"messages of topic {topic!r} are not replication events")
+
+
+def is_registration(letter: QueuedLetter) -> bool:
+    """A failed just-in-time registration rule: its message goes back to the registration function."""
+    return str(letter.body.get("topic", "")).startswith("$aws/events/certificates/registered/")
+
+
+def original_message(letter: QueuedLetter) -> QueuedLetter:
+    """``letter`` with the message the rule received as its body (the function's event)."""
+    body = json.loads(base64.b64decode(str(letter.body["base64OriginalPayload"])))
+    return dataclasses.replace(letter, kind=FUNCTION_EVENT, body=body)
+
+
+def replay_rule_error(dynamodb: Any, table: str, letter: QueuedLetter, item_ttl_seconds: int) -> None:
+    """Write the rebuilt item into ``table`` (the replica in the region of ``dynamodb``)."""
+    item = item_from_rule_error(letter.body, item_ttl_seconds)
+    dynamodb.put_item(TableName=table, Item=to_item(item))
+
+
+def stream_records(streams: Any, batch_info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records from ``startSequenceNumber`` to ``endSequenceNumber`` of the batch's shard, as Lambda had them.
+
+    Raises the stream's error (for example TrimmedDataAccessException after 24 hours).
+    """
+    iterator = streams.get_shard_iterator(
+        StreamArn=batch_info["streamArn"],
+        ShardId=batch_info["shardId"],
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        SequenceNumber=batch_info["startSequenceNumber"],
+    )["ShardIterator"]
+    end = int(batch_info["endSequenceNumber"])
+    records: list[dict[str, Any]] = []
+    while iterator:
+        page = streams.get_records(ShardIterator=iterator, Limit=1000)
+        for record in page.get("Records", []):
+            if int(record["dynamodb"]["SequenceNumber"]) > end:
+                return records
+            records.append({**record, "eventSourceARN": batch_info["streamArn"]})
+        if not page.get("Records"):
+            return records
+        iterator = page.get("NextShardIterator")
+    return records
+
+
+def replay_stream_batch(streams: Any, sfn: Any, state_machine_arn: str, letter: QueuedLetter) -> int:
+    """Start the workflow for the pointed-to records; returns how many records it was started for."""
+    records = [r for r in stream_records(streams, letter.body["DDBStreamBatchInfo"]) if r.get("eventName") != "REMOVE"]
+    inputs = [(record, workflow_input_from_record(record)) for record in records]
+    for group in chunks(inputs):
+        sfn.start_execution(
+            stateMachineArn=state_machine_arn,
+            name=f"replay-{uuid.uuid4()}",
+            input=json.dumps(execution_input([workflow_input for _, workflow_input in group])),
+        )
+    return len(inputs)
+
+
+def replay_parked_item(sfn: Any, state_machine_arn: str, letter: QueuedLetter) -> None:
+    """Start the workflow for the item a dead letter in the fallback queue holds."""
+    sfn.start_execution(
+        stateMachineArn=state_machine_arn,
+        name=f"replay-{uuid.uuid4()}",
+        input=json.dumps(execution_input([letter.body["deadLetter"]["payload"]])),
+    )
+
+
+def replay_function_event(lambdas: Any, function_name: str, letter: QueuedLetter) -> None:
+    """Invoke ``function_name`` synchronously with the parked event; raises RuntimeError if the function fails."""
+    response = lambdas.invoke(FunctionName=function_name, Payload=json.dumps(letter.body).encode())
+    if response.get("FunctionError"):
+        raise RuntimeError(f"{function_name} failed again: {response['Payload'].read().decode()[:500]}")
+
+
+def delete(sqs: Any, letter: QueuedLetter) -> None:
+    sqs.delete_message(QueueUrl=letter.queue_url, ReceiptHandle=letter.receipt_handle)
+
+
+def release(sqs: Any, letter: QueuedLetter) -> None:
+    """Make a message read for replay visible again at once (its replay failed)."""
+    sqs.change_message_visibility(QueueUrl=letter.queue_url, ReceiptHandle=letter.receipt_handle, VisibilityTimeout=0)
