@@ -55,7 +55,8 @@ def test_the_wheel_declares_the_command_and_the_local_cloud_subcommands(wheel: z
     assert "[iot_dr.commands]" in entry_points
     assert "local = iot_dr_local.commands:register_local" in entry_points
     assert "demo = iot_dr_local.commands:register_demo" in entry_points
-    packages = {name.split("/")[0] for name in wheel.namelist() if not name.split("/")[0].endswith((".dist-info", ".data"))}
+    metadata_folders = (".dist-info", ".data")
+    packages = {name.split("/")[0] for name in wheel.namelist() if not name.split("/")[0].endswith(metadata_folders)}
     assert packages == {"iot_dr", "iot_dr_cli", "iot_dr_local"}
     assert not [name for name in wheel.namelist() if "/tests/" in name or "conftest" in name]
 
