@@ -3,6 +3,7 @@ local cloud down."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -135,18 +136,22 @@ def test_a_crashing_handler_is_a_function_error_and_the_cloud_keeps_serving(
 
         def handler(event, context):
             if event.get("crash"):
+                print("about to crash", flush=True)
                 os.kill(os.getpid(), signal.SIGSEGV)
             return "fine"
         """,
     )
     make_function("other", REPORT_PROCESS)
 
-    response = boto3.client("lambda", region_name=PRIMARY).invoke(FunctionName="crash", Payload=b'{"crash": true}')
+    response = boto3.client("lambda", region_name=PRIMARY).invoke(
+        FunctionName="crash", Payload=b'{"crash": true}', LogType="Tail"
+    )
 
     assert response["FunctionError"] == "Unhandled"
     error = json.loads(response["Payload"].read())
     assert error["errorType"] == "Runtime.ExitError"
     assert "segmentation fault" in error["errorMessage"]
+    assert "about to crash" in base64.b64decode(response["LogResult"]).decode()
     assert lambda_runtime.invoke_function(ACCOUNT_ID, PRIMARY, "crash", {}) == "fine"
     assert lambda_runtime.invoke_function(ACCOUNT_ID, PRIMARY, "other", {})["pid"] != os.getpid()
 

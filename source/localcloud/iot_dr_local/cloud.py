@@ -56,7 +56,9 @@ class LocalCloud:
         secondary_region: str = "us-west-2",
         host: str = "127.0.0.1",
         port: int = 0,
+        lambda_concurrency: int = lambda_runtime.DEFAULT_ACCOUNT_CONCURRENCY,
     ) -> None:
+        """``lambda_concurrency`` is the account's Lambda concurrency (1 runs one invocation at a time)."""
         if primary_region == secondary_region:
             raise ValueError("the primary and secondary regions must differ")
         if not host.startswith("127."):
@@ -64,6 +66,7 @@ class LocalCloud:
         self.primary_region = primary_region
         self.secondary_region = secondary_region
         self._host, self._port = host, port
+        self.lambda_concurrency = lambda_concurrency
         self._server: ThreadedMotoServer | None = None
         self.dispatcher = Dispatcher()
         self._workers: list[Callable[[], None]] = []
@@ -123,7 +126,7 @@ class LocalCloud:
         s3_policies.install()
         moto_fixes.install()
         self._stoppers.extend([s3_policies.uninstall, moto_fixes.uninstall])
-        runtime = lambda_runtime.install(self.endpoint, self.dispatcher)
+        runtime = lambda_runtime.install(self.endpoint, self.dispatcher, account_concurrency=self.lambda_concurrency)
         self._stoppers.append(lambda_runtime.stop)
         self._resetters.append(runtime.reset)
 

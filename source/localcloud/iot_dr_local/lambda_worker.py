@@ -1,27 +1,29 @@
-"""The process one Lambda execution environment runs: ``python -m iot_dr_local.lambda_worker``.
+"""The code one Lambda execution environment runs, in a process forked from the local cloud's fork server.
 
-Started by ``worker_process.WorkerProcess`` with the function's environment and its extracted deployment package
-as the working directory. The first message names the handler, the package directory (``/var/task`` in Lambda)
-and the layers directory (``/opt``); the worker puts ``<task>`` and ``<opt>/python`` first on ``sys.path``, as the
-Python runtime does, imports the handler (the init phase) and answers ``{"ready": true}`` or the init error. Then
-each message is one invocation, answered with ``{"payload": <JSON text>, "errored": bool, "log": str}``. End of file
-on the request pipe ends the process, so a worker never outlives the local cloud's pipe to it.
+``worker_process.WorkerProcess`` starts ``serve`` with the function's environment, its extracted deployment package
+(``/var/task`` in Lambda) and its layers directory (``/opt``). ``serve`` replaces the process environment with the
+function's, puts ``<task>`` and ``<opt>/python`` first on ``sys.path`` as the Python runtime does, sends what the
+handler prints (file descriptors 1 and 2, so native code too) to the environment's log file, imports the handler (the
+init phase) and answers ``{"ready": true}`` or the init error. Then each message is one invocation, answered with
+``{"payload": <JSON text>, "errored": bool, "log": str}``. The process ends when the connection closes and dies with
+its parent, so it never outlives the local cloud.
 
 Only the standard library is imported here, so the handler's own imports decide what the process loads.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from typing import Any
-
-from iot_dr_local.worker_protocol import ChannelClosed, read_message, write_message
 
 Handler = Callable[[Any, Any], Any]
 
@@ -105,18 +107,30 @@ def _invoke(handler: Handler, function: dict[str, Any], request: dict[str, Any])
     return {"payload": payload, "errored": False, "log": ""}
 
 
-def main() -> int:
-    # The protocol keeps private copies of stdin and stdout; fd 1 then points at stderr, so print() and native
-    # writes land in the function's log instead of in a message.
-    requests, responses = os.dup(0), os.dup(1)
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent (the fork server) ends, even by ``kill -9``."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _redirect_output(log_path: str) -> None:
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
     os.close(null)
-    os.dup2(2, 1)
-    try:
-        init = read_message(requests)
-    except ChannelClosed:
-        return 0
+    os.close(log)
+
+
+def serve(connection: Connection, init: dict[str, Any]) -> None:
+    """Run one execution environment on ``connection`` until it closes (see the module docstring)."""
+    _die_with_parent()
+    _redirect_output(init["log_path"])
+    os.environ.clear()
+    os.environ.update(init["environment"])
+    os.chdir(init["task_root"])
     opt_root = init.get("opt_root")
     layer_paths = [os.path.join(opt_root, "python")] if opt_root else []
     sys.path[:0] = [init["task_root"], *layer_paths]
@@ -127,19 +141,15 @@ def main() -> int:
     try:
         handler = _load_handler(init["handler"])
     except _InitError as err:
-        write_message(responses, {"ready": False, **_error_response("init", err.error_type, str(err), err)})
-        return 1
-    write_message(responses, {"ready": True})
+        connection.send({"ready": False, **_error_response("init", err.error_type, str(err), err)})
+        return
+    connection.send({"ready": True})
     while True:
         try:
-            request = read_message(requests)
-        except ChannelClosed:
-            return 0
+            request = connection.recv()
+        except EOFError:
+            return
         response = _invoke(handler, function, request)
         sys.stdout.flush()
         sys.stderr.flush()
-        write_message(responses, response)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        connection.send(response)

@@ -1,40 +1,47 @@
-"""One Lambda execution environment: a child Python process that loads a handler once and runs invocations.
+"""One Lambda execution environment: a child process that loads a handler once and runs invocations one at a time.
 
-The process is started with ``subprocess`` (fork and exec, no Python code runs between them, so the moto server's
-threads are never copied into a half-working child) and with only the function's environment, as a Lambda
-execution environment has. A crash of the process, even a native segmentation fault, or a handler that runs past
-its timeout, becomes an invocation error here; the process that runs the local cloud is never at risk.
+Children are forked from multiprocessing's fork server: a clean interpreter started with fork and exec (so the moto
+server's threads are never copied into a child) that has imported boto3 once, so a cold start costs a fork and
+the handler's own imports instead of a new interpreter. Each child then takes the function's environment only (see
+``lambda_worker.serve``). A crash of the child, even a native segmentation fault, or a handler that runs past its
+timeout, becomes an invocation error here; the process that runs the local cloud is never at risk.
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
+import multiprocessing
 import os
 import signal
-import subprocess
-import sys
+import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from iot_dr_local.lambda_worker import error_payload
-from iot_dr_local.worker_protocol import ChannelClosed, ChannelTimeout, read_message, write_message
+from iot_dr_local.lambda_worker import error_payload, serve
 
 LOG = logging.getLogger(__name__)
 
-# Lambda gives the init phase (importing the handler) 10 seconds; a shared 2-core machine under load starting a
-# Python process that imports boto3 needs more headroom than that.
+# Lambda gives the init phase (importing the handler) 10 seconds; a shared 2-core machine under load needs more.
 INIT_TIMEOUT_SECONDS = 30.0
 # How much of the function's log a failed invocation reports (Lambda's LogType=Tail returns the last 4 KB).
-LOG_TAIL_LINES = 50
-# Variables of the host that a Python process needs to start; nothing else of the host leaks into the function.
+LOG_TAIL_BYTES = 4096
+# Variables of the host that a Python process needs; nothing else of the host leaks into the function.
 _HOST_VARIABLES = ("PATH", "LANG", "LC_ALL", "TMPDIR")
+# Imported once by the fork server: what every handler of the solution imports first. Not the layer's own package,
+# which each function must load from its own /opt.
+_PRELOAD = ["iot_dr_local.lambda_worker", "boto3", "botocore.session", "botocore.client", "botocore.endpoint"]
+
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(_PRELOAD)
+# Process.start() keeps module-level bookkeeping in multiprocessing; starts are quick, so they take turns.
+_START_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -61,42 +68,41 @@ class WorkerProcess:
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
-        self._log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
-        self._process: subprocess.Popen[bytes] | None = None
-        self._logger = logging.getLogger(f"{__name__}.{spec.function.get('name', 'function')}")
+        self._process: BaseProcess | None = None
+        self._connection: Connection | None = None
+        descriptor, log_path = tempfile.mkstemp(prefix="iot-dr-lambda-", suffix=".log")
+        os.close(descriptor)
+        self._log_path = Path(log_path)
 
     @property
     def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.is_alive()
 
     def start(self) -> WorkerResult | None:
         """Start the process and run the init phase; the init error as a failed result, or None when ready."""
         environment = {name: os.environ[name] for name in _HOST_VARIABLES if name in os.environ}
         environment.update(self.spec.environment)
         environment["LAMBDA_TASK_ROOT"] = str(self.spec.task_root)
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "iot_dr_local.lambda_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=self.spec.task_root,
-            env=environment,
-        )
-        threading.Thread(target=self._drain_log, args=(self._process.stderr,), daemon=True).start()
         init = {
             "task_root": str(self.spec.task_root),
             "opt_root": str(self.spec.opt_root) if self.spec.opt_root else None,
             "handler": self.spec.handler,
             "function": dict(self.spec.function),
+            "environment": environment,
+            "log_path": str(self._log_path),
         }
+        ours, theirs = _CONTEXT.Pipe()
+        process = _CONTEXT.Process(target=serve, args=(theirs, init), daemon=True, name=self.spec.function.get("name"))
+        with _START_LOCK:
+            process.start()
+        theirs.close()
+        self._process, self._connection = process, ours
         request_id = str(uuid.uuid4())
         try:
-            write_message(self._stdin_fd(), init)
-            answer = read_message(self._stdout_fd(), time.monotonic() + INIT_TIMEOUT_SECONDS)
-        except ChannelTimeout:
-            self.stop()
-            return self._failure(request_id, "Runtime.InitTimeout", "Init phase did not finish in time")
-        except ChannelClosed:
+            if not ours.poll(INIT_TIMEOUT_SECONDS):
+                return self._failure(request_id, "Runtime.InitTimeout", "Init phase did not finish in time")
+            answer = ours.recv()
+        except (EOFError, OSError):
             return self._failure(request_id, "Runtime.ExitError", self._exit_message(request_id))
         if not answer["ready"]:
             self.stop()
@@ -105,54 +111,50 @@ class WorkerProcess:
 
     def invoke(self, event: Any, request_id: str, timeout: float) -> WorkerResult:
         """Run one invocation; a timeout or a crash stops the process and is reported as Lambda reports it."""
+        connection = self._connection
+        assert connection is not None, "start() first"
         request = {"request_id": request_id, "event": event, "remaining_ms": int(timeout * 1000)}
         try:
-            write_message(self._stdin_fd(), request)
-            answer = read_message(self._stdout_fd(), time.monotonic() + timeout)
-        except ChannelTimeout:
-            self.stop()
-            message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
-            return self._failure(request_id, "Sandbox.Timedout", message)
-        except ChannelClosed:
+            connection.send(request)
+            if not connection.poll(timeout):
+                message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
+                return self._failure(request_id, "Sandbox.Timedout", message)
+            answer = connection.recv()
+        except (EOFError, OSError):
             return self._failure(request_id, "Runtime.ExitError", self._exit_message(request_id))
         return WorkerResult(answer["payload"], bool(answer["errored"]), answer["log"])
 
     def stop(self) -> None:
-        """Kill the process (Lambda freezes or discards environments without notice) and reap it."""
-        process = self._process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        for stream in (process.stdin, process.stdout):
-            if stream is not None:
-                stream.close()
+        """Kill the process (Lambda discards environments without notice), reap it and remove its log."""
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join()
+            self._process.close()
+            self._process = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        self._log_path.unlink(missing_ok=True)
 
     def _failure(self, request_id: str, error_type: str, message: str) -> WorkerResult:
-        payload = error_payload(request_id, error_type, message)
-        return WorkerResult(payload=json.dumps(payload), errored=True, log="\n".join(self._log_tail))
+        """The environment is discarded: its last log lines go with the error."""
+        log = self._log_tail()
+        self.stop()
+        return WorkerResult(payload=json.dumps(error_payload(request_id, error_type, message)), errored=True, log=log)
+
+    def _log_tail(self) -> str:
+        try:
+            with self._log_path.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+                return log.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
 
     def _exit_message(self, request_id: str) -> str:
         process = self._process
         assert process is not None
-        code = process.wait()
+        process.join()
+        code = process.exitcode or 0
         cause = f"signal: {(signal.strsignal(-code) or str(-code)).lower()}" if code < 0 else f"exit status {code}"
-        self.stop()
         return f"RequestId: {request_id} Error: Runtime exited with error: {cause}"
-
-    def _stdin_fd(self) -> int:
-        assert self._process is not None and self._process.stdin is not None
-        return self._process.stdin.fileno()
-
-    def _stdout_fd(self) -> int:
-        assert self._process is not None and self._process.stdout is not None
-        return self._process.stdout.fileno()
-
-    def _drain_log(self, stream: IO[bytes]) -> None:
-        """The function's log (its stderr and stdout): kept for error reports and passed to logging at DEBUG."""
-        with stream:
-            for raw in stream:
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                self._log_tail.append(line)
-                self._logger.debug(line)
