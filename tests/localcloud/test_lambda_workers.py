@@ -8,10 +8,12 @@ import io
 import json
 import os
 import textwrap
+import time
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -230,3 +232,44 @@ def test_layers_are_on_the_path_under_opt_python(make_function: Callable[..., st
 
     assert word == "from the layer"
     assert not path.startswith(str(Path(__file__).parents[2]))
+
+
+def test_step_functions_executions_run_their_lambda_tasks_side_by_side(
+    make_function: Callable[..., str], tmp_path: Path
+) -> None:
+    function_arn = make_function("meet", RENDEZVOUS, Timeout=60)
+    definition = {
+        "StartAt": "Meet",
+        "States": {
+            "Meet": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": function_arn, "Payload.$": "$"},
+                "OutputPath": "$.Payload",
+                "End": True,
+            }
+        },
+    }
+    role = boto3.client("iam").create_role(RoleName="sfn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    sfn = boto3.client("stepfunctions", region_name=PRIMARY)
+    machine = sfn.create_state_machine(name="meet", definition=json.dumps(definition), roleArn=role)["stateMachineArn"]
+    event = json.dumps({"directory": str(tmp_path), "expect": 2, "wait": 30})
+
+    executions = [
+        sfn.start_execution(stateMachineArn=machine, name=f"meet-{index}", input=event)["executionArn"]
+        for index in range(2)
+    ]
+    outputs = [_finished(sfn, execution) for execution in executions]
+
+    assert [json.loads(output)["seen"] for output in outputs] == [2, 2]
+
+
+def _finished(sfn: Any, execution_arn: str) -> str:
+    waiter_deadline = time.monotonic() + 60
+    while time.monotonic() < waiter_deadline:
+        execution = sfn.describe_execution(executionArn=execution_arn)
+        if execution["status"] != "RUNNING":
+            assert execution["status"] == "SUCCEEDED", execution
+            return str(execution["output"])
+        time.sleep(0.1)
+    raise AssertionError(f"{execution_arn} did not finish")

@@ -26,7 +26,16 @@ from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from iot_dr import aws
 from iot_dr.event_types import REGISTRY_EVENT_CONFIGURATIONS
-from iot_dr_local import cfn_extensions, cloudtrail, iot_events, lambda_runtime, locking, moto_fixes, s3_policies
+from iot_dr_local import (
+    cfn_extensions,
+    cloudtrail,
+    iot_events,
+    lambda_runtime,
+    locking,
+    moto_fixes,
+    moto_speedups,
+    s3_policies,
+)
 from iot_dr_local.api_calls import ApiCallRecorder
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.failover import DeviceCertificate, FailoverServices
@@ -125,7 +134,8 @@ class LocalCloud:
         self._resetters.extend([self.api_calls.reset, self.faults.reset])
         s3_policies.install()
         moto_fixes.install()
-        self._stoppers.extend([s3_policies.uninstall, moto_fixes.uninstall])
+        moto_speedups.install()
+        self._stoppers.extend([s3_policies.uninstall, moto_fixes.uninstall, moto_speedups.uninstall])
         runtime = lambda_runtime.install(self.endpoint, self.dispatcher, account_concurrency=self.lambda_concurrency)
         self._stoppers.append(lambda_runtime.stop)
         self._resetters.append(runtime.reset)

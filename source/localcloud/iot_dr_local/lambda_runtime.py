@@ -29,18 +29,16 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from moto.awslambda.models import LambdaFunction, lambda_backends
 from moto.sqs.models import sqs_backends
 
+from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.lambda_worker import error_payload
 from iot_dr_local.locking import SERVICE_LOCK
 from iot_dr_local.patching import Patches
 from iot_dr_local.worker_process import WorkerProcess, WorkerResult, WorkerSpec
-
-if TYPE_CHECKING:
-    from iot_dr_local.dispatcher import Dispatcher
 
 LOG = logging.getLogger(__name__)
 
@@ -56,6 +54,9 @@ DEFAULT_ASYNC_RETRY_DELAYS = (0.05, 0.1)
 # Lambda's default account concurrency is 1,000; each local environment is a process on a small machine, so the
 # local account runs at most this many at once (and keeps at most this many warm).
 DEFAULT_ACCOUNT_CONCURRENCY = 16
+# Warm environments kept across functions (Lambda keeps idle ones for minutes); beyond this the oldest idle go.
+# Children of the fork server share most of their memory with it.
+MAX_WARM_ENVIRONMENTS = 48
 
 InvocationResult = WorkerResult
 
@@ -219,6 +220,9 @@ class LambdaRuntime:
         self._state_lock = threading.Lock()
         self._stats: dict[str, _Stats] = {}
         self._in_flight = 0
+        # Lambda's own event queue: asynchronous invocations waiting for concurrency must not hold up the
+        # local cloud's other background work.
+        self._event_queue = Dispatcher(workers=account_concurrency)
         dispatcher.add_busy_probe(self.busy)
 
     def busy(self) -> bool:
@@ -233,6 +237,7 @@ class LambdaRuntime:
 
     def close(self) -> None:
         """Stop every worker process and remove the extracted code."""
+        self._event_queue.shutdown()
         self._discard_idle()
         self._code.cleanup()
 
@@ -322,9 +327,9 @@ class LambdaRuntime:
         return worker
 
     def _make_room(self) -> list[WorkerProcess]:
-        """Idle environments of other functions to discard so that processes stay within the account's limit."""
+        """Idle environments (oldest functions first) to discard so that at most MAX_WARM_ENVIRONMENTS stay warm."""
         idle = sum(len(pool.idle) for pool in self._pools.values())
-        excess = self._active + idle - self.account_concurrency
+        excess = self._active + idle - MAX_WARM_ENVIRONMENTS
         evicted: list[WorkerProcess] = []
         for pool in self._pools.values():
             while excess > 0 and pool.idle:
@@ -396,7 +401,7 @@ class LambdaRuntime:
         snapshot = _resolve(account_id, region, function)
         with self._state_lock:
             self._in_flight += 1
-        self.dispatcher.submit(self._run_async, snapshot, _as_delivered(event))
+        self._event_queue.submit(self._run_async, snapshot, _as_delivered(event))
 
     def _run_async(self, function: FunctionSnapshot, event: Any) -> None:
         try:

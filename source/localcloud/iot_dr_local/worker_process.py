@@ -9,6 +9,7 @@ timeout, becomes an invocation error here; the process that runs the local cloud
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import multiprocessing
@@ -17,8 +18,9 @@ import signal
 import tempfile
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from multiprocessing import spawn
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -34,14 +36,34 @@ INIT_TIMEOUT_SECONDS = 30.0
 LOG_TAIL_BYTES = 4096
 # Variables of the host that a Python process needs; nothing else of the host leaks into the function.
 _HOST_VARIABLES = ("PATH", "LANG", "LC_ALL", "TMPDIR")
-# Imported once by the fork server: what every handler of the solution imports first. Not the layer's own package,
+# Imported once by the fork server: what every handler of the solution imports first, but not the layer's own package,
 # which each function must load from its own /opt.
-_PRELOAD = ["iot_dr_local.lambda_worker", "boto3", "botocore.session", "botocore.client", "botocore.endpoint"]
+_PRELOAD = ["iot_dr_local.lambda_worker", "boto3", "botocore.session", "botocore.client"]
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(_PRELOAD)
 # Process.start() keeps module-level bookkeeping in multiprocessing; starts are quick, so they take turns.
 _START_LOCK = threading.Lock()
+_STARTING = threading.local()
+
+
+def _without_main_module(original: Callable[[str], dict[str, Any]]) -> Callable[[str], dict[str, Any]]:
+    """multiprocessing makes every child import the parent's main module again (seconds, for a program that imports
+    moto) unless the fork server preloaded it, which Python 3.11's fork server never does. An execution environment
+    needs nothing from the parent's main module, so its start leaves it out; every other start is unchanged."""
+
+    @functools.wraps(original)
+    def get_preparation_data(name: str) -> dict[str, Any]:
+        data = original(name)
+        if getattr(_STARTING, "environment", False):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    return get_preparation_data
+
+
+spawn.get_preparation_data = _without_main_module(spawn.get_preparation_data)
 
 
 @dataclass(frozen=True)
@@ -94,7 +116,11 @@ class WorkerProcess:
         ours, theirs = _CONTEXT.Pipe()
         process = _CONTEXT.Process(target=serve, args=(theirs, init), daemon=True, name=self.spec.function.get("name"))
         with _START_LOCK:
-            process.start()
+            _STARTING.environment = True
+            try:
+                process.start()
+            finally:
+                _STARTING.environment = False
         theirs.close()
         self._process, self._connection = process, ours
         request_id = str(uuid.uuid4())
