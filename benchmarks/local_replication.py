@@ -22,6 +22,7 @@ import argparse
 import json
 import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -38,6 +39,7 @@ from iot_dr_local.locking import SERVICE_LOCK
 
 POLICY_NAME = "bench-policy"
 POLL_SECONDS = 0.2
+PROGRESS_SECONDS = 30.0
 
 
 @dataclass
@@ -103,7 +105,13 @@ def watch_secondary(cloud: LocalCloud, devices: list[Device], stop: threading.Ev
     """Mark each device complete once the secondary has all of it; the shadow is read through the API."""
     data = cloud.client("iot-data", cloud.secondary_region)
     by_name = {device.name: device for device in devices}
+    started = last_progress = time.monotonic()
     while not stop.is_set():
+        if time.monotonic() - last_progress >= PROGRESS_SECONDS:
+            last_progress = time.monotonic()
+            created = sum(1 for device in devices if device.created_at)
+            complete = sum(1 for device in devices if device.completed_at)
+            print(f"[{last_progress - started:6.0f} s] created {created}, complete {complete}", file=sys.stderr)
         pending = {name for name, device in by_name.items() if device.completed_at is None and device.created_at}
         for name in sorted(_registered_in_secondary(cloud, pending)):
             try:
