@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -29,12 +30,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 from moto.iot.models import iot_backends
 
 from iot_dr_cli.fleet import device_policy
 from iot_dr_local import lambda_runtime
 from iot_dr_local.cloud import ACCOUNT_ID, LocalCloud
+from iot_dr_local.failover import FailoverServices
 from iot_dr_local.locking import SERVICE_LOCK
 
 POLICY_NAME = "bench-policy"
@@ -77,12 +80,22 @@ def create_device(cloud: LocalCloud, device: Device) -> None:
 
 
 def provision(cloud: LocalCloud, devices: list[Device], threads: int, rate: float | None) -> None:
+    """Create ``devices``; on an interrupt, devices not started yet are left out and the interrupt goes on."""
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:
         for device in devices:
             if rate:
                 time.sleep(max(0.0, started + device.index / rate - time.monotonic()))
             pool.submit(create_device, cloud, device)
+    except KeyboardInterrupt:
+        pool.shutdown(cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _registered_in_secondary(cloud: LocalCloud, names: set[str]) -> set[str]:
@@ -131,14 +144,18 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def report(run: Run, args: argparse.Namespace, finished: float) -> None:
-    done = [device for device in run.devices if device.completed_at is not None and device.created_at is not None]
-    failed = [device for device in run.devices if device.failure]
-    missing = len(run.devices) - len(done) - len(failed)
-    last_primary = max(device.created_at or 0.0 for device in run.devices)
+    created = [device for device in run.devices if device.created_at is not None]
+    done = [device for device in created if device.completed_at is not None]
+    failed = [device for device in created if device.failure]
+    missing = len(created) - len(done) - len(failed)
+    if not created:
+        print("no device was created")
+        return
+    last_primary = max(device.created_at or 0.0 for device in created)
     mode = "single lock (one invocation at a time)" if args.single_lock else "worker processes"
     print(f"mode: {mode}; failover services: {'on' if args.failover else 'off'}")
     pace = f"{args.rate} devices/s" if args.rate else "as fast as possible"
-    print(f"devices: {len(run.devices)} from {args.threads} threads, {pace}")
+    print(f"devices: {len(created)} of {len(run.devices)} created from {args.threads} threads, {pace}")
     print(f"primary calls took {last_primary - run.started:.1f} s")
     print(f"complete in the secondary: {len(done)}; failed in the primary: {len(failed)}; not complete: {missing}")
     for device in failed[:5]:
@@ -154,6 +171,18 @@ def report(run: Run, args: argparse.Namespace, finished: float) -> None:
     )
     print(f"last device complete {last_done - last_primary:.1f} s after the last primary call")
     print(f"measurement ended {finished - run.started:.1f} s after the start")
+
+
+def report_failover(services: FailoverServices) -> None:
+    """Probes the Route 53 emulation ran during the run (each in a Lambda worker process) and their verdicts."""
+    assert services.emulator is not None
+    for region_plan in services.plan.regions:
+        if region_plan.health_check is None:
+            continue
+        results = services.emulator.probe_results(region_plan.health_check.health_check_id)
+        healthy = sum(1 for result in results if result.healthy)
+        print(f"health-check probes in {region_plan.region}: {len(results)}, healthy {healthy}")
+    print(f"failover record switches: {len(services.new_switches())}")
 
 
 def main() -> None:
@@ -183,8 +212,12 @@ def main() -> None:
         stop = threading.Event()
         watcher = threading.Thread(target=watch_secondary, args=(cloud, run.devices, stop), daemon=True)
         watcher.start()
-        provision(cloud, run.devices, args.threads, args.rate)
-        watcher.join(timeout=args.timeout)
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            provision(cloud, run.devices, args.threads, args.rate)
+            watcher.join(timeout=args.timeout)
+        except KeyboardInterrupt:
+            print("interrupted: reporting what completed so far", file=sys.stderr)
         stop.set()
         watcher.join()
         report(run, args, time.monotonic())
@@ -194,7 +227,7 @@ def main() -> None:
                 f"{int(stats['errors']):4d} errors {stats['seconds']:7.1f} s"
             )
         if cloud.failover is not None:
-            print(f"failover record switches during the run: {len(cloud.failover.new_switches())}")
+            report_failover(cloud.failover)
     finally:
         cloud.stop()
         shutil.rmtree(runtime_dir, ignore_errors=True)
