@@ -76,7 +76,7 @@ def dispatcher() -> Iterator[Dispatcher]:
 
 @pytest.fixture
 def lambdas(aws: str, dispatcher: Dispatcher) -> Iterator[lambda_runtime.LambdaRuntime]:
-    """Lambda functions run their handler code in this process."""
+    """Lambda functions run their handler code in worker processes of their own."""
     runtime = lambda_runtime.install(aws, dispatcher)
     yield runtime
     lambda_runtime.stop()

@@ -230,7 +230,7 @@ class LambdaRuntime:
             return self._in_flight > 0
 
     def reset(self) -> None:
-        """Discard warm environments and statistics (after a moto reset, code with the same digest may differ)."""
+        """Discard warm environments and statistics (after a moto reset, a function name may name another function)."""
         self._discard_idle()
         with self._state_lock:
             self._stats.clear()
