@@ -7,7 +7,8 @@ its thing (with its attributes), its certificate attached to the thing with the 
 are all there; its lag runs from its last primary call to that moment. ``--single-lock`` runs one Lambda invocation
 at a time in the whole account (the local cloud's behaviour before functions ran in worker processes of their own),
 for the "before" figure; ``--failover`` also starts the failover services (two mosquitto brokers, the knot DNS
-server and the Route 53 emulation with the health-checker probes), as ``iot-dr local up`` does by default.
+server and the Route 53 emulation with the health-checker probes), as ``iot-dr local up`` does by default; the soak
+test is ``--devices 1000 --threads 8 --failover``. Ctrl-C or SIGTERM stops creating devices and reports what completed.
 
     .venv/bin/python benchmarks/local_replication.py --devices 200 --threads 8
     .venv/bin/python benchmarks/local_replication.py --devices 60 --rate 2
@@ -38,6 +39,7 @@ from iot_dr_cli.fleet import device_policy
 from iot_dr_local import lambda_runtime
 from iot_dr_local.cloud import ACCOUNT_ID, LocalCloud
 from iot_dr_local.failover import FailoverServices
+from iot_dr_local.failover_plan import FailoverSettings
 from iot_dr_local.locking import SERVICE_LOCK
 
 POLICY_NAME = "bench-policy"
@@ -192,6 +194,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, help="create this many devices per second instead of all at once")
     parser.add_argument("--single-lock", action="store_true", help="one Lambda invocation at a time (before)")
     parser.add_argument("--failover", action="store_true", help="also run the failover services")
+    parser.add_argument("--mqtt-port", type=int, default=0, help="brokers' port with --failover (default: a free one)")
+    parser.add_argument("--dns-port", type=int, default=0, help="DNS port with --failover (default: a free one)")
     parser.add_argument("--timeout", type=float, default=900, help="give up waiting after this many seconds")
     args = parser.parse_args()
     if args.devices < 1 or args.threads < 1 or (args.rate is not None and args.rate <= 0):
@@ -204,7 +208,7 @@ def main() -> None:
         cloud.prepare_account()
         cloud.deploy(health_checkers=args.failover)
         if args.failover:
-            cloud.start_failover(runtime_dir)
+            cloud.start_failover(runtime_dir, FailoverSettings(mqtt_port=args.mqtt_port, dns_port=args.dns_port))
         iot = cloud.client("iot", cloud.primary_region)
         iot.create_policy(policyName=POLICY_NAME, policyDocument=device_policy(cloud.primary_region, ACCOUNT_ID))
         cloud.wait_idle(120)
