@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from moto.iot.models import iot_backends
 
@@ -65,9 +66,18 @@ class Run:
     started: float = field(default_factory=time.monotonic)
 
 
+_clients = threading.local()
+
+
+def _primary_clients(cloud: LocalCloud) -> tuple[Any, Any]:
+    """One pair of clients per provisioning thread: creating a client costs more CPU than the calls it makes."""
+    if not hasattr(_clients, "pair"):
+        _clients.pair = (cloud.client("iot", cloud.primary_region), cloud.client("iot-data", cloud.primary_region))
+    return _clients.pair  # type: ignore[no-any-return]
+
+
 def create_device(cloud: LocalCloud, device: Device) -> None:
-    iot = cloud.client("iot", cloud.primary_region)
-    data = cloud.client("iot-data", cloud.primary_region)
+    iot, data = _primary_clients(cloud)
     try:
         iot.create_thing(thingName=device.name, attributePayload={"attributes": {"serial": str(device.index)}})
         certificate = iot.create_keys_and_certificate(setAsActive=True)
