@@ -98,7 +98,11 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+        process = self._process
+        try:
+            return process is not None and process.is_alive()
+        except ValueError:  # stopped by another thread meanwhile (the local cloud shutting down)
+            return False
 
     def start(self) -> WorkerResult | None:
         """Start the process and run the init phase; the init error as a failed result, or None when ready."""
