@@ -9,7 +9,6 @@ back; the device fails back. Every message the broker acknowledged must have bee
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -25,11 +24,11 @@ from failover_support import CNAME, PRIMARY_TARGET, SECONDARY_TARGET
 from iot_dr_local.dns_server import KnotDnsServer
 from iot_dr_local.mqtt_broker import MosquittoBroker
 from iot_dr_local.pki import LocalCA
-from iot_dr_local.route53 import FailoverRecord, HealthCheckConfig, RecordSwitch, Route53Emulator, handler_probe
+from iot_dr_local.route53 import FailoverRecord, HandlerProbe, HealthCheckConfig, RecordSwitch, Route53Emulator
 
 REPO = Path(__file__).resolve().parents[2]
 PUBSUB = REPO / "source/tools/iot-dr-pubsub.py"
-HANDLER_PATH = REPO / "source/lambda/iot-dr-r53-health-checker/health_checker.py"
+HANDLER_ROOT = REPO / "source/lambda/iot-dr-r53-health-checker"
 
 REQUEST_INTERVAL = 0.5
 FAILURE_THRESHOLD = 2
@@ -40,20 +39,12 @@ RECONNECT_JITTER = 0.2
 SECRET = "drill-secret-0123456789abcdef"
 
 
-def load_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    spec = importlib.util.spec_from_file_location("health_checker_drill", HANDLER_PATH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.handler  # type: ignore[no-any-return]
-
-
 @pytest.fixture
 def route53(
     regional_brokers: tuple[MosquittoBroker, MosquittoBroker], dns_server: KnotDnsServer, local_ca: LocalCA
 ) -> Iterator[Route53Emulator]:
     checker = local_ca.issue_device("iot-dr-r53-checker-drill")
-    handler = load_handler()
+    probes: list[HandlerProbe] = []
     emulator = Route53Emulator(dns_server.updater())
     for check_id, broker in zip(("primary-check", "secondary-check"), regional_brokers, strict=True):
         environment = {
@@ -68,13 +59,17 @@ def route53(
             "AWS_REGION": "us-east-1",
         }
         config = HealthCheckConfig(check_id, f"/v1/health-check?hashme={SECRET}", REQUEST_INTERVAL, FAILURE_THRESHOLD)
-        emulator.add_health_check(config, handler_probe(handler, environment))
+        probe = HandlerProbe(HANDLER_ROOT, "health_checker.handler", environment)
+        probes.append(probe)
+        emulator.add_health_check(config, probe)
     emulator.add_failover_record(
         FailoverRecord(CNAME, PRIMARY_TARGET, SECONDARY_TARGET, "primary-check", "secondary-check", RECORD_TTL)
     )
     emulator.start()
     yield emulator
     emulator.stop()
+    for probe in probes:
+        probe.close()
 
 
 class DeviceProcess:

@@ -15,7 +15,7 @@ import pytest
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from iot_dr_local import lambda_runtime, locking
+from iot_dr_local import lambda_runtime, locking, moto_speedups
 from iot_dr_local.dispatcher import Dispatcher
 
 PRIMARY = "us-east-1"
@@ -35,6 +35,7 @@ def _post(url: str, body: dict[str, object] | None = None) -> None:
 def moto_server() -> Iterator[str]:
     """A ThreadedMotoServer on 127.0.0.1 that every boto3 client in this process talks to."""
     locking.install()
+    moto_speedups.install()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -75,7 +76,7 @@ def dispatcher() -> Iterator[Dispatcher]:
 
 @pytest.fixture
 def lambdas(aws: str, dispatcher: Dispatcher) -> Iterator[lambda_runtime.LambdaRuntime]:
-    """Lambda functions run their handler code in this process."""
+    """Lambda functions run their handler code in worker processes of their own."""
     runtime = lambda_runtime.install(aws, dispatcher)
     yield runtime
     lambda_runtime.stop()

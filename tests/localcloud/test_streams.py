@@ -358,8 +358,9 @@ def test_infinite_retries_last_until_the_record_leaves_the_stream(
     failure_queue: tuple[str, str],
 ) -> None:
     queue_url, queue_arn = failure_queue
+    # Retention long enough for several retries, a cold start of the execution environment included.
     stream_poller = StreamPoller(
-        dispatcher, poll_interval=0.02, retry_backoff=0.01, max_backoff=0.05, record_retention_seconds=1
+        dispatcher, poll_interval=0.02, retry_backoff=0.01, max_backoff=0.05, record_retention_seconds=3
     )
     stream_poller.start()
     consumer(make_function, "raise_on_poison")

@@ -7,6 +7,7 @@ what replication costs in API calls.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import Counter
@@ -65,7 +66,7 @@ class ApiCallRecorder:
         if match is None:
             return
         caller, region, service = match.groups()
-        operation = camelcase_to_underscores(response._get_action())
+        operation = _operation(response._get_action())
         with self._lock:
             self._calls[ApiCall(caller, service, operation, region)] += 1
 
@@ -76,6 +77,12 @@ class ApiCallRecorder:
     def reset(self) -> None:
         with self._lock:
             self._calls.clear()
+
+
+@functools.lru_cache(maxsize=1024)
+def _operation(action: str) -> str:
+    """``CreateThing`` -> ``create_thing``; cached, as the recorder runs on every request under the service lock."""
+    return camelcase_to_underscores(action)
 
 
 def by_solution(calls: Counter[ApiCall]) -> Counter[tuple[str, str, str]]:

@@ -37,6 +37,7 @@ from iot_dr_local import (
     lambda_runtime,
     locking,
     moto_fixes,
+    moto_speedups,
     s3_policies,
 )
 from iot_dr_local.api_calls import ApiCallRecorder
@@ -71,9 +72,11 @@ class LocalCloud:
         host: str = "127.0.0.1",
         port: int = 0,
         quotas: str | Rates | None = None,
+        lambda_concurrency: int = lambda_runtime.DEFAULT_ACCOUNT_CONCURRENCY,
     ) -> None:
         """``quotas``: None (no throttling), a profile of ``quota_rules.QUOTA_PROFILES`` such as ``"aws-default"``,
-        or a rate table; see ``iot_dr_local.quotas``. Raises ValueError for an unknown profile."""
+        or a rate table; see ``iot_dr_local.quotas``. Raises ValueError for an unknown profile.
+        ``lambda_concurrency`` is the account's Lambda concurrency (1 runs one invocation at a time)."""
         if primary_region == secondary_region:
             raise ValueError("the primary and secondary regions must differ")
         if not host.startswith("127."):
@@ -81,6 +84,7 @@ class LocalCloud:
         self.primary_region = primary_region
         self.secondary_region = secondary_region
         self._host, self._port = host, port
+        self.lambda_concurrency = lambda_concurrency
         self._server: ThreadedMotoServer | None = None
         self.dispatcher = Dispatcher()
         self._workers: list[Callable[[], None]] = []
@@ -147,7 +151,8 @@ class LocalCloud:
             self._resetters.append(self.quotas.reset)
         s3_policies.install()
         moto_fixes.install()
-        self._stoppers.extend([s3_policies.uninstall, moto_fixes.uninstall])
+        moto_speedups.install()
+        self._stoppers.extend([s3_policies.uninstall, moto_fixes.uninstall, moto_speedups.uninstall])
         # Private CA and CA registration as the notebooks and just-in-time registration use them.
         acm_pca.install()
         ca_registration.install()
@@ -157,7 +162,7 @@ class LocalCloud:
         bulk_registration.install(self.endpoint, self.dispatcher)
         self._stoppers.extend([certificate_issuer.uninstall, bulk_registration.uninstall])
         self._resetters.append(bulk_registration.reset)
-        runtime = lambda_runtime.install(self.endpoint, self.dispatcher)
+        runtime = lambda_runtime.install(self.endpoint, self.dispatcher, account_concurrency=self.lambda_concurrency)
         self._stoppers.append(lambda_runtime.stop)
         self._resetters.append(runtime.reset)
 

@@ -11,11 +11,10 @@ own certificates are signed by no CA a broker could trust.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,34 +29,20 @@ from iot_dr_local.failover_plan import ClientFactory, FailoverPlan, FailoverSett
 from iot_dr_local.mqtt_broker import PRIMARY_BROKER_ADDRESS, SECONDARY_BROKER_ADDRESS, MosquittoBroker
 from iot_dr_local.pki import IssuedCertificate, LocalCA
 from iot_dr_local.processes import DaemonError, find_binary
-from iot_dr_local.route53 import Probe, RecordSwitch, Route53Emulator, handler_probe
+from iot_dr_local.route53 import HandlerProbe, RecordSwitch, Route53Emulator
 
 LOG = logging.getLogger(__name__)
 
-HEALTH_CHECKER_HANDLER = (
-    Path(__file__).resolve().parents[2] / "lambda" / "iot-dr-r53-health-checker" / "health_checker.py"
-)
+HEALTH_CHECKER_ROOT = Path(__file__).resolve().parents[2] / "lambda" / "iot-dr-r53-health-checker"
+HEALTH_CHECKER_HANDLER = "health_checker.handler"
 # (binary, Debian package)
 REQUIRED_BINARIES = (("mosquitto", "mosquitto"), ("knotd", "knot"))
 BROKER_ADDRESSES = (PRIMARY_BROKER_ADDRESS, SECONDARY_BROKER_ADDRESS)
-
-Handler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
 
 
 def missing_packages() -> list[str]:
     """The Debian packages to install before the failover services can run."""
     return [package for binary, package in REQUIRED_BINARIES if find_binary(binary) is None]
-
-
-def load_health_checker() -> Handler:
-    """The health-checker Lambda's handler, from the source the deployment packages."""
-    spec = importlib.util.spec_from_file_location("iot_dr_local_health_checker", HEALTH_CHECKER_HANDLER)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {HEALTH_CHECKER_HANDLER}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handler: Handler = module.handler
-    return handler
 
 
 def free_port(addresses: Sequence[str], udp: bool = False) -> int:
@@ -115,7 +100,7 @@ class FailoverServices:
         self.brokers: dict[str, MosquittoBroker] = {}
         # Just-in-time registration and certificates of any registered CA (see device_gateway).
         self.gateways: dict[str, DeviceGateway] = {}
-        self.probes: dict[str, Probe] = {}
+        self.probes: dict[str, HandlerProbe] = {}
         self.dns: KnotDnsServer | None = None
         self.emulator: Route53Emulator | None = None
         self._plan: FailoverPlan | None = None
@@ -184,14 +169,16 @@ class FailoverServices:
         return records
 
     def _start_route53(self, plan: FailoverPlan, dns: KnotDnsServer) -> None:
-        handler = load_health_checker()
         emulator = Route53Emulator(dns.updater())
         self.emulator = emulator
         for region_plan in plan.regions:
             identity = self._create_checker_identity(region_plan.region, region_plan.checker_thing)
             if region_plan.health_check is None:
                 continue
-            probe = handler_probe(handler, self._checker_environment(region_plan, identity))
+            probe = HandlerProbe(
+                HEALTH_CHECKER_ROOT, HEALTH_CHECKER_HANDLER, self._checker_environment(region_plan, identity)
+            )
+            probe.start()
             self.probes[region_plan.region] = probe
             emulator.add_health_check(region_plan.health_check, probe)
         emulator.add_failover_record(plan.record)
@@ -235,6 +222,10 @@ class FailoverServices:
             "CLIENT_ID": identity.name,
             # The handler configures logging on every call; an INFO line per probe would drown the CLI's output.
             "LOG_LEVEL": "WARNING",
+            # What Lambda sets in every execution environment.
+            "AWS_REGION": region_plan.region,
+            "AWS_DEFAULT_REGION": region_plan.region,
+            "AWS_LAMBDA_FUNCTION_NAME": f"iot-dr-r53-health-checker-{region_plan.region}",
         }
 
     def register_device_certificate(self, name: str) -> DeviceCertificate:
@@ -269,6 +260,8 @@ class FailoverServices:
             self.emulator.stop()
         for gateway in self.gateways.values():
             gateway.stop()
+        for probe in self.probes.values():
+            probe.close()
         for broker in self.brokers.values():
             broker.stop()
         if self.dns is not None:

@@ -1,43 +1,45 @@
-"""Lambda functions run their real handler code in this process, as the Lambda service would run them.
+"""Lambda functions run their real handler code in worker processes, as Lambda execution environments do.
 
-moto can only run a function in Docker. Here the handler module is loaded from the function's own
-deployment package and called with the function's environment, so every path that invokes a function
-(the Invoke API, Step Functions tasks, stream pollers, EventBridge, the rules engine) runs the code that
-ships. A handler exception becomes the Lambda error payload, whose ``errorType`` Step Functions matches
-in Retry and Catch.
+moto can only run a function in Docker. Here each function gets execution environments of its own
+(``worker_process.WorkerProcess``): a Python process started with the function's environment, its deployment
+package extracted as ``/var/task`` and its layers as ``/opt``, so every path that invokes a function (the Invoke
+API, Step Functions tasks, stream pollers, EventBridge, the rules engine) runs the artifacts that ship. A handler
+exception becomes the Lambda error payload, whose ``errorType`` Step Functions matches in Retry and Catch; a
+handler that runs past the function's Timeout is killed (``Sandbox.Timedout``) and a crashing process, even a
+native fault, is a ``Runtime.ExitError`` of that invocation only.
 
-Invocations run one at a time because ``os.environ`` is process-wide, so a handler must not invoke
-another function synchronously (it would wait for itself); asynchronous invocations are fine.
+Warm environments are reused. Concurrent invocations of a function scale up to its ``ReservedConcurrentExecutions``
+or, without one, to the account's concurrency (``account_concurrency``, a small local stand-in for Lambda's 1,000);
+beyond it synchronous invocations wait and asynchronous ones stay queued, as Lambda's throttling would have them
+retried (https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import logging
-import os
-import sys
+import tempfile
 import threading
 import time
-import traceback
-import types
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from moto.awslambda.models import LambdaFunction, lambda_backends
 from moto.sqs.models import sqs_backends
 
+from iot_dr_local.dispatcher import Dispatcher
+from iot_dr_local.lambda_worker import error_payload
 from iot_dr_local.locking import SERVICE_LOCK
 from iot_dr_local.moto_fixes import lambda_payloads
 from iot_dr_local.patching import Patches
-
-if TYPE_CHECKING:
-    from iot_dr_local.dispatcher import Dispatcher
+from iot_dr_local.worker_process import WorkerProcess, WorkerResult, WorkerSpec
 
 LOG = logging.getLogger(__name__)
 
@@ -50,8 +52,14 @@ FAKE_CREDENTIALS = {
 # Lambda retries a failed asynchronous invocation twice (after about 1 and 2 minutes); locally the
 # waits are short so tests stay fast.
 DEFAULT_ASYNC_RETRY_DELAYS = (0.05, 0.1)
+# Lambda's default account concurrency is 1,000; each local environment is a process on a small machine, so the
+# local account runs at most this many at once (and keeps at most this many warm).
+DEFAULT_ACCOUNT_CONCURRENCY = 16
+# Warm environments kept across functions (Lambda keeps idle ones for minutes); beyond this the oldest idle go.
+# Children of the fork server share most of their memory with it.
+MAX_WARM_ENVIRONMENTS = 48
 
-Handler = Callable[[Any, Any], Any]
+InvocationResult = WorkerResult
 
 
 class LambdaInvocationError(Exception):
@@ -63,12 +71,11 @@ class LambdaInvocationError(Exception):
         self.message = message
 
 
-class _StartupError(Exception):
-    """The handler could not be loaded; carries the error type the Lambda runtime reports for it."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
+@dataclass(frozen=True)
+class LayerSnapshot:
+    arn: str
+    code_digest: str
+    code_bytes: bytes
 
 
 @dataclass(frozen=True)
@@ -88,9 +95,12 @@ class FunctionSnapshot:
     memory_size: int
     timeout: int
     dead_letter_target: str | None
+    layers: tuple[LayerSnapshot, ...] = ()
+    reserved_concurrency: int | None = None
 
     @classmethod
     def of(cls, fn: LambdaFunction) -> FunctionSnapshot:
+        reserved = getattr(fn, "reserved_concurrency", None)
         return cls(
             account_id=fn.account_id,
             region=fn.region,
@@ -105,7 +115,28 @@ class FunctionSnapshot:
             memory_size=int(fn.memory_size),
             timeout=int(fn.timeout),
             dead_letter_target=(getattr(fn, "dead_letter_config", None) or {}).get("TargetArn"),
+            layers=tuple(_layer(fn, layer["Arn"]) for layer in getattr(fn, "layers", None) or []),
+            reserved_concurrency=None if reserved in (None, "") else int(reserved),
         )
+
+    @property
+    def signature(self) -> str:
+        """Changes whenever code or configuration does; warm environments of an older signature are discarded."""
+        parts = [
+            self.code_digest,
+            self.handler,
+            json.dumps(sorted(self.environment.items())),
+            *(layer.code_digest for layer in self.layers),
+            str(self.memory_size),
+        ]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _layer(fn: LambdaFunction, arn: str) -> LayerSnapshot:
+    version = lambda_backends[fn.account_id][fn.region].layers_versions_by_arn(arn)
+    if version is None:
+        raise ValueError(f"layer version {arn} of {fn.function_name} does not exist")
+    return LayerSnapshot(arn, version.code_digest, version.code_bytes)
 
 
 def _environment_text(value: Any) -> str:
@@ -115,30 +146,6 @@ def _environment_text(value: Any) -> str:
     return str(value)
 
 
-@dataclass(frozen=True)
-class InvocationResult:
-    payload: str
-    errored: bool
-    log: str
-
-
-class LambdaContext:
-    """The context object the Python runtime passes to a handler."""
-
-    def __init__(self, function: FunctionSnapshot, request_id: str) -> None:
-        self.function_name = function.name
-        self.function_version = function.version
-        self.invoked_function_arn = function.arn
-        self.memory_limit_in_mb = function.memory_size
-        self.aws_request_id = request_id
-        self.log_group_name = f"/aws/lambda/{function.name}"
-        self.log_stream_name = f"{time.strftime('%Y/%m/%d')}/[{function.version}]{request_id}"
-        self._deadline = time.monotonic() + function.timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 @dataclass
 class _Stats:
     count: int = 0
@@ -146,24 +153,77 @@ class _Stats:
     seconds: float = 0.0
 
 
+class CodeStore:
+    """Deployment packages and layers extracted once per code digest, as ``/var/task`` and ``/opt``."""
+
+    def __init__(self) -> None:
+        self._directory = tempfile.TemporaryDirectory(prefix="iot-dr-lambda-")
+        self._lock = threading.Lock()
+
+    def task_root(self, function: FunctionSnapshot) -> Path:
+        return self._extracted(f"task-{function.code_digest[:32]}", [function.code_bytes])
+
+    def opt_root(self, function: FunctionSnapshot) -> Path | None:
+        """The layers extracted in order into one directory; a later layer's file replaces an earlier one's."""
+        if not function.layers:
+            return None
+        key = hashlib.sha256("\0".join(layer.code_digest for layer in function.layers).encode()).hexdigest()
+        return self._extracted(f"opt-{key[:32]}", [layer.code_bytes for layer in function.layers])
+
+    def _extracted(self, name: str, archives: list[bytes]) -> Path:
+        target = Path(self._directory.name) / name
+        with self._lock:
+            if not target.exists():
+                staging = target.with_name(name + ".partial")
+                staging.mkdir()
+                for archive in archives:
+                    try:
+                        with zipfile.ZipFile(io.BytesIO(archive)) as package:
+                            package.extractall(staging)
+                    except zipfile.BadZipFile:
+                        LOG.warning("deployment package is not a zip file", extra={"package": name})
+                staging.rename(target)
+        return target
+
+    def cleanup(self) -> None:
+        self._directory.cleanup()
+
+
+@dataclass
+class _Pool:
+    """The execution environments of one function: warm ones waiting, and how many invocations run now."""
+
+    signature: str
+    idle: list[WorkerProcess] = field(default_factory=list)
+    active: int = 0
+
+
 class LambdaRuntime:
-    """Loads handlers from deployment packages and runs them one at a time (``os.environ`` is shared)."""
+    """Runs invocations in per-function worker processes, within the concurrency limits Lambda applies."""
 
     def __init__(
         self,
         endpoint_url: str,
         dispatcher: Dispatcher,
         async_retry_delays: tuple[float, ...] = DEFAULT_ASYNC_RETRY_DELAYS,
+        account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY,
     ) -> None:
+        if account_concurrency < 1:
+            raise ValueError("account_concurrency must be at least 1")
         self.endpoint_url = endpoint_url
         self.dispatcher = dispatcher
         self.async_retry_delays = async_retry_delays
-        self._invoke_lock = threading.Lock()
+        self.account_concurrency = account_concurrency
+        self._code = CodeStore()
+        self._capacity = threading.Condition()
+        self._pools: dict[str, _Pool] = {}
+        self._active = 0
         self._state_lock = threading.Lock()
-        self._handlers: dict[tuple[str, str], Handler] = {}
-        self._modules: list[str] = []
         self._stats: dict[str, _Stats] = {}
         self._in_flight = 0
+        # Lambda's own event queue: asynchronous invocations waiting for concurrency must not hold up the
+        # local cloud's other background work.
+        self._event_queue = Dispatcher(workers=account_concurrency)
         dispatcher.add_busy_probe(self.busy)
 
     def busy(self) -> bool:
@@ -171,13 +231,25 @@ class LambdaRuntime:
             return self._in_flight > 0
 
     def reset(self) -> None:
-        """Forget loaded handlers and statistics (after a moto reset, code with the same digest may differ)."""
-        with self._invoke_lock, self._state_lock:
-            for name in self._modules:
-                sys.modules.pop(name, None)
-            self._modules.clear()
-            self._handlers.clear()
+        """Discard warm environments and statistics (after a moto reset, a function name may name another function)."""
+        self._discard_idle()
+        with self._state_lock:
             self._stats.clear()
+
+    def close(self) -> None:
+        """Stop every worker process and remove the extracted code."""
+        self._event_queue.shutdown()
+        self._discard_idle()
+        self._code.cleanup()
+
+    def _discard_idle(self) -> None:
+        with self._capacity:
+            idle = [worker for pool in self._pools.values() for worker in pool.idle]
+            for pool in self._pools.values():
+                pool.idle.clear()
+            self._pools = {arn: pool for arn, pool in self._pools.items() if pool.active}
+        for worker in idle:
+            worker.stop()
 
     def stats(self, reset: bool = False) -> dict[str, dict[str, float]]:
         with self._state_lock:
@@ -201,7 +273,7 @@ class LambdaRuntime:
         result: InvocationResult | None = None
         try:
             # The handler's own AWS calls need the service lock; a moto dispatch may be waiting on us.
-            with SERVICE_LOCK.released(), self._invoke_lock:
+            with SERVICE_LOCK.released():
                 result = self._call(function, event)
         finally:
             elapsed = time.monotonic() - started
@@ -216,23 +288,85 @@ class LambdaRuntime:
 
     def _call(self, function: FunctionSnapshot, event: Any) -> InvocationResult:
         request_id = str(uuid.uuid4())
-        with _environment(self._environment_for(function)):
-            try:
-                handler = self._handler(function)
-                response = handler(event, LambdaContext(function, request_id))
-            except _StartupError as err:
-                return _error_result(request_id, err.error_type, str(err), err)
-            except Exception as err:  # the runtime turns any handler exception into the error payload
-                LOG.info(
-                    "function error",
-                    extra={"function": function.name, "error_type": type(err).__name__},
-                )
-                return _error_result(request_id, type(err).__name__, str(err), err)
+        limit = self.account_concurrency if function.reserved_concurrency is None else function.reserved_concurrency
+        if limit == 0:
+            # A reserved concurrency of zero throttles every invocation.
+            message = "Rate Exceeded."
+            return WorkerResult(json.dumps(error_payload(request_id, "TooManyRequestsException", message)), True, "")
+        worker = self._acquire(function, limit)
         try:
-            payload = json.dumps(response)
-        except TypeError as err:
-            return _error_result(request_id, "Runtime.MarshalError", f"Unable to marshal response: {err}", err)
-        return InvocationResult(payload=payload, errored=False, log="")
+            if worker is None:
+                worker = WorkerProcess(self._spec(function))
+                failure = worker.start()
+                if failure is not None:
+                    return failure
+            result = worker.invoke(event, request_id, float(function.timeout))
+            if result.errored:
+                LOG.info("function error", extra={"function": function.name, "error_type": _error_type(result)})
+            return result
+        finally:
+            self._release(function, worker)
+
+    def _acquire(self, function: FunctionSnapshot, limit: int) -> WorkerProcess | None:
+        """Wait for a free slot of the function and of the account; a warm environment, or None to start one."""
+        evicted: list[WorkerProcess] = []
+        with self._capacity:
+            pool = self._pools.setdefault(function.arn, _Pool(function.signature))
+            if pool.signature != function.signature:
+                evicted.extend(pool.idle)
+                pool.idle.clear()
+                pool.signature = function.signature
+            while pool.active >= limit or self._active >= self.account_concurrency:
+                self._capacity.wait()
+            pool.active += 1
+            self._active += 1
+            worker = pool.idle.pop() if pool.idle else None
+            if worker is None:
+                evicted.extend(self._make_room())
+        for old in evicted:
+            old.stop()
+        return worker
+
+    def _make_room(self) -> list[WorkerProcess]:
+        """Idle environments (oldest functions first) to discard so that at most MAX_WARM_ENVIRONMENTS stay warm."""
+        idle = sum(len(pool.idle) for pool in self._pools.values())
+        excess = self._active + idle - MAX_WARM_ENVIRONMENTS
+        evicted: list[WorkerProcess] = []
+        for pool in self._pools.values():
+            while excess > 0 and pool.idle:
+                evicted.append(pool.idle.pop(0))
+                excess -= 1
+        return evicted
+
+    def _release(self, function: FunctionSnapshot, worker: WorkerProcess | None) -> None:
+        discard = None
+        with self._capacity:
+            pool = self._pools.get(function.arn)
+            if pool is not None:
+                pool.active -= 1
+            self._active -= 1
+            if worker is not None:
+                if pool is not None and worker.alive and pool.signature == function.signature:
+                    pool.idle.append(worker)
+                else:
+                    discard = worker
+            self._capacity.notify_all()
+        if discard is not None:
+            discard.stop()
+
+    def _spec(self, function: FunctionSnapshot) -> WorkerSpec:
+        return WorkerSpec(
+            task_root=self._code.task_root(function),
+            opt_root=self._code.opt_root(function),
+            handler=function.handler,
+            environment=self._environment_for(function),
+            function={
+                "name": function.name,
+                "arn": function.arn,
+                "version": function.version,
+                "memory_size": function.memory_size,
+            },
+        )
 
     def _environment_for(self, function: FunctionSnapshot) -> dict[str, str]:
         env = dict(function.environment)
@@ -255,46 +389,6 @@ class LambdaRuntime:
         )
         return env
 
-    def _handler(self, function: FunctionSnapshot) -> Handler:
-        key = (function.code_digest, function.handler)
-        handler = self._handlers.get(key)
-        if handler is None:
-            handler = self._load(function)
-            self._handlers[key] = handler
-        return handler
-
-    def _load(self, function: FunctionSnapshot) -> Handler:
-        module_path, _, attribute = function.handler.rpartition(".")
-        if not module_path or not attribute:
-            raise _StartupError("Runtime.MalformedHandlerName", f"Bad handler '{function.handler}'")
-        file_name = module_path.replace(".", "/") + ".py"
-        try:
-            with zipfile.ZipFile(io.BytesIO(function.code_bytes)) as package:
-                source = package.read(file_name).decode("utf-8")
-        except (KeyError, zipfile.BadZipFile) as err:
-            raise _StartupError(
-                "Runtime.ImportModuleError",
-                f"Unable to import module '{module_path}': No module named '{module_path}'",
-            ) from err
-        module_name = f"_lambda_{function.code_digest[:16]}_{module_path.replace('.', '_')}"
-        module = types.ModuleType(module_name)
-        module.__file__ = f"/var/task/{file_name}"
-        # Registered so dataclasses and typing can resolve the module's own names.
-        sys.modules[module_name] = module
-        try:
-            exec(compile(source, module.__file__, "exec"), module.__dict__)
-        except SyntaxError as err:
-            sys.modules.pop(module_name, None)
-            raise _StartupError("Runtime.UserCodeSyntaxError", str(err)) from err
-        except ImportError as err:
-            sys.modules.pop(module_name, None)
-            raise _StartupError("Runtime.ImportModuleError", f"Unable to import module '{module_path}': {err}") from err
-        self._modules.append(module_name)
-        handler = getattr(module, attribute, None)
-        if not callable(handler):
-            raise _StartupError("Runtime.HandlerNotFound", f"Handler '{attribute}' missing on module '{module_path}'")
-        return handler
-
     def invoke(self, account_id: str, region: str, function: str, event: Any) -> Any:
         """Synchronous invocation: the decoded response, or ``LambdaInvocationError``."""
         result = self.run(_resolve(account_id, region, function), _as_delivered(event))
@@ -308,7 +402,7 @@ class LambdaRuntime:
         snapshot = _resolve(account_id, region, function)
         with self._state_lock:
             self._in_flight += 1
-        self.dispatcher.submit(self._run_async, snapshot, _as_delivered(event))
+        self._event_queue.submit(self._run_async, snapshot, _as_delivered(event))
 
     def _run_async(self, function: FunctionSnapshot, event: Any) -> None:
         try:
@@ -341,35 +435,13 @@ class LambdaRuntime:
         )
 
 
+def _error_type(result: InvocationResult) -> str:
+    return str(json.loads(result.payload).get("errorType", ""))
+
+
 def _as_delivered(event: Any) -> Any:
     """The event as the function receives it: JSON, never an object shared with the caller."""
     return json.loads(json.dumps(event))
-
-
-def _error_result(request_id: str, error_type: str, message: str, err: BaseException) -> InvocationResult:
-    trace = traceback.format_tb(err.__traceback__)
-    payload = {
-        "errorMessage": message,
-        "errorType": error_type,
-        "requestId": request_id,
-        "stackTrace": trace,
-    }
-    log = "".join(traceback.format_exception(err))
-    return InvocationResult(payload=json.dumps(payload), errored=True, log=log)
-
-
-@contextmanager
-def _environment(env: Mapping[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _resolve(account_id: str, region: str, function: str) -> FunctionSnapshot:
@@ -459,22 +531,25 @@ def install(
     endpoint_url: str,
     dispatcher: Dispatcher,
     async_retry_delays: tuple[float, ...] = DEFAULT_ASYNC_RETRY_DELAYS,
+    account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY,
 ) -> LambdaRuntime:
-    """Run Lambda functions in-process; handler AWS calls go to ``endpoint_url``. Reinstalling replaces."""
+    """Run Lambda functions in worker processes; handler AWS calls go to ``endpoint_url``. Reinstalling replaces."""
     global _runtime
     if not _patches.applied:
         for name, replacement in _REPLACEMENTS.items():
             _patches.set(LambdaFunction, name, replacement)
-    _runtime = LambdaRuntime(endpoint_url, dispatcher, async_retry_delays)
+    if _runtime is not None:
+        _runtime.close()
+    _runtime = LambdaRuntime(endpoint_url, dispatcher, async_retry_delays, account_concurrency)
     return _runtime
 
 
 def stop() -> None:
-    """Give moto its own Lambda implementation back."""
+    """Give moto its own Lambda implementation back and stop every worker process."""
     global _runtime
     _patches.restore()
     if _runtime is not None:
-        _runtime.reset()
+        _runtime.close()
     _runtime = None
 
 

@@ -1,11 +1,12 @@
 """Route 53 health checks and failover records, evaluated for real against the local DNS server.
 
 moto stores health checks and failover records but never probes or evaluates them. Here each health check probes on
-its request interval by calling the real health-checker handler with an API-Gateway-proxy request built from the
-check's resource path, as Route 53's checkers call API Gateway. A check starts healthy (as in Route 53), becomes
-unhealthy after ``failure_threshold`` consecutive failures and healthy again after as many consecutive successes. A
-probe fails when the status is not 2xx/3xx or arrives later than Route 53's two seconds. Whenever the healthy answer
-of a failover record changes, the CNAME in the DNS server is replaced, and every step is timed.
+its request interval by calling the real health-checker handler (in a worker process, see ``HandlerProbe``) with an
+API-Gateway-proxy request built from the check's resource path, as Route 53's checkers call API Gateway. A check
+starts healthy (as in Route 53), becomes unhealthy after ``failure_threshold`` consecutive failures and healthy again
+after as many consecutive successes. A probe fails when the status is not 2xx/3xx or arrives later than Route 53's two
+seconds. Whenever the healthy answer of a failover record changes, the CNAME in the DNS server is replaced, and every
+step is timed.
 
 One emulated checker stands in for Route 53's fleet of checkers, so the "18 % of checkers" rule reduces to this one
 checker's verdict.
@@ -13,16 +14,19 @@ checker's verdict.
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from iot_dr_local.dns_server import DnsUpdateError
+from iot_dr_local.worker_process import WorkerProcess, WorkerSpec
 
 LOG = logging.getLogger(__name__)
 
@@ -137,29 +141,71 @@ def proxy_event(config: HealthCheckConfig, source_ip: str = "127.0.0.1") -> dict
     }
 
 
-_ENVIRONMENT_LOCK = threading.Lock()
+# The health-checker function's Timeout in its template.
+HANDLER_TIMEOUT = 5.0
 
 
-def handler_probe(handler: Callable[[dict[str, Any], Any], Mapping[str, Any]], environment: Mapping[str, str]) -> Probe:
-    """Call a Lambda handler with its function's environment, as Lambda would.
+class ProbeError(Exception):
+    """The health-check target failed (a function error, timeout or crash): API Gateway answers 502."""
 
-    The environment is process-wide, so probes of different health checks take turns.
+
+class HandlerProbe:
+    """Calls a Lambda handler in an execution environment of its own (``worker_process``), as Lambda would.
+
+    The handler's MQTT round trip runs native code (awscrt); in a worker process a fault there fails this probe
+    and the next probe starts a fresh environment, while the process running the emulator stays up.
     """
 
-    def probe(event: dict[str, Any]) -> Mapping[str, Any]:
-        with _ENVIRONMENT_LOCK:
-            saved = {key: os.environ.get(key) for key in environment}
-            os.environ.update(environment)
-            try:
-                return handler(event, None)
-            finally:
-                for key, value in saved.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
+    def __init__(
+        self, task_root: Path, handler: str, environment: Mapping[str, str], timeout: float = HANDLER_TIMEOUT
+    ) -> None:
+        name = environment.get("AWS_LAMBDA_FUNCTION_NAME", "health-checker")
+        self._spec = WorkerSpec(
+            task_root=task_root,
+            opt_root=None,
+            handler=handler,
+            environment=dict(environment),
+            function={"name": name, "arn": name, "version": "$LATEST", "memory_size": 128},
+        )
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._worker: WorkerProcess | None = None
+        self._closed = False
 
-    return probe
+    def start(self) -> None:
+        """Start the environment now, so the first probe is not a cold start."""
+        with self._lock:
+            self._ensure_worker()
+
+    def __call__(self, event: dict[str, Any]) -> Mapping[str, Any]:
+        with self._lock:
+            worker = self._ensure_worker()
+            result = worker.invoke(event, str(uuid.uuid4()), self._timeout)
+            if not worker.alive:
+                self._worker = None
+        if result.errored:
+            error = json.loads(result.payload)
+            raise ProbeError(f"{error['errorType']}: {error['errorMessage']}")
+        response: Mapping[str, Any] = json.loads(result.payload)
+        return response
+
+    def _ensure_worker(self) -> WorkerProcess:
+        if self._closed:
+            raise ProbeError("the probe is closed")
+        if self._worker is None or not self._worker.alive:
+            worker = WorkerProcess(self._spec)
+            failure = worker.start()
+            if failure is not None:
+                raise ProbeError(json.loads(failure.payload)["errorMessage"])
+            self._worker = worker
+        return self._worker
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker = None
 
 
 class _HealthCheck:
