@@ -9,7 +9,7 @@ from typing import Any
 
 from iot_dr.arns import Arn, rewrite_policy_document, rewrite_region
 from iot_dr.aws import error_code
-from iot_dr.errors import DependencyNotReady, MalformedEvent, UnsupportedEvent
+from iot_dr.errors import DependencyNotReady, MalformedEvent, TransientReplicationError, UnsupportedEvent
 from iot_dr.ledger import Outcome, converge, order_key
 from iot_dr.replicate.certificates import certificate_key
 from iot_dr.replicate.context import (
@@ -30,6 +30,17 @@ MAX_POLICY_VERSIONS = 5
 # AttachPolicy's target is an ARN or a Cognito identity ID ("<region>:<uuid>"):
 # https://docs.aws.amazon.com/iot/latest/apireference/API_AttachPolicy.html
 COGNITO_IDENTITY_ID = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]:[0-9a-f-]{36}$")
+
+
+# What a concurrent execution for the same policy can cause between our list and our write.
+_CONCURRENT_CHANGE = frozenset(
+    {
+        "ResourceNotFoundException",
+        "VersionsLimitExceededException",
+        "DeleteConflictException",
+        "VersionConflictException",
+    }
+)
 
 
 def policy_key(name: str) -> str:
@@ -79,23 +90,29 @@ def write_policy(ctx: Secondary, state: dict[str, Any]) -> None:
 
 
 def _existing_versions(ctx: Secondary, name: str) -> dict[str, tuple[str, bool]]:
-    versions = ctx.iot.list_policy_versions(policyName=name)["policyVersions"]
-    return {
-        v["versionId"]: (
-            _canonical(ctx.iot.get_policy_version(policyName=name, policyVersionId=v["versionId"])["policyDocument"]),
-            bool(v["isDefaultVersion"]),
-        )
-        for v in versions
-    }
+    """``{versionId: (canonical document, isDefault)}``; a version deleted meanwhile (by a concurrent execution for
+    the same policy: Express workflows run side by side) is simply not there."""
+    existing = {}
+    for version in ctx.iot.list_policy_versions(policyName=name)["policyVersions"]:
+        read = describe_or_none(ctx.iot.get_policy_version, policyName=name, policyVersionId=version["versionId"])
+        if read is not None:
+            existing[version["versionId"]] = (_canonical(read["policyDocument"]), bool(version["isDefaultVersion"]))
+    return existing
 
 
 def _drop_unwanted(ctx: Secondary, name: str, wanted: set[str]) -> dict[str, tuple[str, bool]]:
-    """Delete non-default versions the primary does not have; returns the versions left."""
+    """Delete non-default versions the primary does not have, and second copies of a document (two executions
+    that created the same version at once); returns the versions left."""
     existing = _existing_versions(ctx, name)
-    for version_id, (document, is_default) in list(existing.items()):
-        if document not in wanted and not is_default:
-            ctx.iot.delete_policy_version(policyName=name, policyVersionId=version_id)
-            del existing[version_id]
+    kept = {document for document, is_default in existing.values() if is_default}
+    for version_id, (document, is_default) in sorted(existing.items(), key=lambda item: int(item[0])):
+        if is_default:
+            continue
+        if document in wanted and document not in kept:
+            kept.add(document)
+            continue
+        ignore_not_found(ctx.iot.delete_policy_version, policyName=name, policyVersionId=version_id)
+        del existing[version_id]
     return existing
 
 
@@ -103,20 +120,26 @@ def _sync_versions(ctx: Secondary, name: str, wanted: set[str], default: str) ->
     """Same set of documents and the same default as the primary; version IDs themselves cannot be chosen.
 
     Unwanted versions go first (IoT keeps at most five), then the default is switched, then the former
-    default can go too.
+    default can go too. Raises TransientReplicationError when a concurrent execution for the same policy changed
+    the versions meanwhile, so the workflow retries and the ledger's newest state wins.
     """
-    existing = _drop_unwanted(ctx, name, wanted)
-    by_document = {document: version_id for version_id, (document, _) in existing.items()}
-    if default not in by_document:
-        ctx.iot.create_policy_version(policyName=name, policyDocument=default, setAsDefault=True)
-    elif not existing[by_document[default]][1]:
-        ctx.iot.set_default_policy_version(policyName=name, policyVersionId=by_document[default])
-    present = {document for document, _ in _drop_unwanted(ctx, name, wanted).values()}
-    for document in sorted(wanted - present):
-        if len(present) >= MAX_POLICY_VERSIONS:
-            raise MalformedEvent(f"policy {name} would exceed {MAX_POLICY_VERSIONS} versions")
-        ctx.iot.create_policy_version(policyName=name, policyDocument=document, setAsDefault=False)
-        present.add(document)
+    try:
+        existing = _drop_unwanted(ctx, name, wanted)
+        by_document = {document: version_id for version_id, (document, _) in existing.items()}
+        if default not in by_document:
+            ctx.iot.create_policy_version(policyName=name, policyDocument=default, setAsDefault=True)
+        elif not existing[by_document[default]][1]:
+            ctx.iot.set_default_policy_version(policyName=name, policyVersionId=by_document[default])
+        present = {document for document, _ in _drop_unwanted(ctx, name, wanted).values()}
+        for document in sorted(wanted - present):
+            if len(present) >= MAX_POLICY_VERSIONS:
+                raise MalformedEvent(f"policy {name} would exceed {MAX_POLICY_VERSIONS} versions")
+            ctx.iot.create_policy_version(policyName=name, policyDocument=document, setAsDefault=False)
+            present.add(document)
+    except Exception as err:
+        if error_code(err) in _CONCURRENT_CHANGE:
+            raise TransientReplicationError(f"policy {name} changed while it was written: {err}") from err
+        raise
 
 
 def _delete_policy(ctx: Secondary, name: str) -> None:
