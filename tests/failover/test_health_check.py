@@ -226,6 +226,17 @@ def test_credentials_and_secret_come_from_secrets_manager(
         assert health_check.handle_request(request("from-secrets-manager"), settings)["statusCode"] == 200
 
 
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [
+        ({}, 400),
+        ([], 400),
+        ({"httpMethod": "GET", "headers": [["X-Health-Check-Secret", SECRET]]}, 400),
+        ({"httpMethod": "GET", "headers": None, "queryStringParameters": "hashme=x"}, 400),
+        ({"httpMethod": "GET"}, 403),
+    ],
+    ids=["empty", "not-an-object", "headers-as-list", "query-as-text", "no-headers"],
+)
 def test_malformed_requests_are_answered_400_or_403_never_raised(
     environment: dict[str, str], event: Any, status: int
 ) -> None:
