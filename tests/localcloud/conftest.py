@@ -63,6 +63,9 @@ def moto_server() -> Iterator[str]:
 @pytest.fixture
 def aws(moto_server: str) -> str:
     """Empty moto state for this test; returns the endpoint URL."""
+    # A local cloud stopped by an earlier test in this process takes its patches with it; these stay on.
+    locking.install()
+    moto_speedups.install()
     _post(f"{moto_server}/moto-api/reset")
     return moto_server
 

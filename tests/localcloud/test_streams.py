@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -450,6 +451,8 @@ def test_an_emulator_fault_is_counted_once_logged_and_the_shard_moves_on(
 
     monkeypatch.setattr(streams, "lambda_record", faulty)
     internal_errors.reset()
+    # Set on the logger itself: another test in this process may have raised the root logger's level.
+    caplog.set_level(logging.ERROR, logger=internal_errors.__name__)
 
     put(source, "poison")
     put(source, "after")

@@ -6,9 +6,17 @@ import logging
 from typing import Any
 
 from iot_dr.aws import error_code
-from iot_dr.errors import ReplicationError
+from iot_dr.errors import ReplicationError, TransientReplicationError
 from iot_dr.ledger import Outcome, converge, order_key
-from iot_dr.replicate.context import Secondary, describe_or_none, ignore_not_found, paginate, require, require_int
+from iot_dr.replicate.context import (
+    Secondary,
+    describe_or_none,
+    ignore_not_found,
+    is_not_found,
+    paginate,
+    require,
+    require_int,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -61,7 +69,14 @@ def write_certificate(ctx: Secondary, state: dict[str, Any]) -> None:
     else:
         status = current["certificateDescription"]["status"]
     if status != wanted:
-        ctx.iot.update_certificate(certificateId=certificate_id, newStatus=wanted)
+        try:
+            ctx.iot.update_certificate(certificateId=certificate_id, newStatus=wanted)
+        except Exception as err:
+            # Deleted meanwhile by a concurrent execution (Express workflows run side by side): retried, and the
+            # version ledger then decides whether this state or the deletion is the newer one.
+            if is_not_found(err):
+                raise TransientReplicationError(f"certificate {certificate_id} changed while it was written") from err
+            raise
 
 
 def _initial_status(status: str) -> str:
@@ -88,5 +103,5 @@ def _delete_certificate(ctx: Secondary, description: dict[str, Any]) -> None:
     for policy in list(paginate(ctx.iot, "list_attached_policies", "policies", target=arn)):
         ignore_not_found(ctx.iot.detach_policy, policyName=policy["policyName"], target=arn)
     if description["status"] == "ACTIVE":
-        ctx.iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
+        ignore_not_found(ctx.iot.update_certificate, certificateId=certificate_id, newStatus="INACTIVE")
     ignore_not_found(ctx.iot.delete_certificate, certificateId=certificate_id, forceDelete=True)
