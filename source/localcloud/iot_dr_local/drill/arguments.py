@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from iot_dr_cli.arguments import region
-from iot_dr_local.drill.options import DrillOptions
+from iot_dr_local.drill.options import DEFAULT_CLIENTS, DrillOptions
 
 
 def _number(value: str) -> float:
@@ -19,7 +19,9 @@ def _number(value: str) -> float:
 def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devices", type=int, default=100, help="devices in the fleet (default 100)")
     parser.add_argument(
-        "--clients", type=int, default=5, help="simulated devices publishing QoS 1 messages throughout (default 5)"
+        "--clients",
+        type=int,
+        help=f"simulated devices publishing QoS 1 messages throughout (default {DEFAULT_CLIENTS}, at most --devices)",
     )
     parser.add_argument(
         "--report", type=Path, default=Path("drill-report"), help="report directory (default drill-report)"
@@ -40,7 +42,7 @@ def options_from(args: argparse.Namespace) -> DrillOptions:
         report_dir=args.report,
         primary_region=args.primary_region,
         secondary_region=args.secondary_region,
-        clients=args.clients,
+        clients=args.clients if args.clients is not None else min(DEFAULT_CLIENTS, max(1, args.devices)),
         outage_seconds=args.outage_seconds,
         health_check_interval=args.health_check_interval,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_CLIENTS = 5
+
 
 @dataclass(frozen=True)
 class DrillOptions:
@@ -16,7 +18,7 @@ class DrillOptions:
     report_dir: Path
     primary_region: str = "us-east-1"
     secondary_region: str = "us-west-2"
-    clients: int = 5
+    clients: int = DEFAULT_CLIENTS
     outage_seconds: float = 3.0
     message_interval: float = 0.1
     health_check_interval: float = 0.5
