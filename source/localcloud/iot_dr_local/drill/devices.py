@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,16 @@ class DnsTarget:
 class SimulatedDevice:
     """One iot-dr-pubsub.py process publishing every ``interval`` seconds until ``stop``."""
 
-    def __init__(self, certificate: DeviceCertificate, target: DnsTarget, log_path: Path, interval: float) -> None:
+    def __init__(
+        self,
+        certificate: DeviceCertificate,
+        target: DnsTarget,
+        log_path: Path,
+        interval: float,
+        environment: Mapping[str, str],
+    ) -> None:
+        """``environment``: the device's own; not this process's, which in-process Lambda invocations of the local
+        cloud swap for theirs meanwhile (a LOG_LEVEL=WARNING of theirs would silence the events the drill reads)."""
         self.name = certificate.name
         self.log_path = log_path
         argv = [
@@ -63,7 +73,9 @@ class SimulatedDevice:
             "0.2",
         ]
         with log_path.open("wb") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=dict(environment)
+            )
 
     def lines(self) -> list[dict[str, Any]]:
         """The device's log so far, one JSON object a line (other lines as ``{"message": text}``)."""

@@ -9,6 +9,7 @@ number when interrupted (the partial report is written, everything started is st
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sys
@@ -158,6 +159,11 @@ class Drill:
         self._sampler: Repeating | None = None
         self._writer: Repeating | None = None
         self._seq = 0
+        self._clients: dict[tuple[str, str], Any] = {}
+        # Taken before the local cloud runs Lambda handlers in this process: they swap its environment for theirs.
+        self._device_environment = {
+            name: value for name, value in os.environ.items() if name != "LOG_LEVEL" and not name.startswith("AWS_")
+        }
 
     # -- phases -------------------------------------------------------------------------------------------------
 
@@ -181,6 +187,9 @@ class Drill:
         self.cloud.start()
         self.cloud.prepare_account()
         self.cloud.deploy(progress=_say, health_checkers=True)
+        for region in (options.primary_region, options.secondary_region):
+            for service in ("iot", "iot-data"):
+                self._client(service, region)
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="iot-dr-drill-"))
         # 0: free ports, never fixed ones, so a drill runs next to a local cloud or another drill.
         settings = FailoverSettings(mqtt_port=0, dns_port=0, request_interval=options.health_check_interval)
@@ -208,8 +217,8 @@ class Drill:
                 bar.update(1)
 
             fleet = create_fleet(
-                cloud.client("iot", primary),
-                cloud.client("iot-data", primary),
+                self._client("iot", primary),
+                self._client("iot-data", primary),
                 primary,
                 ACCOUNT_ID,
                 count,
@@ -238,7 +247,9 @@ class Drill:
         for index in range(self.options.clients):
             certificate = cloud.register_device_certificate(f"drill-client-{index:02d}")
             log = self.runtime_dir / f"{certificate.name}.log"
-            self.devices.append(SimulatedDevice(certificate, target, log, self.options.message_interval))
+            self.devices.append(
+                SimulatedDevice(certificate, target, log, self.options.message_interval, self._device_environment)
+            )
         started = self.seen.mark("clients_started", f"{len(self.devices)} simulated devices")
         self._wait_clients("primary", started, "connect to the primary")
         self.seen.mark("clients_connected", "every simulated device subscribed in the primary")
@@ -257,7 +268,7 @@ class Drill:
 
     def _change_in_secondary(self) -> None:
         """Shadow changes made in the secondary while failed over: one-way replication never copies them back."""
-        iot_data = self._cloud().client("iot-data", self.options.secondary_region)
+        iot_data = self._client("iot-data", self.options.secondary_region)
         things = self.fleet[: max(1, min(10, len(self.fleet)))]
         for thing in things:
             self._update_shadow(iot_data, thing, self.options.secondary_region)
@@ -319,7 +330,7 @@ class Drill:
         )
 
     def _watch_replication(self) -> None:
-        iot = self._cloud().client("iot", self.options.secondary_region)
+        iot = self._client("iot", self.options.secondary_region)
         now = time.time()
         for page in iot.get_paginator("list_things").paginate():
             for thing in page["things"]:
@@ -328,11 +339,11 @@ class Drill:
     def _parity(self) -> dict[str, Any]:
         from iot_dr_cli.inventory import as_seen_from, differences, parity, read_inventory
 
-        cloud, primary, secondary = self._cloud(), self.options.primary_region, self.options.secondary_region
+        primary, secondary = self.options.primary_region, self.options.secondary_region
         expected = as_seen_from(
-            read_inventory(cloud.client("iot", primary), cloud.client("iot-data", primary)), primary, secondary
+            read_inventory(self._client("iot", primary), self._client("iot-data", primary)), primary, secondary
         )
-        actual = read_inventory(cloud.client("iot", secondary), cloud.client("iot-data", secondary))
+        actual = read_inventory(self._client("iot", secondary), self._client("iot-data", secondary))
         drift = differences(expected, actual)
         return {
             "in_parity": not drift,
@@ -351,13 +362,13 @@ class Drill:
         return change
 
     def _write_primary_shadow(self) -> None:
-        iot_data = self._cloud().client("iot-data", self.options.primary_region)
+        iot_data = self._client("iot-data", self.options.primary_region)
         self._update_shadow(iot_data, self.fleet[self._seq % len(self.fleet)], self.options.primary_region)
 
     def _secondary_seq(self, thing: str, region: str) -> int | None:
         import json
 
-        iot_data = self._cloud().client("iot-data", region)
+        iot_data = self._client("iot-data", region)
         try:
             document = json.loads(iot_data.get_thing_shadow(thingName=thing)["payload"].read())
         except iot_data.exceptions.ResourceNotFoundException:
@@ -414,6 +425,14 @@ class Drill:
             )
 
     # -- results ------------------------------------------------------------------------------------------------
+
+    def _client(self, service: str, region: str) -> Any:
+        """One client per service and region, made in the main thread: the drill's threads share them (clients are
+        thread-safe; creating them concurrently is not)."""
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = self._cloud().client(service, region)
+        return self._clients[key]
 
     def _cloud(self) -> LocalCloud:
         assert self.cloud is not None
