@@ -167,3 +167,24 @@ def test_an_interrupted_drill_stops_everything_and_writes_the_partial_report(tmp
     assert document["outcome"] == "interrupted by SIGINT"
     assert document["parity_before_outage"]["in_parity"]
     assert "FAILED" in rest
+
+
+# Runs the drill on a machine without knot: the failover module finds no knotd binary, as on a fresh machine.
+WITHOUT_KNOT = (
+    "import sys; import iot_dr_local.failover as failover; real = failover.find_binary; "
+    "failover.find_binary = lambda name: None if name == 'knotd' else real(name); "
+    "from iot_dr_cli.main import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def test_a_missing_dns_server_names_the_package_to_install(tmp_path: Path) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-c", WITHOUT_KNOT, "drill", "--devices", "2", "--report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 3
+    (line,) = finished.stderr.splitlines()
+    assert line == "iot-dr: error: the drill needs knot: apt-get install --no-install-recommends knot"
