@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCT_SOURCES = [REPO / "source" / "layer", REPO / "source" / "tools", REPO / "source" / "lambda"]
-LOCAL_CLOUD_ONLY = {"moto", "psutil", "pyOpenSSL", "iot_dr_local"}
+LOCAL_CLOUD_ONLY = {"moto", "psutil", "pyOpenSSL", "plotly", "tqdm", "iot_dr_local"}
 # Runs iot-dr as if the local extra were not installed: importing moto fails as it does without the package.
 WITHOUT_MOTO = "import sys; sys.modules['moto'] = None; from iot_dr_cli.main import main; sys.exit(main(sys.argv[1:]))"
 
@@ -45,7 +45,13 @@ def test_the_wheel_requires_moto_only_with_the_local_extra(wheel: zipfile.ZipFil
     plain = [req for req in requirements if "extra ==" not in req]
     local = [req.split(";")[0].strip() for req in requirements if 'extra == "local"' in req]
     assert plain and not [req for req in plain if req.split("[")[0].split("=")[0] in LOCAL_CLOUD_ONLY], plain
-    assert sorted(local) == ["moto[all,server]==5.2.5", "psutil==7.2.2", "pyOpenSSL==26.2.0"]
+    assert sorted(local) == [
+        "moto[all,server]==5.2.5",
+        "plotly==6.5.2",
+        "psutil==7.2.2",
+        "pyOpenSSL==26.2.0",
+        "tqdm==4.67.1",
+    ]
     assert {"local", "dev"} <= set(metadata.get_all("Provides-Extra") or [])
 
 
@@ -55,6 +61,7 @@ def test_the_wheel_declares_the_command_and_the_local_cloud_subcommands(wheel: z
     assert "[iot_dr.commands]" in entry_points
     assert "local = iot_dr_local.commands:register_local" in entry_points
     assert "demo = iot_dr_local.commands:register_demo" in entry_points
+    assert "drill = iot_dr_local.commands:register_drill" in entry_points
     metadata_folders = (".dist-info", ".data")
     packages = {name.split("/")[0] for name in wheel.namelist() if not name.split("/")[0].endswith(metadata_folders)}
     assert packages == {"iot_dr", "iot_dr_cli", "iot_dr_local"}
@@ -82,7 +89,9 @@ def test_no_product_module_imports_the_local_cloud() -> None:
     assert offenders == {}
 
 
-@pytest.mark.parametrize("command", [["local", "up", "--port", "0"], ["local", "outage", "us-east-1"], ["demo"]])
+@pytest.mark.parametrize(
+    "command", [["local", "up", "--port", "0"], ["local", "outage", "us-east-1"], ["demo"], ["drill"]]
+)
 def test_without_the_local_extra_local_cloud_commands_say_how_to_install_it_and_exit_3(command: list[str]) -> None:
     result = subprocess.run(
         [sys.executable, "-c", WITHOUT_MOTO, *command], capture_output=True, text=True, timeout=60, check=False

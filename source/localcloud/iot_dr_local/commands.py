@@ -1,4 +1,4 @@
-"""The ``iot-dr`` subcommands the local cloud adds: ``local up|outage|restore`` and ``demo``.
+"""The ``iot-dr`` subcommands the local cloud adds: ``local up|outage|restore``, ``demo`` and ``drill``.
 
 The product's ``iot-dr`` command finds these through the ``iot_dr.commands`` entry-point group; each entry point is a
 ``register(commands)`` function that adds one subcommand to the command's subparsers and sets ``run`` (``args`` ->
@@ -70,6 +70,29 @@ def register_demo(commands: Any) -> None:
     demo.add_argument("--primary-region", type=region, default="us-east-1")
     demo.add_argument("--secondary-region", type=region, default="us-west-2")
     demo.set_defaults(run=_run_demo)
+
+
+def register_drill(commands: Any) -> None:
+    """``iot-dr drill``."""
+    from iot_dr_local.drill.arguments import add_drill_arguments
+
+    drill = commands.add_parser(
+        "drill",
+        help="the disaster-recovery drill on the local cloud: replicate, lose the primary, fail over and back, report",
+    )
+    add_drill_arguments(drill)
+    drill.set_defaults(run=_run_drill)
+
+
+def _run_drill(args: argparse.Namespace) -> NoReturn:
+    from iot_dr_local.drill.arguments import options_from
+    from iot_dr_local.drill.run import run_drill
+
+    code = run_drill(options_from(args))
+    # As local up: everything is stopped; finalizing moto's heap would only add seconds.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _run_up(args: argparse.Namespace) -> NoReturn:

@@ -28,8 +28,8 @@ EXIT_FAILURE = 1
 EXIT_NOT_INSTALLED = 3
 COMMANDS_GROUP = "iot_dr.commands"
 # The subcommands the local cloud (the ``local`` extra) adds through COMMANDS_GROUP.
-LOCAL_CLOUD_COMMANDS = ("demo", "local")
-LOCAL_CLOUD_MODULES = frozenset({"iot_dr_local", "moto", "psutil"})
+LOCAL_CLOUD_COMMANDS = ("demo", "drill", "local")
+LOCAL_CLOUD_MODULES = frozenset({"iot_dr_local", "moto", "psutil", "plotly", "tqdm"})
 LOCAL_CLOUD_INSTALL = "pip install 'disaster-recovery-for-aws-iot[local]' (from a checkout: pip install '.[local]')"
 EXIT_USAGE = 2
 

@@ -1,0 +1,219 @@
+"""The drill's report: ``drill.json`` (schema in docs/drill-report.md), a self-contained ``drill.html`` with a
+timeline chart (plotly, its JavaScript inlined) and the figures' table, and the terminal summary.
+
+Every figure is computed from events the drill observed: milestones it marked, the Route 53 emulation's switches,
+the simulated devices' own log lines and summaries, and what it read from both regions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from iot_dr_local.drill.figures import MessageCounts, Stats, device_switches
+
+if TYPE_CHECKING:
+    from iot_dr_cli.inventory import ParityRow
+    from iot_dr_local.drill.run import Drill
+
+SCHEMA_VERSION = 1
+
+# (figure path in drill.json, one-line definition) for the HTML table and the schema document.
+DEFINITIONS = (
+    ("replication.lag_seconds", "device created in the primary -> first seen in the secondary (p50/p95/max)"),
+    ("rpo.unreplicated", "primary shadow changes not yet applied in the secondary when the outage began"),
+    ("rpo.oldest_unreplicated_age_seconds", "outage start minus the time of the oldest such change"),
+    ("switches[].detection_seconds", "outage (or restore) -> Route 53 emulation decides the health check changed"),
+    ("switches[].dns_switch_seconds", "that decision -> the failover CNAME answers the other region"),
+    ("rto.failover.seconds", "per simulated device: subscribed in the secondary minus its disconnect time"),
+    ("rto.failback.seconds", "per simulated device: subscribed in the primary again minus its disconnect time"),
+    ("messages.lost", "QoS 1 messages the broker acknowledged that the device never received back"),
+    ("outage_changes", "shadow changes made in the secondary while failed over, and where they are after failback"),
+)
+
+
+def row_dict(row: ParityRow) -> dict[str, Any]:
+    return {"kind": row.kind, "primary": row.primary, "secondary": row.secondary, "matching": row.matching}
+
+
+def _switch_figures(drill: Drill, triggers: dict[str, float | None]) -> list[dict[str, Any]]:
+    primary_target = drill.services.plan.record.primary_target if drill.services else ""
+    figures = []
+    for switch in getattr(drill, "switches", []):
+        phase = "failover" if switch.from_target == primary_target else "failback"
+        trigger = triggers.get(phase)
+        figures.append(
+            {
+                "phase": phase,
+                "from": switch.from_target.rstrip("."),
+                "to": switch.to_target.rstrip("."),
+                "health_check_id": switch.cause.health_check_id,
+                "trigger_at": trigger,
+                "decided_at": switch.cause.decided_at,
+                "dns_updated_at": switch.dns_updated_at,
+                "detection_seconds": None if trigger is None else switch.cause.decided_at - trigger,
+                "dns_switch_seconds": switch.dns_updated_at - switch.cause.decided_at,
+            }
+        )
+    return figures
+
+
+def _connected_series(logs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Devices connected per role after each CONNECTED/DISCONNECTED event of any device."""
+    events = sorted(
+        (line["at"], name, line["message"], line.get("role"))
+        for name, lines in logs.items()
+        for line in lines
+        if line.get("message") in ("CONNECTED", "DISCONNECTED") and "at" in line
+    )
+    where: dict[str, str | None] = {}
+    series = []
+    for at, name, message, role in events:
+        where[name] = role if message == "CONNECTED" else None
+        roles = list(where.values())
+        series.append({"at": at, "primary": roles.count("primary"), "secondary": roles.count("secondary")})
+    return series
+
+
+def build(drill: Drill) -> dict[str, Any]:
+    """The drill.json document (see docs/drill-report.md for its schema)."""
+    seen, options = drill.seen, drill.options
+    at = {m.name: m.at for m in seen.milestones}
+    lags = [seen.replicated_at[t] - created for t, created in seen.created_at.items() if t in seen.replicated_at]
+    logs: dict[str, list[dict[str, Any]]] = getattr(drill, "device_logs", None) or {
+        device.name: device.lines() for device in drill.devices
+    }
+    rto: dict[str, Any] = {}
+    for phase, trigger in (("failover", at.get("outage")), ("failback", at.get("restore"))):
+        if trigger is None:
+            continue
+        found = [device_switches(name, phase, lines, trigger) for name, lines in logs.items()]
+        devices = [asdict(switch) for switch in found if switch is not None]
+        rto[phase] = {
+            "devices": devices,
+            "not_switched": [name for name, switch in zip(logs, found, strict=True) if switch is None],
+            "seconds": asdict(Stats.of(d["rto"] for d in devices)),
+        }
+    messages = MessageCounts()
+    missing_summaries = []
+    for name, summary in drill.summaries.items():
+        if summary is None:
+            missing_summaries.append(name)
+        else:
+            messages.add(name, summary)
+    set_up, ended = at.get("set_up"), at.get("clients_stopped")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "outcome": drill.outcome,
+        "options": {
+            "devices": options.devices,
+            "clients": options.clients,
+            "primary_region": options.primary_region,
+            "secondary_region": options.secondary_region,
+            "health_check_interval_seconds": options.health_check_interval,
+            "message_interval_seconds": options.message_interval,
+            "outage_seconds": options.outage_seconds,
+        },
+        "durations": {
+            "set_up_seconds": None if set_up is None else set_up - at["start"],
+            "after_set_up_seconds": None if set_up is None or ended is None else ended - set_up,
+        },
+        "milestones": [asdict(m) for m in seen.milestones],
+        "replication": {
+            "devices_created": len(seen.created_at),
+            "devices_replicated": len(lags),
+            "lag_seconds": asdict(Stats.of(lags)),
+        },
+        "parity_before_outage": drill.parity,
+        "rpo": drill.rpo,
+        "switches": _switch_figures(drill, {"failover": at.get("outage"), "failback": at.get("restore")}),
+        "rto": rto,
+        "messages": {**asdict(messages), "devices_without_summary": missing_summaries},
+        "outage_changes": drill.outage_changes,
+        "timeline": {
+            "samples": [asdict(s) for s in seen.samples],
+            "connected": _connected_series(logs),
+        },
+        "definitions": dict(DEFINITIONS),
+    }
+
+
+def passed(document: dict[str, Any]) -> bool:
+    """Parity before the outage, every client switched both ways, acknowledged messages and none of them lost."""
+    rto = document["rto"]
+    messages = document["messages"]
+    return (
+        document["outcome"] == "completed"
+        and bool(document["parity_before_outage"] and document["parity_before_outage"]["in_parity"])
+        and all(phase in rto and not rto[phase]["not_switched"] for phase in ("failover", "failback"))
+        and messages["acknowledged"] > 0
+        and messages["lost"] == 0
+        and not messages["devices_without_summary"]
+    )
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def _stats(stats: dict[str, Any]) -> str:
+    return f"p50 {_seconds(stats['p50'])}, p95 {_seconds(stats['p95'])}, max {_seconds(stats['max'])}"
+
+
+def summary_lines(document: dict[str, Any]) -> list[str]:
+    options, durations = document["options"], document["durations"]
+    lines = [
+        f"DR drill: {options['devices']} devices, {options['clients']} simulated clients, "
+        f"{options['primary_region']} -> {options['secondary_region']}: {document['outcome']}"
+        f" ({'PASSED' if passed(document) else 'FAILED'})",
+        f"  set-up {_seconds(durations['set_up_seconds'])}; drill after set-up "
+        f"{_seconds(durations['after_set_up_seconds'])}",
+        f"  replication lag ({document['replication']['devices_replicated']}/"
+        f"{document['replication']['devices_created']} devices): {_stats(document['replication']['lag_seconds'])}",
+    ]
+    parity = document["parity_before_outage"]
+    if parity is not None:
+        lines.append(
+            f"  parity before the outage: {'yes' if parity['in_parity'] else 'NO ' + str(parity['differences'])}"
+        )
+    rpo = document["rpo"]
+    if rpo is not None:
+        lines.append(
+            f"  RPO at the outage: {rpo['unreplicated']} of {rpo['things_checked']} changed shadows not yet in the "
+            f"secondary, oldest {_seconds(rpo['oldest_unreplicated_age_seconds'])}"
+        )
+    for switch in document["switches"]:
+        lines.append(
+            f"  {switch['phase']}: detection {_seconds(switch['detection_seconds'])}, DNS switch "
+            f"{switch['dns_switch_seconds'] * 1000:.1f} ms ({switch['from']} -> {switch['to']})"
+        )
+    for phase, figures in document["rto"].items():
+        lines.append(
+            f"  RTO {phase} ({figures['seconds']['count']} devices): {_stats(figures['seconds'])}"
+            + (f"; never switched: {figures['not_switched']}" if figures["not_switched"] else "")
+        )
+    messages = document["messages"]
+    lines.append(
+        f"  messages: {messages['published']} published, {messages['acknowledged']} acknowledged, "
+        f"{messages['lost']} acknowledged and lost"
+    )
+    changes = document["outage_changes"]
+    if changes is not None and "fate" in changes:
+        lines.append(f"  {changes['made']} shadow changes made in the secondary during the outage: {changes['fate']}")
+    return lines
+
+
+def summary(document: dict[str, Any]) -> str:
+    return "\n".join(summary_lines(document))
+
+
+def write(document: dict[str, Any], directory: Path) -> list[Path]:
+    """Write drill.json and drill.html into ``directory``; returns their paths."""
+    from iot_dr_local.drill.chart import html_report
+
+    json_path, html_path = directory / "drill.json", directory / "drill.html"
+    json_path.write_text(json.dumps(document, indent=2) + "\n")
+    html_path.write_text(html_report(document, summary_lines(document)))
+    return [json_path, html_path]

@@ -1,0 +1,446 @@
+"""The local drill: start the local cloud, deploy, create a fleet, run simulated devices, lose the primary, fail over,
+change shadows in the secondary, restore the primary, fail back, tear everything down and report.
+
+Exit codes: 0 the drill passed (parity before the outage, every device switched both ways, no acknowledged message
+lost); 1 it ran and a check failed; 2 bad input (a value out of range, a report directory that cannot be written);
+3 the drill could not start (a missing system package, a port in use, a daemon that would not start); 128 + signal
+number when interrupted (the partial report is written, everything started is stopped).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from iot_dr_local.drill import report
+from iot_dr_local.drill.devices import DnsTarget, SimulatedDevice
+from iot_dr_local.drill.observations import Observations, Repeating, Sample, ShadowChange
+from iot_dr_local.drill.options import DrillOptions
+
+if TYPE_CHECKING:
+    from iot_dr_local.cloud import LocalCloud
+    from iot_dr_local.failover import FailoverServices
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANNOT_START = 0, 1, 2, 3
+MAX_DEVICES = 10_000
+MAX_CLIENTS = 50
+SWITCH_TIMEOUT = 90.0
+REPLICATION_TIMEOUT = 600.0
+SAMPLE_INTERVAL = 0.25
+SHADOW_CHANGE_INTERVAL = 0.1
+
+
+class DrillError(Exception):
+    """The drill cannot go on; the message is for the user."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: unwind, stop everything, write the partial report."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _error(message: str) -> None:
+    print(f"iot-dr: error: {message}", file=sys.stderr, flush=True)
+
+
+def validate(options: DrillOptions) -> None:
+    """Raises DrillError (EXIT_USAGE) for values out of range and a report directory that cannot be written."""
+    if not 1 <= options.devices <= MAX_DEVICES:
+        raise DrillError(f"--devices must be between 1 and {MAX_DEVICES}, not {options.devices}", EXIT_USAGE)
+    if not 1 <= options.clients <= min(MAX_CLIENTS, options.devices):
+        raise DrillError(
+            f"--clients must be between 1 and {min(MAX_CLIENTS, options.devices)} (at most --devices), "
+            f"not {options.clients}",
+            EXIT_USAGE,
+        )
+    if options.primary_region == options.secondary_region:
+        raise DrillError("the primary and secondary regions must differ", EXIT_USAGE)
+    if not 0 <= options.outage_seconds <= 3600:
+        raise DrillError(f"--outage-seconds must be between 0 and 3600, not {options.outage_seconds}", EXIT_USAGE)
+    if not 0.1 <= options.health_check_interval <= 30:
+        raise DrillError(
+            f"--health-check-interval must be between 0.1 and 30, not {options.health_check_interval}", EXIT_USAGE
+        )
+    try:
+        options.report_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=options.report_dir, prefix=".drill-write-test-"):
+            pass
+    except OSError as err:
+        raise DrillError(f"cannot write the report to {options.report_dir}: {err.strerror or err}", EXIT_USAGE) from err
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_drill(options: DrillOptions) -> int:
+    """Run the drill and write its report; returns the exit code (see the module docstring)."""
+    try:
+        validate(options)
+    except DrillError as err:
+        _error(str(err))
+        return err.exit_code
+    from iot_dr_local.failover import missing_packages
+
+    missing = missing_packages()
+    if missing:
+        _error(f"the drill needs {' and '.join(missing)}: apt-get install --no-install-recommends {' '.join(missing)}")
+        return EXIT_CANNOT_START
+    drill = Drill(options)
+    code = EXIT_FAILED
+    try:
+        with _interruptible():
+            try:
+                drill.run()
+            finally:
+                drill.tear_down()
+    except Interrupted as stop:
+        drill.outcome = f"interrupted by {stop}"
+        _error(f"interrupted by {stop}; everything started was stopped, the partial report follows")
+        code = 128 + stop.signum
+    except DrillError as err:
+        drill.outcome = str(err)
+        _error(str(err))
+        code = err.exit_code
+    document = drill.report()
+    if code == EXIT_FAILED and document["outcome"] == "completed":
+        # Judged after tear-down: message counts come from the summaries the devices log as they stop.
+        code = EXIT_OK if report.passed(document) else EXIT_FAILED
+    written = report.write(document, options.report_dir)
+    _say(report.summary(document))
+    _say(f"report: {', '.join(str(path) for path in written)}")
+    return code
+
+
+class Drill:
+    def __init__(self, options: DrillOptions) -> None:
+        self.options = options
+        self.seen = Observations()
+        self.cloud: LocalCloud | None = None
+        self.services: FailoverServices | None = None
+        self.devices: list[SimulatedDevice] = []
+        self.summaries: dict[str, dict[str, Any] | None] = {}
+        self.runtime_dir: Path | None = None
+        self.parity: dict[str, Any] | None = None
+        self.rpo: dict[str, Any] | None = None
+        self.outage_changes: dict[str, Any] | None = None
+        self.outcome = "not finished"
+        self._sampler: Repeating | None = None
+        self._writer: Repeating | None = None
+        self._seq = 0
+        self._clients: dict[tuple[str, str], Any] = {}
+        # Taken before the local cloud runs Lambda handlers in this process: they swap its environment for theirs.
+        self._device_environment = {
+            name: value for name, value in os.environ.items() if name != "LOG_LEVEL" and not name.startswith("AWS_")
+        }
+
+    # -- phases -------------------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self._set_up()
+        self._create_fleet()
+        self._start_devices()
+        self._fail_over()
+        self._change_in_secondary()
+        self._fail_back()
+        self.outcome = "completed"
+
+    def _set_up(self) -> None:
+        from iot_dr_local.cloud import LocalCloud
+        from iot_dr_local.failover_plan import FailoverSettings
+        from iot_dr_local.processes import DaemonError
+
+        options = self.options
+        self.seen.mark("start")
+        self.cloud = LocalCloud(options.primary_region, options.secondary_region)
+        self.cloud.start()
+        self.cloud.prepare_account()
+        self.cloud.deploy(progress=_say, health_checkers=True)
+        for region in (options.primary_region, options.secondary_region):
+            for service in ("iot", "iot-data"):
+                self._client(service, region)
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="iot-dr-drill-"))
+        # 0: free ports, never fixed ones, so a drill runs next to a local cloud or another drill.
+        settings = FailoverSettings(mqtt_port=0, dns_port=0, request_interval=options.health_check_interval)
+        try:
+            self.services = self.cloud.start_failover(self.runtime_dir, settings)
+        except DaemonError as err:
+            raise DrillError(f"cannot start the failover services: {err}", EXIT_CANNOT_START) from err
+        self._sampler = Repeating("drill-sampler", self._sample, SAMPLE_INTERVAL)
+        self.seen.mark("set_up", "local cloud started, solution deployed, failover services running")
+
+    def _create_fleet(self) -> None:
+        from tqdm import tqdm
+
+        from iot_dr_cli.fleet import create_fleet
+        from iot_dr_local.cloud import ACCOUNT_ID
+
+        cloud, count = self._cloud(), self.options.devices
+        primary = self.options.primary_region
+        _say(f"creating {count} devices in {primary} (certificates, policy, groups, classic and named shadows)")
+        watcher = Repeating("drill-replication", self._watch_replication, 0.2)
+        with tqdm(total=count, unit="device", file=sys.stdout) as bar:
+
+            def created(line: str) -> None:
+                self.seen.created_at[line.split()[1]] = time.time()
+                bar.update(1)
+
+            fleet = create_fleet(
+                self._client("iot", primary),
+                self._client("iot-data", primary),
+                primary,
+                ACCOUNT_ID,
+                count,
+                progress=created,
+            )
+        self.fleet = fleet.things
+        self.seen.mark("fleet_created", f"{count} devices, {fleet.shadows} shadows")
+        deadline = time.monotonic() + REPLICATION_TIMEOUT
+        while self.seen.backlog() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        watcher.stop()
+        cloud.wait_idle()
+        self.parity = self._parity()
+        self.seen.mark("parity_checked", "in parity" if self.parity["in_parity"] else "NOT in parity")
+        _say(f"replication settled; the secondary is {'' if self.parity['in_parity'] else 'NOT '}in parity")
+
+    def _start_devices(self) -> None:
+        services, cloud = self._services(), self._cloud()
+        dns = services.dns
+        assert dns is not None
+        broker = services.brokers[self.options.primary_region]
+        target = DnsTarget(
+            services.plan.record.name.rstrip("."), dns.address, dns.port, broker.endpoint.port, services.ca.cert_path
+        )
+        assert self.runtime_dir is not None
+        for index in range(self.options.clients):
+            certificate = cloud.register_device_certificate(f"drill-client-{index:02d}")
+            log = self.runtime_dir / f"{certificate.name}.log"
+            self.devices.append(
+                SimulatedDevice(certificate, target, log, self.options.message_interval, self._device_environment)
+            )
+        started = self.seen.mark("clients_started", f"{len(self.devices)} simulated devices")
+        self._wait_clients("primary", started, "connect to the primary")
+        self.seen.mark("clients_connected", "every simulated device subscribed in the primary")
+        self._writer = Repeating("drill-shadow-writer", self._write_primary_shadow, SHADOW_CHANGE_INTERVAL)
+        time.sleep(1.0)
+
+    def _fail_over(self) -> None:
+        services = self._services()
+        if self._writer is not None:
+            self._writer.stop()
+        outage = self.seen.mark("outage", f"broker of {self.options.primary_region} killed")
+        services.brokers[self.options.primary_region].stop(graceful=False)
+        self.rpo = self._unreplicated_at(outage)
+        self._wait_clients("secondary", outage, "fail over to the secondary")
+        self.seen.mark("failover_complete", "every simulated device subscribed in the secondary")
+
+    def _change_in_secondary(self) -> None:
+        """Shadow changes made in the secondary while failed over: one-way replication never copies them back."""
+        iot_data = self._client("iot-data", self.options.secondary_region)
+        things = self.fleet[: max(1, min(10, len(self.fleet)))]
+        for thing in things:
+            self._update_shadow(iot_data, thing, self.options.secondary_region)
+        self.outage_changes = {"made": len(things), "things": things}
+        time.sleep(self.options.outage_seconds)
+
+    def _fail_back(self) -> None:
+        services = self._services()
+        restore = self.seen.mark("restore", f"broker of {self.options.primary_region} started again")
+        services.brokers[self.options.primary_region].start()
+        self._wait_clients("primary", restore, "fail back to the primary")
+        self.seen.mark("failback_complete", "every simulated device subscribed in the primary")
+        assert self.outage_changes is not None
+        self.outage_changes.update(self._fate_of_outage_changes())
+        time.sleep(1.0)
+
+    def tear_down(self) -> None:
+        """Stop everything the drill started, in any phase; collect the devices' summaries first."""
+        for repeating in (self._writer, self._sampler):
+            if repeating is not None:
+                repeating.stop()
+        for device in self.devices:
+            self.summaries[device.name] = device.stop()
+        self.seen.mark("clients_stopped")
+        self.switches = list(self.services.emulator.switches) if self.services and self.services.emulator else []
+        self.check_ids = self._check_ids() if self.services else None
+        if self.cloud is not None:
+            self.cloud.stop()
+        if self.runtime_dir is not None:
+            self.device_logs = {device.name: device.lines() for device in self.devices}
+            # The devices' own logs go with the report: every RTO in it can be checked against them.
+            logs_dir = self.options.report_dir / "devices"
+            logs_dir.mkdir(exist_ok=True)
+            for device in self.devices:
+                shutil.copyfile(device.log_path, logs_dir / device.log_path.name)
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        self.seen.mark("torn_down")
+
+    # -- observing ----------------------------------------------------------------------------------------------
+
+    def _check_ids(self) -> tuple[str, str]:
+        plan = self._services().plan
+        assert plan.primary.health_check and plan.secondary.health_check
+        return plan.primary.health_check.health_check_id, plan.secondary.health_check.health_check_id
+
+    def _sample(self) -> None:
+        services = self._services()
+        emulator = services.emulator
+        assert emulator is not None
+        primary_id, secondary_id = self._check_ids()
+        self.seen.samples.append(
+            Sample(
+                time.time(),
+                emulator.healthy(primary_id),
+                emulator.healthy(secondary_id),
+                emulator.answer(services.plan.record.name).rstrip("."),
+                self.seen.backlog(),
+            )
+        )
+
+    def _watch_replication(self) -> None:
+        iot = self._client("iot", self.options.secondary_region)
+        now = time.time()
+        for page in iot.get_paginator("list_things").paginate():
+            for thing in page["things"]:
+                self.seen.replicated_at.setdefault(thing["thingName"], now)
+
+    def _parity(self) -> dict[str, Any]:
+        from iot_dr_cli.inventory import as_seen_from, differences, parity, read_inventory
+
+        primary, secondary = self.options.primary_region, self.options.secondary_region
+        expected = as_seen_from(
+            read_inventory(self._client("iot", primary), self._client("iot-data", primary)), primary, secondary
+        )
+        actual = read_inventory(self._client("iot", secondary), self._client("iot-data", secondary))
+        drift = differences(expected, actual)
+        return {
+            "in_parity": not drift,
+            "rows": [report.row_dict(row) for row in parity(expected, actual)],
+            "differences": sorted(drift),
+        }
+
+    def _update_shadow(self, iot_data: Any, thing: str, region: str) -> ShadowChange:
+        import json
+
+        self._seq += 1
+        payload = json.dumps({"state": {"desired": {"drill_seq": self._seq}}})
+        iot_data.update_thing_shadow(thingName=thing, payload=payload)
+        change = ShadowChange(thing, region, self._seq, time.time())
+        self.seen.shadow_changes.append(change)
+        return change
+
+    def _write_primary_shadow(self) -> None:
+        iot_data = self._client("iot-data", self.options.primary_region)
+        self._update_shadow(iot_data, self.fleet[self._seq % len(self.fleet)], self.options.primary_region)
+
+    def _secondary_seq(self, thing: str, region: str) -> int | None:
+        import json
+
+        iot_data = self._client("iot-data", region)
+        try:
+            document = json.loads(iot_data.get_thing_shadow(thingName=thing)["payload"].read())
+        except iot_data.exceptions.ResourceNotFoundException:
+            return None
+        value = document.get("state", {}).get("desired", {}).get("drill_seq")
+        return value if isinstance(value, int) else None
+
+    def _unreplicated_at(self, outage: float) -> dict[str, Any]:
+        """Primary shadow changes not applied in the secondary right after the outage began (the RPO)."""
+        latest: dict[str, ShadowChange] = {}
+        for change in self.seen.shadow_changes:
+            if change.region == self.options.primary_region:
+                latest[change.thing] = change
+        checked_at = time.time()
+        missing = [
+            change
+            for change in latest.values()
+            if (self._secondary_seq(change.thing, self.options.secondary_region) or 0) < change.seq
+        ]
+        oldest = min((change.at for change in missing), default=None)
+        return {
+            "changes_made": sum(1 for c in self.seen.shadow_changes if c.region == self.options.primary_region),
+            "things_checked": len(latest),
+            "unreplicated": len(missing),
+            "oldest_unreplicated_age_seconds": None if oldest is None else outage - oldest,
+            "checked_seconds_after_outage": checked_at - outage,
+        }
+
+    def _fate_of_outage_changes(self) -> dict[str, Any]:
+        """Where the changes made in the secondary during the outage are after failback: in the primary or only in
+        the secondary (drift, as one-way replication leaves them)."""
+        made = [c for c in self.seen.shadow_changes if c.region == self.options.secondary_region]
+        in_primary = sum(1 for c in made if self._secondary_seq(c.thing, self.options.primary_region) == c.seq)
+        in_secondary = sum(1 for c in made if self._secondary_seq(c.thing, self.options.secondary_region) == c.seq)
+        return {
+            "copied_to_primary": in_primary,
+            "kept_in_secondary": in_secondary,
+            "fate": "kept in the secondary only, reported as drift: replication is one-way (primary -> secondary)"
+            if in_primary == 0
+            else "copied to the primary",
+        }
+
+    def _wait_clients(self, role: str, since: float, what: str) -> None:
+        deadline = time.monotonic() + SWITCH_TIMEOUT
+        pending = list(self.devices)
+        while pending and time.monotonic() < deadline:
+            pending = [device for device in pending if not device.subscribed_since(since, role)]
+            if pending:
+                time.sleep(0.1)
+        if pending:
+            raise DrillError(
+                f"{len(pending)} simulated device(s) did not {what} within {SWITCH_TIMEOUT:.0f} s: "
+                f"{', '.join(device.name for device in pending)}"
+            )
+
+    # -- results ------------------------------------------------------------------------------------------------
+
+    def _client(self, service: str, region: str) -> Any:
+        """One client per service and region, made in the main thread: the drill's threads share them (clients are
+        thread-safe; creating them concurrently is not)."""
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = self._cloud().client(service, region)
+        return self._clients[key]
+
+    def _cloud(self) -> LocalCloud:
+        assert self.cloud is not None
+        return self.cloud
+
+    def _services(self) -> FailoverServices:
+        assert self.services is not None
+        return self.services
+
+    def report(self) -> dict[str, Any]:
+        return report.build(self)
