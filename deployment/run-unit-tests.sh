@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything the checks need on a fresh Debian or Ubuntu machine, then runs them:
-# ruff, shellcheck (deployment scripts and shell tools), cfn-lint and checkov on every template, and the whole pytest suite
+# ruff, mypy (the layer), shellcheck (deployment scripts and shell tools), cfn-lint and checkov on every template, and the whole pytest suite
 # (which starts its own local cloud, MQTT brokers and DNS server on 127.0.0.0/8 and stops them again).
 set -euo pipefail
 
@@ -90,6 +90,8 @@ main() {
     awscli_env "$root"
     echo "== ruff"
     .venv/bin/ruff check .
+    echo "== mypy (layer, strict)"
+    (cd source/layer && ../../.venv/bin/mypy --config-file ../../pyproject.toml iot_dr)
     echo "== shellcheck"
     if command -v shellcheck >/dev/null 2>&1; then
         shellcheck deployment/*.sh .ci/run source/tools/*.sh

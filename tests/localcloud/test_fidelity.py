@@ -176,6 +176,21 @@ def test_thing_names_outside_the_documented_pattern_are_refused(fixed: bool, iot
     assert error_code(err) == "InvalidRequestException"
 
 
+@diverges("CreateThing of an existing name replaces the thing")
+def test_creating_an_existing_thing_is_idempotent_only_with_the_same_configuration(fixed: bool, iot: Any) -> None:
+    """https://docs.aws.amazon.com/iot/latest/apireference/API_CreateThing.html: the same name and configuration
+    succeed again, the same name with a different configuration raises ResourceAlreadyExistsException."""
+    first = iot.create_thing(thingName="meter", attributePayload={"attributes": {"serial": "1"}})
+
+    again = iot.create_thing(thingName="meter", attributePayload={"attributes": {"serial": "1"}})
+    with pytest.raises(ClientError) as err:
+        iot.create_thing(thingName="meter", attributePayload={"attributes": {"serial": "2"}})
+
+    assert again["thingId"] == first["thingId"]
+    assert error_code(err) == "ResourceAlreadyExistsException"
+    assert iot.describe_thing(thingName="meter")["attributes"] == {"serial": "1"}
+
+
 @pytest.mark.parametrize(
     "attributes", [{"colour": "grün"}, {"name with space": "x"}, {"ok": "spaces are not allowed"}], ids=str
 )

@@ -1,10 +1,15 @@
 """Any permutation of a device's event history, with duplicates, converges to the primary's final state.
 
-The history is real: hypothesis drives API calls against the primary region of the local cloud, and the
-events are the items the deployed topic rules and the capture function wrote to the replication table. They
-are then applied in a shuffled order, with duplicates, by the same appliers the worker functions run, to a
-third region that starts empty. An applier that reports a missing dependency is retried later, as the
-workflow does.
+The histories are real: API calls against the primary region of the local cloud, and the events are the items
+the deployed topic rules and the capture function wrote to the replication table. They are then applied in a
+shuffled order, with duplicates, by the same appliers the worker functions run (ledger and version ordering
+included), to a third region that starts empty. An applier that reports a missing dependency is retried later,
+as the workflow does.
+
+Recording a history goes through the whole deployed pipeline (seconds); applying one takes a fraction of a
+second. So the property over orders runs on a fixed set of recorded histories that cover every operation
+(``IOT_DR_CONVERGENCE_EXAMPLES`` orders, 200 by default), and a second property generates new histories end to
+end (``IOT_DR_CONVERGENCE_HISTORIES`` examples, 5 by default).
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ import json
 import os
 import uuid
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from moto.iot.models import iot_backends
 from replication.conftest import PRIMARY
 
 from iot_dr.dynamo_json import from_item
@@ -27,10 +33,11 @@ from iot_dr.event_types import EventType
 from iot_dr.ledger import Ledger
 from iot_dr.replicate.context import Secondary, certificate_id_of, named_shadows
 from iot_dr.workers import APPLIERS
-from iot_dr_local.cloud import LocalCloud
+from iot_dr_local.cloud import ACCOUNT_ID, LocalCloud
 
 TARGET = "eu-west-1"
 TYPES = ("convergence-a", "convergence-b")
+LEDGER_TABLE = "convergence-ledger"
 
 attributes = st.dictionaries(st.sampled_from(["site", "owner", "serial"]), st.sampled_from(["x", "y", "z"]), max_size=3)
 operations = st.one_of(
@@ -50,26 +57,51 @@ operations = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def target(cloud: LocalCloud) -> Secondary:
-    """A region with no pipeline of its own: only the appliers under test write to it."""
+def target(cloud: LocalCloud) -> Target:
+    """The TARGET region with no pipeline of its own: only the appliers under test write to it."""
     dynamodb = cloud.client("dynamodb", TARGET)
-    table = "convergence-ledger"
     dynamodb.create_table(
-        TableName=table,
+        TableName=LEDGER_TABLE,
         KeySchema=[{"AttributeName": "resourceKey", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "resourceKey", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    for region in (PRIMARY, TARGET):
-        for thing_type in TYPES:
-            cloud.client("iot", region).create_thing_type(thingTypeName=thing_type)
-    return Secondary(
+    secondary = Secondary(
         iot=cloud.client("iot", TARGET),
         iot_data=cloud.client("iot-data", TARGET),
-        ledger=Ledger(dynamodb, table, retention_seconds=86400),
+        ledger=Ledger(dynamodb, LEDGER_TABLE, retention_seconds=86400),
         region=TARGET,
         primary_region=PRIMARY,
     )
+    return Target(secondary, dynamodb)
+
+
+class Target(NamedTuple):
+    """The appliers' view of TARGET, and the DynamoDB client of its ledger table."""
+
+    secondary: Secondary
+    dynamodb: Any
+
+
+def emptied(target: Target) -> Secondary:
+    """``target`` with an empty registry (thing types aside) and an empty ledger, as at the start.
+
+    Clients are made once per module: making them for each example would cost more than applying a history.
+    """
+    iot_backends[ACCOUNT_ID][TARGET].reset()
+    for thing_type in TYPES:
+        target.secondary.iot.create_thing_type(thingTypeName=thing_type)
+    dynamodb = target.dynamodb
+    for page in dynamodb.get_paginator("scan").paginate(TableName=LEDGER_TABLE, ProjectionExpression="resourceKey"):
+        for item in page["Items"]:
+            dynamodb.delete_item(TableName=LEDGER_TABLE, Key=item)
+    return target.secondary
+
+
+@pytest.fixture(scope="module")
+def primary_types(cloud: LocalCloud) -> None:
+    for thing_type in TYPES:
+        cloud.client("iot", PRIMARY).create_thing_type(thingTypeName=thing_type)
 
 
 class Device:
@@ -176,25 +208,85 @@ def apply_in_order(target: Secondary, events: list[dict[str, Any]]) -> None:
             queue.append(event)
 
 
-# More histories with IOT_DR_CONVERGENCE_EXAMPLES=<n> (each takes a few seconds on the local cloud).
-@settings(
-    max_examples=int(os.environ.get("IOT_DR_CONVERGENCE_EXAMPLES", "20")),
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(ops=st.lists(operations, min_size=1, max_size=7), data=st.data())
-def test_any_order_of_a_device_history_with_duplicates_converges(
-    cloud: LocalCloud, target: Secondary, ops: list[tuple[Any, ...]], data: st.DataObject
-) -> None:
+Recorded = tuple[str, list[dict[str, Any]], dict[str, Any]]
+
+
+def record(cloud: LocalCloud, ops: list[tuple[Any, ...]]) -> Recorded:
+    """Run ``ops`` on a new device in the primary: (thing name, its events, its final state in the primary)."""
     device = Device(cloud)
     for operation in ops:
         device.run(operation)
     assert cloud.wait_idle(60)
     events = history(cloud, device)
     assert events, "the primary published no events"
+    return device.name, events, state_of(device.iot, device.data, device.name)
+
+
+def assert_converges(target: Target, recorded: Recorded, data: st.DataObject) -> None:
+    """Apply the recorded events shuffled, with drawn duplicates, to an emptied target: it ends as the primary."""
+    name, events, expected = recorded
+    secondary = emptied(target)
     duplicates = data.draw(st.lists(st.sampled_from(events), max_size=len(events)), label="duplicates")
     shuffled = data.draw(st.permutations(events + duplicates), label="order")
-    apply_in_order(target, shuffled)
-    expected = state_of(device.iot, device.data, device.name)
-    assert state_of(target.iot, target.iot_data, device.name) == expected
+    apply_in_order(secondary, shuffled)
+    assert state_of(secondary.iot, secondary.iot_data, name) == expected
+
+
+# Histories that between them use every operation, in the combinations where order matters most: a thing
+# re-created with certificates, types changed back and forth, shadows deleted and rewritten, certificate status
+# changed after detachment.
+HISTORIES: list[list[tuple[Any, ...]]] = [
+    [("attributes", {"site": "x"}, False), ("type", "convergence-a"), ("attributes", {"owner": "y"}, True)],
+    [("type", "convergence-a"), ("type", None), ("type", "convergence-b"), ("attributes", {}, False)],
+    [("shadow", None, {"a": 1}), ("shadow", "config", {"b": 2}), ("delete-shadow", None), ("shadow", None, {"c": 3})],
+    [("shadow", None, {"a": 1, "b": None}), ("shadow", None, {"a": None}), ("delete-shadow", "config")],
+    [("attach-certificate",), ("certificate-status", "INACTIVE"), ("attach-certificate",), ("detach-certificate",)],
+    [("attach-certificate",), ("certificate-status", "REVOKED"), ("detach-certificate",), ("attach-certificate",)],
+    [("attach-certificate",), ("shadow", None, {"a": 1}), ("recreate",), ("type", "convergence-b")],
+    [
+        ("type", "convergence-a"),
+        ("attach-certificate",),
+        ("recreate",),
+        ("attach-certificate",),
+        ("shadow", "config", {"a": 2}),
+        ("recreate",),
+        ("attributes", {"serial": "z"}, True),
+    ],
+]
+
+
+@pytest.fixture(scope="module")
+def recorded(cloud: LocalCloud, primary_types: None) -> list[Recorded]:
+    return [record(cloud, ops) for ops in HISTORIES]
+
+
+# More orders with IOT_DR_CONVERGENCE_EXAMPLES=<n> (each takes well under a second).
+@settings(
+    max_examples=int(os.environ.get("IOT_DR_CONVERGENCE_EXAMPLES", "200")),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(index=st.integers(0, len(HISTORIES) - 1), data=st.data())
+def test_any_order_of_a_recorded_history_with_duplicates_converges(
+    target: Target, recorded: list[Recorded], index: int, data: st.DataObject
+) -> None:
+    assert_converges(target, recorded[index], data)
+
+
+# More histories with IOT_DR_CONVERGENCE_HISTORIES=<n> (each takes a few seconds on the local cloud).
+@settings(
+    max_examples=int(os.environ.get("IOT_DR_CONVERGENCE_HISTORIES", "5")),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=st.lists(operations, min_size=1, max_size=7), data=st.data())
+def test_any_order_of_a_generated_history_with_duplicates_converges(
+    cloud: LocalCloud,
+    target: Target,
+    primary_types: None,
+    ops: list[tuple[Any, ...]],
+    data: st.DataObject,
+) -> None:
+    assert_converges(target, record(cloud, ops), data)

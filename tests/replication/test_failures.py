@@ -281,7 +281,7 @@ def test_throttling_that_outlasts_the_sdk_retries_is_retried_by_the_workflow_not
     event = load_event("registry/thing_created.json")
     event.update(thingName="throttled-beyond-sdk", timestamp=int(time.time() * 1000))
     assert cloud.wait_idle(60)
-    cloud.faults.throttle("iot", "describe_thing", SECONDARY, times=1)
+    cloud.faults.throttle("iot", "create_thing", SECONDARY, times=1)
     with pytest.raises(TransientReplicationError, match="ThrottlingException"):
         apply_event(ctx, Family.THINGS, {"eventType": "THING_EVENT", "event": event})
     # The workflow retries TransientReplicationError with backoff (see the template test); the retry succeeds.

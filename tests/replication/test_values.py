@@ -1,4 +1,4 @@
-"""Values that were replicated wrongly: shadow types and numbers, shadow order, Cognito targets.
+"""Values that were replicated wrongly: shadow types and numbers, shadow order, Cognito targets, attachment types.
 
 Everything goes through the deployed solution on the local cloud, and each assertion names the right value.
 """
@@ -174,3 +174,17 @@ def test_an_older_thing_version_processed_after_a_newer_one_never_wins(
     put_replication_item(cloud, update(2, "older", now + 5000))
     assert cloud.wait_idle(60)
     assert secondary.describe_thing(thingName=thing)["attributes"] == {"serial": "newer"}
+
+
+def test_an_exclusive_thing_attachment_is_replicated_as_exclusive(primary: Any, secondary: Any, thing: str) -> None:
+    """https://docs.aws.amazon.com/iot/latest/apireference/API_AttachThingPrincipal.html (thingPrincipalType)."""
+    certificate = primary.create_keys_and_certificate(setAsActive=True)
+    primary.attach_thing_principal(
+        thingName=thing, principal=certificate["certificateArn"], thingPrincipalType="EXCLUSIVE_THING"
+    )
+
+    def attachments() -> dict[str, str]:
+        listed = secondary.list_thing_principals_v2(thingName=thing)["thingPrincipalObjects"]
+        return {item["principal"].rsplit("/", 1)[-1]: item["thingPrincipalType"] for item in listed}
+
+    eventually(lambda: attachments() == {certificate["certificateId"]: "EXCLUSIVE_THING"})

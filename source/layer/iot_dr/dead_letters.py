@@ -142,7 +142,7 @@ def park_with_fallback(
         LOG.exception("dead-letter table refused the dead letter; sending it to the fallback queue")
     event = dict(park_input.get("event") or {})
     error = event.pop("error", None) or {}
-    letter = {
+    letter: dict[str, Any] = {
         "deadLetterId": workflow_dead_letter_id(park_input),
         "stage": STAGE_WORKFLOW,
         "reason": str(error.get("Cause", ""))[:4000] or "unknown",

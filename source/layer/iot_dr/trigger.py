@@ -41,7 +41,7 @@ def workflow_input_from_record(record: dict[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError, KeyError) as err:
         raise MalformedEvent(f"stream record {record.get('eventID')} is not a DynamoDB image: {err}") from err
     try:
-        event_type = EventType(event.get("eventType"))
+        event_type = EventType(event.get("eventType", ""))
     except ValueError as err:
         raise MalformedEvent(f"unknown eventType {event.get('eventType')!r}") from err
     return {

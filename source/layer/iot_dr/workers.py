@@ -49,7 +49,7 @@ def parse_input(workflow_input: Any) -> tuple[EventType, dict[str, Any]]:
     if not isinstance(workflow_input, dict) or not isinstance(workflow_input.get("event"), dict):
         raise MalformedEvent("workflow input must be an object with an 'event' object")
     try:
-        event_type = EventType(workflow_input.get("eventType"))
+        event_type = EventType(workflow_input.get("eventType", ""))
     except ValueError as err:
         raise MalformedEvent(f"unknown eventType {workflow_input.get('eventType')!r}") from err
     return event_type, workflow_input["event"]

@@ -31,7 +31,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
-from moto.iot.exceptions import InvalidRequestException, ResourceAlreadyExistsException
+from moto.iot.exceptions import InvalidRequestException
 from moto.iot.models import FakeThing, FakeThingGroup, FakeThingType, IoTBackend
 from moto.iot.responses import IoTResponse
 from moto.iotdata.models import FakeShadow, IoTDataPlaneBackend
@@ -168,30 +168,6 @@ def _issuing_ca(backend: IoTBackend, certificate_pem: str) -> str | None:
 # ------------------------------------------------------------------------------------------ fixes
 
 
-def _idempotent_create_thing(original: Callable[..., FakeThing]) -> Callable[..., FakeThing]:
-    """CreateThing of an existing thing returns it if nothing differs and fails otherwise, as in AWS."""
-
-    @functools.wraps(original)
-    def create_thing(
-        backend: IoTBackend,
-        thing_name: str,
-        thing_type_name: str | None,
-        attribute_payload: dict[str, Any] | None,
-        billing_group_name: str | None = None,
-    ) -> FakeThing:
-        existing = _thing_named(backend, thing_name)
-        if existing is None:
-            return original(backend, thing_name, thing_type_name, attribute_payload, billing_group_name)
-        attributes = (attribute_payload or {}).get("attributes", {})
-        if _type_name(existing) == (thing_type_name or None) and existing.attributes == attributes:
-            return existing
-        raise ResourceAlreadyExistsException(
-            f"Thing {thing_name} already exists in account with different attributes", existing.thing_id, existing.arn
-        )
-
-    return create_thing
-
-
 def _versioned_update_thing(original: Callable[..., None]) -> Callable[..., None]:
     """Every successful UpdateThing increments the thing's version (moto leaves it at 1)."""
 
@@ -227,7 +203,6 @@ class IotEvents:
         patches.set(IoTBackend, "update_event_configurations", _update_event_configurations)
         patches.set(IoTResponse, "describe_event_configurations", _describe_response)
         patches.set(IoTResponse, "update_event_configurations", _update_response)
-        patches.wrap(IoTBackend, "create_thing", _idempotent_create_thing)
         patches.wrap(IoTBackend, "update_thing", _versioned_update_thing)
 
         self._observe(IoTBackend, "create_thing", self._thing_before, self._thing_created)

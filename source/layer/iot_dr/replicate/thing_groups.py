@@ -81,7 +81,7 @@ def write_thing_group(ctx: Secondary, state: dict[str, Any]) -> None:
     if (current_properties.get("thingGroupDescription") or "") != state["description"] or (
         current_properties.get("attributePayload", {}).get("attributes") or {}
     ) != state["attributes"]:
-        properties["attributePayload"]["merge"] = False  # type: ignore[index]
+        properties["attributePayload"]["merge"] = False
         ctx.iot.update_thing_group(thingGroupName=name, thingGroupProperties=properties)
 
 

@@ -62,7 +62,7 @@ def apply_thing_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
         thing_key(name),
         key,
         state,
-        lambda s: write_thing(ctx, s),
+        lambda s: write_thing(ctx, s, create_first=operation == "CREATED"),
         newer=lambda entry: thing_supersedes(key, state["thingId"], entry),
     )
 
@@ -95,18 +95,27 @@ def apply_type_association(ctx: Secondary, event: dict[str, Any]) -> Outcome:
             return converge(ctx.ledger, thing_key(name), key, state, lambda s: write_thing(ctx, s))
 
 
-def write_thing(ctx: Secondary, state: dict[str, Any]) -> None:
+def write_thing(ctx: Secondary, state: dict[str, Any], create_first: bool = False) -> None:
+    """Make the secondary's thing match ``state`` (``exists``, ``thingName``, ``thingTypeName``, ``attributes``).
+
+    With ``create_first`` (the state comes from a CREATED event) CreateThing is called without a DescribeThing
+    first: it succeeds for a new thing and again for an identical one, and raises
+    ``ResourceAlreadyExistsException`` when the thing exists with another configuration, which is then updated
+    (https://docs.aws.amazon.com/iot/latest/apireference/API_CreateThing.html). Other states describe first, as
+    the thing usually exists. Raises ``DependencyNotReady`` while the thing type is not replicated.
+    """
     if not state["exists"]:
         delete_thing(ctx, state["thingName"])
         return
     name, type_name, attributes = state["thingName"], state["thingTypeName"], state["attributes"]
+    if create_first and _created(ctx, name, type_name, attributes):
+        return
     current = describe_or_none(ctx.iot.describe_thing, thingName=name)
     if current is None:
-        request: dict[str, Any] = {"thingName": name, "attributePayload": {"attributes": attributes}}
-        if type_name:
-            request["thingTypeName"] = type_name
-        _with_usable_type(ctx, type_name, lambda: _create_thing(ctx, request))
-        return
+        if not create_first and _created(ctx, name, type_name, attributes):
+            return
+        # Created or deleted by someone else between the two calls: the retry sees a settled registry.
+        raise DependencyNotReady(f"thing {name} changed while it was being written")
     update: dict[str, Any] = {"thingName": name}
     if (current.get("attributes") or {}) != attributes:
         update["attributePayload"] = {"attributes": attributes, "merge": False}
@@ -119,14 +128,18 @@ def write_thing(ctx: Secondary, state: dict[str, Any]) -> None:
         _with_usable_type(ctx, update.get("thingTypeName"), lambda: ctx.iot.update_thing(**update))
 
 
-def _create_thing(ctx: Secondary, request: dict[str, Any]) -> None:
+def _created(ctx: Secondary, name: str, type_name: str | None, attributes: dict[str, str]) -> bool:
+    """CreateThing; False if a thing of that name exists with another configuration."""
+    request: dict[str, Any] = {"thingName": name, "attributePayload": {"attributes": attributes}}
+    if type_name:
+        request["thingTypeName"] = type_name
     try:
-        ctx.iot.create_thing(**request)
+        _with_usable_type(ctx, type_name, lambda: ctx.iot.create_thing(**request))
     except Exception as err:
         if error_code(err) != "ResourceAlreadyExistsException":
             raise
-        # Created concurrently with different attributes: converge's next pass reconciles it.
-        LOG.info("thing created concurrently", extra={"thingName": request["thingName"]})
+        return False
+    return True
 
 
 def _with_usable_type(ctx: Secondary, type_name: str | None, action: Callable[[], None]) -> None:

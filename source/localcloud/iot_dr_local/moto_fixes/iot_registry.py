@@ -1,9 +1,10 @@
 """AWS IoT registry: names, attributes, deletions and principals as the AWS IoT API reference documents them.
 
 moto 5.2.5 accepts thing names and attributes outside their documented patterns and any number of attributes,
-keeps a deleted thing's group memberships for a new thing of the same name, deletes thing types that are not
-deprecated or still in use, drops ``thingPrincipalType``, refuses Cognito identities it does not know as policy
-targets, and fails DeleteCertificate when a policy is attached to a thing group.
+overwrites an existing thing on CreateThing, keeps a deleted thing's group memberships for a new thing of the
+same name, deletes thing types that are not deprecated or still in use, drops ``thingPrincipalType``, refuses
+Cognito identities it does not know as policy targets, and fails DeleteCertificate when a policy is attached to
+a thing group.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from typing import Any
 
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
-from moto.iot.exceptions import CertificateStateException, DeleteConflictException, InvalidRequestException
+from moto.iot.exceptions import (
+    CertificateStateException,
+    DeleteConflictException,
+    InvalidRequestException,
+    ResourceAlreadyExistsException,
+)
 from moto.iot.models import FakeCertificate, FakeThing, FakeThingType, IoTBackend
 from moto.iot.responses import IoTResponse
 
@@ -79,18 +85,39 @@ def _validate_attributes(requested: dict[str, str], resulting: dict[str, str], t
 
 
 def _checked_create_thing(original: Callable[..., FakeThing]) -> Callable[..., FakeThing]:
+    """Validated names and attributes; CreateThing of an existing thing is idempotent only if nothing differs.
+
+    https://docs.aws.amazon.com/iot/latest/apireference/API_CreateThing.html: "If this call is made multiple
+    times using the same thing name and configuration, the call will succeed. If this call is made with the same
+    thing name but different configuration a ResourceAlreadyExistsException is thrown." moto 5.2.5 replaces the
+    thing (new thingId, attachments and shadows orphaned).
+    """
+
     @functools.wraps(original)
     def create_thing(
         backend: IoTBackend,
         thing_name: str,
-        thing_type_name: str,
+        thing_type_name: str | None,
         attribute_payload: dict[str, Any] | None,
         billing_group_name: str | None = None,
     ) -> FakeThing:
         validate_thing_name(thing_name)
         attributes = (attribute_payload or {}).get("attributes") or {}
         _validate_attributes(attributes, attributes, typed=bool(thing_type_name))
-        return original(backend, thing_name, thing_type_name, attribute_payload, billing_group_name)
+        existing = next((thing for thing in backend.things.values() if thing.thing_name == thing_name), None)
+        if existing is None:
+            return original(backend, thing_name, thing_type_name, attribute_payload, billing_group_name)
+        existing_type = existing.thing_type.thing_type_name if existing.thing_type else None
+        same = (
+            existing_type == (thing_type_name or None)
+            and existing.attributes == attributes
+            and existing.billing_group_name == billing_group_name
+        )
+        if same:
+            return existing
+        raise ResourceAlreadyExistsException(
+            f"Thing {thing_name} already exists in account with different attributes", existing.thing_id, existing.arn
+        )
 
     return create_thing
 
