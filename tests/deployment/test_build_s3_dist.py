@@ -99,6 +99,65 @@ def test_buildspec_hands_every_variable_the_custom_resource_and_project_set_to_t
     assert project["Source"]["BuildSpec"] == "buildspec.yml"
 
 
+# Parameters of the main stack that the launcher hands on, and the regional templates that declare them.
+PASSED_ON = {
+    "HealthCheckMode": ("r53-health-checker",),
+    "RateLimitPerIp": ("r53-health-checker",),
+    "AlarmEmail": ("primary-region", "secondary-region", "r53-health-checker"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PASSED_ON))
+def test_main_stack_offers_what_the_regional_stacks_accept_and_hands_it_to_the_launch(name: str) -> None:
+    main, _ = decode(str(REPO / "deployment" / "disaster-recovery-for-aws-iot.template"))
+    parameter = main["Parameters"][name]
+    assert parameter["Description"]
+    assert name in main["Resources"]["LaunchSolution"]["Properties"]
+    grouped = [
+        p
+        for group in main["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+        for p in group["Parameters"]
+    ]
+    assert name in grouped
+    for kind in PASSED_ON[name]:
+        regional, _ = decode(str(REPO / "deployment" / f"disaster-recovery-for-aws-iot-{kind}.template"))
+        declared = regional["Parameters"][name]
+        for key in ("Type", "Default", "AllowedValues", "AllowedPattern"):
+            assert parameter.get(key) == declared.get(key), (kind, key)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "stacks"),
+    [
+        ("--health-check-mode", "cloudwatch-alarm", {"health_checker": "HealthCheckMode"}),
+        ("--rate-limit-per-ip", "500", {"health_checker": "RateLimitPerIp"}),
+        (
+            "--alarm-email",
+            "ops@example.com",
+            {"primary": "AlarmEmail", "secondary": "AlarmEmail", "health_checker": "AlarmEmail"},
+        ),
+    ],
+)
+def test_launcher_hands_the_main_stacks_choices_to_the_regional_stacks(
+    option: str, value: str, stacks: dict[str, str]
+) -> None:
+    from iot_dr_cli import launcher
+
+    base = ["--primary-region", "us-east-1", "--secondary-region", "us-west-2", "--bucket-suffix", "s"]
+    config = launcher.config_from_args(launcher.build_parser().parse_args([*base, option, value]))
+    for stack, parameter in stacks.items():
+        assert getattr(config, f"{stack}_parameters")[parameter] == value
+
+
+def test_launcher_refuses_a_value_the_regional_templates_do_not_allow(capsys: pytest.CaptureFixture[str]) -> None:
+    from iot_dr_cli import launcher
+
+    base = ["--primary-region", "us-east-1", "--secondary-region", "us-west-2", "--bucket-suffix", "s"]
+    with pytest.raises(SystemExit) as exit_info:
+        launcher.build_parser().parse_args([*base, "--rate-limit-per-ip", "7"])
+    assert exit_info.value.code == 2 and "--rate-limit-per-ip" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("arguments", "code", "message"),
     [
