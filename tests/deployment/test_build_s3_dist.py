@@ -186,9 +186,11 @@ def _pypi_reachable(tmp_path: Path) -> bool:
     return probe.returncode == 0
 
 
-def test_health_checker_zip_carries_the_linux_build_of_the_iot_sdk_for_the_lambda_runtime(tmp_path: Path) -> None:
+def test_health_checker_zips_carry_the_linux_builds_of_the_iot_sdk_and_cryptography_for_the_lambda_runtime(
+    tmp_path: Path,
+) -> None:
     if not _pypi_reachable(tmp_path):
-        pytest.skip("PyPI is unreachable: the vendored awsiotsdk/awscrt wheels cannot be downloaded")
+        pytest.skip("PyPI is unreachable: the vendored awsiotsdk/awscrt and cryptography wheels cannot be downloaded")
     result = build(tmp_path / "dist")
     assert result.returncode == 0, result.stderr
 
@@ -197,4 +199,10 @@ def test_health_checker_zip_carries_the_linux_build_of_the_iot_sdk_for_the_lambd
         native = archive.read("_awscrt.abi3.so")
     assert {"health_checker.py", "awsiot/mqtt5_client_builder.py", "awscrt/mqtt5.py"} <= names
     # ELF, 64-bit, x86-64: the Lambda python3.12 x86_64 runtime loads it.
+    assert native[:5] == b"\x7fELF\x02" and int.from_bytes(native[18:20], "little") == 0x3E
+    # The credentials function makes the checker's key and CSR with cryptography, which the runtime lacks.
+    with zipfile.ZipFile(tmp_path / "dist" / "regional-s3-assets" / "iot-dr-r53-checker-credentials.zip") as archive:
+        names = set(archive.namelist())
+        native = archive.read("cryptography/hazmat/bindings/_rust.abi3.so")
+    assert {"checker_credentials_resource.py", "cryptography/x509/__init__.py"} <= names
     assert native[:5] == b"\x7fELF\x02" and int.from_bytes(native[18:20], "little") == 0x3E
