@@ -3,11 +3,15 @@
 #   global-s3-assets/    the templates, with the bucket prefix and the version filled in
 #   regional-s3-assets/  one zip per Lambda function, the layer zip, and iot-dr-solution.zip (the CodeBuild source:
 #                        buildspec.yml, the tools, and every artifact the launcher uploads to the solution's buckets)
-# The health checker's zip gets awsiotsdk/awscrt for the Lambda runtime (python3.12, x86_64 manylinux wheels).
+# The health checker's zip gets awsiotsdk/awscrt, and its credentials function's zip gets cryptography (it makes the
+# checker's key and CSR), for the Lambda runtime (python3.12, x86_64 manylinux wheels).
 set -euo pipefail
 
-readonly AWSIOTSDK_REQUIREMENT="awsiotsdk==1.31.0"
-readonly VENDORED_FUNCTION="iot-dr-r53-health-checker"
+# function directory=requirement, one per function whose zip carries packages the Lambda runtime lacks
+readonly VENDORED=(
+    "iot-dr-r53-health-checker=awsiotsdk==1.31.0"
+    "iot-dr-r53-checker-credentials=cryptography==48.0.0"
+)
 WORK_DIR=""
 
 usage() {
@@ -17,7 +21,8 @@ usage: deployment/build-s3-dist.sh <bucket-prefix> <solution-name> <version> [--
   bucket-prefix  artifacts are read from s3://<bucket-prefix>-<region>/<solution-name>/<version>/
   solution-name  for example disaster-recovery-for-aws-iot
   version        for example v2.0.0
-  --no-vendor    leave awsiotsdk/awscrt out of the health checker's zip (offline builds, tests)
+  --no-vendor    leave the vendored packages (awsiotsdk/awscrt, cryptography) out of the function zips (offline
+                 builds, tests)
   --output DIR   where global-s3-assets/ and regional-s3-assets/ go (default: deployment/)
 
 Then upload:
@@ -42,10 +47,10 @@ python_bin() {
 }
 
 vendor_packages() {
-    local python="$1" target="$2"
+    local python="$1" target="$2" requirement="$3"
     "$python" -m pip install --quiet --disable-pip-version-check --no-compile --target "$target" \
         --platform manylinux2014_x86_64 --implementation cp --python-version 3.12 --only-binary=:all: \
-        "$AWSIOTSDK_REQUIREMENT"
+        "$requirement"
 }
 
 fill_in() {
@@ -115,9 +120,13 @@ main() {
 
     local build_args=("$work/build" --version "$version" --solution-name "$name")
     if [ "$vendor" = yes ]; then
-        echo "vendoring $AWSIOTSDK_REQUIREMENT for $VENDORED_FUNCTION"
-        vendor_packages "$python" "$work/vendor"
-        build_args+=(--vendor "$VENDORED_FUNCTION=$work/vendor")
+        local entry function requirement
+        for entry in "${VENDORED[@]}"; do
+            function="${entry%%=*}" requirement="${entry#*=}"
+            echo "vendoring $requirement for $function"
+            vendor_packages "$python" "$work/vendor-$function" "$requirement"
+            build_args+=(--vendor "$function=$work/vendor-$function")
+        done
     fi
     echo "building artifacts"
     PYTHONPATH="$root/source/layer:$root/source/tools" "$python" -m iot_dr_cli.build "${build_args[@]}" >/dev/null

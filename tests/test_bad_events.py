@@ -35,7 +35,7 @@ HANDLERS = {
     "capture-changes": "iot-dr-capture-changes/capture_changes.py",
     "jitr": "iot-dr-jitr/jitr.py",
     "launch-solution": "iot-dr-launch-solution/launch_solution_resource.py",
-    "r53-checker-identity": "iot-dr-r53-checker-identity/checker_identity_resource.py",
+    "r53-checker-credentials": "iot-dr-r53-checker-credentials/checker_credentials_resource.py",
 }
 OVERSIZED = {"eventType": "THING", "event": {"thingName": "x" * 300_000}}
 NOT_UTF8 = {"eventType": "THING", "event": {"thingName": b"\xff\xfe".decode("latin-1")}}

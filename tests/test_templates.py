@@ -147,7 +147,7 @@ UNSCOPABLE_WRITES = {
     "kms:CreateKey",
     "route53:CreateHealthCheck",
     "lambda:CreateEventSourceMapping",
-    "iot:CreateKeysAndCertificate",
+    "iot:CreateCertificateFromCsr",
     "iot:RegisterCertificateWithoutCA",
     "logs:CreateLogDelivery",
     "logs:UpdateLogDelivery",
@@ -1033,10 +1033,12 @@ def test_launch_resource_is_answered_before_cloudformation_gives_up_and_is_delet
     assert function["Timeout"] == 900
     assert function["Timeout"] < launch["Properties"]["ServiceTimeout"] <= 1000
     # Deleted first: the uninstall needs the roles, the project and the log group while it runs.
-    assert {"DeploymentRole", "LaunchFunctionLogPolicy", "CodeBuildLogPolicy"} <= set(launch["DependsOn"])
+    assert {
+        "DeploymentRole", "CheckerIdentityDeploymentPolicy", "LaunchFunctionLogPolicy", "CodeBuildLogPolicy"
+    } <= set(launch["DependsOn"])  # fmt: skip
     assert set(launch["Properties"]) == {
         "ServiceToken", "ServiceTimeout", "PrimaryRegion", "SecondaryRegion", "CreateR53HealthCheck", "HostedZoneId",
-        "RecordName",
+        "RecordName", "HealthCheckMode", "RateLimitPerIp", "AlarmEmail",
     }  # fmt: skip
 
 

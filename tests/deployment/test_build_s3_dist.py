@@ -99,6 +99,65 @@ def test_buildspec_hands_every_variable_the_custom_resource_and_project_set_to_t
     assert project["Source"]["BuildSpec"] == "buildspec.yml"
 
 
+# Parameters of the main stack that the launcher hands on, and the regional templates that declare them.
+PASSED_ON = {
+    "HealthCheckMode": ("r53-health-checker",),
+    "RateLimitPerIp": ("r53-health-checker",),
+    "AlarmEmail": ("primary-region", "secondary-region", "r53-health-checker"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PASSED_ON))
+def test_main_stack_offers_what_the_regional_stacks_accept_and_hands_it_to_the_launch(name: str) -> None:
+    main, _ = decode(str(REPO / "deployment" / "disaster-recovery-for-aws-iot.template"))
+    parameter = main["Parameters"][name]
+    assert parameter["Description"]
+    assert name in main["Resources"]["LaunchSolution"]["Properties"]
+    grouped = [
+        p
+        for group in main["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+        for p in group["Parameters"]
+    ]
+    assert name in grouped
+    for kind in PASSED_ON[name]:
+        regional, _ = decode(str(REPO / "deployment" / f"disaster-recovery-for-aws-iot-{kind}.template"))
+        declared = regional["Parameters"][name]
+        for key in ("Type", "Default", "AllowedValues", "AllowedPattern"):
+            assert parameter.get(key) == declared.get(key), (kind, key)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "stacks"),
+    [
+        ("--health-check-mode", "cloudwatch-alarm", {"health_checker": "HealthCheckMode"}),
+        ("--rate-limit-per-ip", "500", {"health_checker": "RateLimitPerIp"}),
+        (
+            "--alarm-email",
+            "ops@example.com",
+            {"primary": "AlarmEmail", "secondary": "AlarmEmail", "health_checker": "AlarmEmail"},
+        ),
+    ],
+)
+def test_launcher_hands_the_main_stacks_choices_to_the_regional_stacks(
+    option: str, value: str, stacks: dict[str, str]
+) -> None:
+    from iot_dr_cli import launcher
+
+    base = ["--primary-region", "us-east-1", "--secondary-region", "us-west-2", "--bucket-suffix", "s"]
+    config = launcher.config_from_args(launcher.build_parser().parse_args([*base, option, value]))
+    for stack, parameter in stacks.items():
+        assert getattr(config, f"{stack}_parameters")[parameter] == value
+
+
+def test_launcher_refuses_a_value_the_regional_templates_do_not_allow(capsys: pytest.CaptureFixture[str]) -> None:
+    from iot_dr_cli import launcher
+
+    base = ["--primary-region", "us-east-1", "--secondary-region", "us-west-2", "--bucket-suffix", "s"]
+    with pytest.raises(SystemExit) as exit_info:
+        launcher.build_parser().parse_args([*base, "--rate-limit-per-ip", "7"])
+    assert exit_info.value.code == 2 and "--rate-limit-per-ip" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("arguments", "code", "message"),
     [
@@ -127,9 +186,11 @@ def _pypi_reachable(tmp_path: Path) -> bool:
     return probe.returncode == 0
 
 
-def test_health_checker_zip_carries_the_linux_build_of_the_iot_sdk_for_the_lambda_runtime(tmp_path: Path) -> None:
+def test_health_checker_zips_carry_the_linux_builds_of_the_iot_sdk_and_cryptography_for_the_lambda_runtime(
+    tmp_path: Path,
+) -> None:
     if not _pypi_reachable(tmp_path):
-        pytest.skip("PyPI is unreachable: the vendored awsiotsdk/awscrt wheels cannot be downloaded")
+        pytest.skip("PyPI is unreachable: the vendored awsiotsdk/awscrt and cryptography wheels cannot be downloaded")
     result = build(tmp_path / "dist")
     assert result.returncode == 0, result.stderr
 
@@ -138,4 +199,10 @@ def test_health_checker_zip_carries_the_linux_build_of_the_iot_sdk_for_the_lambd
         native = archive.read("_awscrt.abi3.so")
     assert {"health_checker.py", "awsiot/mqtt5_client_builder.py", "awscrt/mqtt5.py"} <= names
     # ELF, 64-bit, x86-64: the Lambda python3.12 x86_64 runtime loads it.
+    assert native[:5] == b"\x7fELF\x02" and int.from_bytes(native[18:20], "little") == 0x3E
+    # The credentials function makes the checker's key and CSR with cryptography, which the runtime lacks.
+    with zipfile.ZipFile(tmp_path / "dist" / "regional-s3-assets" / "iot-dr-r53-checker-credentials.zip") as archive:
+        names = set(archive.namelist())
+        native = archive.read("cryptography/hazmat/bindings/_rust.abi3.so")
+    assert {"checker_credentials_resource.py", "cryptography/x509/__init__.py"} <= names
     assert native[:5] == b"\x7fELF\x02" and int.from_bytes(native[18:20], "little") == 0x3E

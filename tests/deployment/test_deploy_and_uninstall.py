@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from iot_dr_cli import launcher, uninstall
 from iot_dr_local.cloud import LocalCloud
@@ -139,6 +141,9 @@ def test_launcher_deploys_replicates_and_uninstall_leaves_nothing_behind(cloud: 
         "CREATE_R53_HEALTH_CHECK": "yes",
         "HOSTED_ZONE_ID": "",
         "RECORD_NAME": "",
+        "HEALTH_CHECK_MODE": "https-secret",
+        "RATE_LIMIT_PER_IP": "200",
+        "ALARM_EMAIL": "ops@example.com",
         "ARTIFACT_PREFIX": "disaster-recovery-for-aws-iot/v2.0.0/",
         "DEPLOYMENT_ROLE_ARN": "",
     }
@@ -160,6 +165,16 @@ def test_launcher_deploys_replicates_and_uninstall_leaves_nothing_behind(cloud: 
         PRIMARY: {names.primary_stack: "CREATE_COMPLETE", names.health_checker_stack: "CREATE_COMPLETE"},
         SECONDARY: {names.secondary_stack: "CREATE_COMPLETE", names.health_checker_stack: "CREATE_COMPLETE"},
     }
+    # The main stack's choices reached the regional stacks.
+    for region, stack, expected in (
+        (PRIMARY, names.primary_stack, {"AlarmEmail": "ops@example.com"}),
+        (SECONDARY, names.secondary_stack, {"AlarmEmail": "ops@example.com"}),
+        (PRIMARY, names.health_checker_stack, {"AlarmEmail": "ops@example.com", "RateLimitPerIp": "200"}),
+        (SECONDARY, names.health_checker_stack, {"HealthCheckMode": "https-secret", "RateLimitPerIp": "200"}),
+    ):
+        described = cloud.client("cloudformation", region).describe_stacks(StackName=stack)["Stacks"][0]
+        parameters = {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}
+        assert expected.items() <= parameters.items(), (stack, parameters)
     for region in (PRIMARY, SECONDARY):
         table = cloud.client("dynamodb", region).describe_table(TableName=names.table_name)["Table"]
         assert table["TableStatus"] == "ACTIVE" and table["StreamSpecification"]["StreamEnabled"]
@@ -192,10 +207,18 @@ def test_launcher_deploys_replicates_and_uninstall_leaves_nothing_behind(cloud: 
         outputs = _outputs(cloud, region, names.health_checker_stack)
         secret = cloud.client("secretsmanager", region).get_secret_value(SecretId=outputs["CredentialsSecretArn"])
         # The {{resolve:secretsmanager:...}} reference in the template was resolved to the checker's secret.
-        assert (
-            checks[region]["ResourcePath"]
-            == "/v1/health-check?hashme=" + json.loads(secret["SecretString"])["healthCheckSecret"]
-        )
+        credentials = json.loads(secret["SecretString"])
+        assert checks[region]["ResourcePath"] == "/v1/health-check?hashme=" + credentials["healthCheckSecret"]
+        # The checker's certificate is CloudFormation's, made from the CSR of the key that stays in the secret.
+        iot = cloud.client("iot", region)
+        (principal,) = iot.list_thing_principals(thingName=outputs["CheckerThingName"])["principals"]
+        description = iot.describe_certificate(certificateId=principal.rsplit("/", 1)[-1])["certificateDescription"]
+        assert (description["status"], description["certificatePem"]) == ("ACTIVE", credentials["certificatePem"])
+        certified = x509.load_pem_x509_certificate(credentials["certificatePem"].encode()).public_key()
+        key = serialization.load_pem_private_key(credentials["privateKey"].encode(), password=None)
+        assert certified.public_numbers() == key.public_key().public_numbers()  # type: ignore[union-attr]
+        policies = iot.list_attached_policies(target=principal)["policies"]
+        assert [p["policyName"] for p in policies] == [f"{outputs['CheckerThingName']}-policy"]
 
     primary_iot, secondary_iot = cloud.client("iot", PRIMARY), cloud.client("iot", SECONDARY)
     primary_iot.create_thing(thingName="deployment-probe", attributePayload={"attributes": {"kind": "probe"}})

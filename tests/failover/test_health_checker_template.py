@@ -57,7 +57,7 @@ def test_the_secret_is_only_resolved_inside_the_route53_health_check(template: d
     path = https_config(template)["ResourcePath"]
     reference = "{{resolve:secretsmanager:${CredentialsSecret}:SecretString:healthCheckSecret}}"
     assert path == {"Fn::Sub": f"/v1/health-check?hashme={reference}"}
-    assert "CheckerIdentity" in resource(template, "HealthCheck")["DependsOn"], "resolved before it was written"
+    assert "CheckerCredentials" in resource(template, "HealthCheck")["DependsOn"], "resolved before it was written"
     outputs = json.dumps(template["Outputs"])
     assert "resolve" not in outputs and "hashme" not in outputs
     for name, body in template["Resources"].items():
@@ -136,7 +136,11 @@ def test_checker_environment_builds_valid_settings(template: dict[str, Any]) -> 
     assert settings.total_timeout < 2.0
     assert settings.credentials_secret_arn == "example"
     assert env["CREDENTIALS_SECRET_ARN"] == {"Ref": "CredentialsSecret"}
-    assert env["IOT_ENDPOINT"] == {"Fn::GetAtt": ["CheckerIdentity", "Endpoint"]}
+    assert env["IOT_ENDPOINT"] == {"Fn::GetAtt": ["CheckerKey", "Endpoint"]}
+    assert env["CLIENT_ID"] == {"Ref": "CheckerThing"}
+    assert resource(template, "HealthCheckerFunction")["DependsOn"] == "CheckerCredentials", (
+        "serves before its certificate"
+    )
 
 
 def test_failover_records_point_at_this_region_with_its_health_check(template: dict[str, Any]) -> None:
@@ -148,7 +152,7 @@ def test_failover_records_point_at_this_region_with_its_health_check(template: d
         {"Ref": "FailoverRole"},
         {"Ref": "HealthCheck"},
     )
-    assert props["ResourceRecords"] == [{"Fn::GetAtt": ["CheckerIdentity", "Endpoint"]}]
+    assert props["ResourceRecords"] == [{"Fn::GetAtt": ["CheckerKey", "Endpoint"]}]
     assert template["Parameters"]["RecordTtl"]["Default"] <= 60
 
 
@@ -166,12 +170,36 @@ def test_region_txt_record_holds_the_json_devices_parse(template: dict[str, Any]
     assert json.loads(presented[1:-1].replace('\\"', '"')) == {"primary": "us-east-1", "secondary": "us-west-2"}
 
 
-def test_checker_identity_names_match_what_its_role_may_manage(template: dict[str, Any]) -> None:
-    thing = resource(template, "CheckerIdentity")["Properties"]["ThingName"]["Fn::Join"][1][0]
-    statements = resource(template, "CheckerIdentityRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
-    scoped = [s["Resource"]["Fn::Sub"] for s in statements if "Fn::Sub" in s["Resource"]]
-    assert any(r.endswith(f":thing/{thing}*") for r in scoped)
-    assert any(r.endswith(f":policy/{thing}*") for r in scoped)
+def test_the_checker_identity_is_native_resources_and_no_role_here_may_change_a_certificate(
+    template: dict[str, Any],
+) -> None:
+    certificate = resource(template, "CheckerCertificate")
+    assert certificate["Type"] == "AWS::IoT::Certificate"
+    assert certificate["Properties"] == {
+        "CertificateSigningRequest": {"Fn::GetAtt": ["CheckerKey", "CertificateSigningRequest"]},
+        "Status": "ACTIVE",
+    }
+    principal = {"Fn::GetAtt": ["CheckerCertificate", "Arn"]}
+    assert resource(template, "CheckerPolicyAttachment")["Properties"] == {
+        "PolicyName": {"Ref": "CheckerPolicy"},
+        "Principal": principal,
+    }
+    assert resource(template, "CheckerThingAttachment")["Properties"] == {
+        "ThingName": {"Ref": "CheckerThing"},
+        "Principal": principal,
+    }
+    assert resource(template, "CheckerThing")["Properties"]["ThingName"]["Fn::Join"][1][0] == "iot-dr-r53-checker-"
+    for name, body in template["Resources"].items():
+        policies = body["Properties"].get("Policies", []) if body["Type"] == "AWS::IAM::Role" else []
+        if body["Type"] == "AWS::IAM::Policy":
+            policies = [body["Properties"]]
+        for statement in (s for policy in policies for s in policy["PolicyDocument"]["Statement"]):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            iot_actions = {a for a in actions if a.startswith("iot:")}
+            # Reading the endpoint's name, and reading exactly the checker's own certificate, is all any role here does.
+            assert iot_actions <= {"iot:DescribeEndpoint", "iot:DescribeCertificate"}, (name, iot_actions)
+            if "iot:DescribeCertificate" in iot_actions:
+                assert statement["Resource"] == principal, name
 
 
 def test_nothing_secret_is_output_and_every_output_is_described(template: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -33,9 +34,12 @@ from nbclient.exceptions import CellExecutionError
 from waiting import eventually
 
 from iot_dr_local.cloud import LocalCloud
-from iot_dr_local.failover import FailoverServices
+from iot_dr_local.failover import DeviceCertificate, FailoverServices
 from iot_dr_local.failover_plan import FailoverSettings
+from iot_dr_local.local_up import failover_state
+from iot_dr_local.process_refs import ProcessRef
 from iot_dr_local.processes import find_binary
+from iot_dr_local.run_state import LocalState, StateFile
 
 PRIMARY, SECONDARY = "us-east-1", "us-west-2"
 JUPYTER_DIR = Path(__file__).resolve().parents[2] / "source" / "jupyter"
@@ -70,6 +74,24 @@ class Setup:
     @property
     def ca_path(self) -> str:
         return str(self.services.ca.cert_path)
+
+    def local_outage(self, region: str, device: Any) -> subprocess.CompletedProcess[str]:
+        """Run ``iot-dr local outage <region>`` against this cloud, recorded in a state file as ``local up`` records
+        itself (this process stands for the ``local up`` server)."""
+        state_file = StateFile(self.directory / "state")
+        state_file.directory.mkdir(exist_ok=True)
+        served = LocalState(self.cloud.endpoint, PRIMARY, SECONDARY, ProcessRef.this_process())
+        certificate = DeviceCertificate(device.thing_name, device.cert_path, device.key_path, device.certificate_id)
+        with state_file.locked():
+            state_file.write(failover_state(served, self.services, certificate, self.directory / "failover"))
+        try:
+            return subprocess.run(
+                [sys.executable, "-m", "iot_dr_cli.main", "local", "outage", region, "--state-dir",
+                 str(state_file.directory)],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+        finally:
+            state_file.remove()
 
     def notebook_directory(self) -> Path:
         """A fresh copy of source/jupyter, as the launcher uploads it, to run the notebooks in."""
@@ -346,9 +368,11 @@ def test_after_a_failover_the_devices_connect_in_the_secondary_and_a_new_one_reg
     primary_check = services.plan.primary.health_check
     assert primary_check is not None and services.emulator is not None
 
-    # What `iot-dr local outage us-east-1` does: SIGKILL the primary's broker.
-    services.brokers[PRIMARY].stop(graceful=False)
+    outage = setup.local_outage(PRIMARY, device)
     try:
+        assert outage.returncode == 0, outage.stderr
+        assert f"{PRIMARY}: broker" in outage.stdout and "killed" in outage.stdout
+        assert not services.brokers[PRIMARY].running
         for _ in range(THRESHOLD):
             services.emulator.probe_once(primary_check.health_check_id)
         target = str(services.dns.resolver().resolve(services.plan.record.name, "CNAME")[0].target)  # type: ignore[union-attr]

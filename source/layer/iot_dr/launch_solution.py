@@ -37,6 +37,9 @@ BUILD_VARIABLES = (
     "CREATE_R53_HEALTH_CHECK",
     "HOSTED_ZONE_ID",
     "RECORD_NAME",
+    "HEALTH_CHECK_MODE",
+    "RATE_LIMIT_PER_IP",
+    "ALARM_EMAIL",
 )
 # Attributes of the resource, which the main template's outputs read with Fn::GetAtt.
 OUTPUT_KEYS = (
@@ -140,6 +143,9 @@ def start_build(codebuild: Any, project: str, deployment: Deployment, properties
         str(properties.get("CreateR53HealthCheck", "yes")),
         str(properties.get("HostedZoneId", "")),
         str(properties.get("RecordName", "")),
+        str(properties.get("HealthCheckMode", "https-secret")),
+        str(properties.get("RateLimitPerIp", "100")),
+        str(properties.get("AlarmEmail", "")),
     )
     environment = dict(zip(BUILD_VARIABLES, values, strict=True))
     build = codebuild.start_build(
@@ -196,7 +202,7 @@ def handle_event(
     send: custom_resource.Sender = custom_resource.put_response,
 ) -> None:
     """The ``Custom::LaunchSolution`` resource (properties PrimaryRegion, SecondaryRegion, CreateR53HealthCheck,
-    HostedZoneId, RecordName); answers CloudFormation exactly once."""
+    HostedZoneId, RecordName, HealthCheckMode, RateLimitPerIp, AlarmEmail); answers CloudFormation exactly once."""
     custom_resource.require_request(event)
     suffix = bucket_suffix(str(event["StackId"]))
     new_deployment: dict[str, Deployment] = {}

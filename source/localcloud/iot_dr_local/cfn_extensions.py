@@ -2,9 +2,10 @@
 
 moto reports CREATE_COMPLETE for a stack even when it silently skipped a resource type it does not know,
 and several of its resource types drop properties. Here AWS::IoT::TopicRule, AWS::DynamoDB::GlobalTable,
-AWS::SQS::QueuePolicy, AWS::SecretsManager::Secret and AWS::ApiGateway::Stage are created for real, the
-dropped properties are applied, and a stack holding any other unknown type fails with CREATE_FAILED naming
-the types, so a gap in the local cloud is never hidden.
+AWS::SQS::QueuePolicy, AWS::SecretsManager::Secret and AWS::ApiGateway::Stage are created for real (and more
+types in ``cfn_alarms``, ``cfn_waf`` and ``cfn_iot_identity``), the dropped properties are applied, and a stack
+holding any other unknown type fails with CREATE_FAILED naming the types, so a gap in the local cloud is never
+hidden.
 
 Custom resources work as in CloudFormation: the function behind ``ServiceToken`` gets Create, Update and
 Delete requests whose ``ResponseURL`` is a pre-signed S3 PUT URL, and the one response it uploads there
@@ -34,7 +35,8 @@ from moto.cloudformation.parsing import OutputMap, get_model_map, get_name_type_
 from moto.core.common_models import CloudFormationModel
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import Table
-from moto.iot.models import FakePolicy, iot_backends
+from moto.iot.exceptions import ResourceNotFoundException
+from moto.iot.models import FakePolicy, FakeThing, iot_backends
 from moto.kms.models import Key
 from moto.route53.models import HealthCheck, route53_backends
 from moto.s3.models import s3_backends
@@ -46,6 +48,7 @@ from moto.stepfunctions.utils import cfn_to_api_tags
 
 from iot_dr_local import lambda_runtime
 from iot_dr_local.cfn_alarms import MetricAlarm
+from iot_dr_local.cfn_iot_identity import Certificate, PolicyPrincipalAttachment, ThingPrincipalAttachment
 from iot_dr_local.cfn_waf import WebAcl, WebAclAssociation
 from iot_dr_local.global_tables import GlobalTableReplicator
 from iot_dr_local.patching import Patches
@@ -718,6 +721,22 @@ def _iot_policy_create(
     )
 
 
+def _iot_thing_delete(thing: FakeThing, account_id: str, region_name: str) -> None:
+    """Delete the thing by the name it was created with: moto re-reads ThingName from the template, unresolved."""
+    backend = iot_backends[account_id][region_name]
+    try:
+        backend.delete_thing(thing.thing_name)
+    except ResourceNotFoundException:
+        return
+
+
+def _iot_policy_delete(policy: FakePolicy, account_id: str, region_name: str) -> None:
+    """Delete the policy by the name it was created with: moto re-reads PolicyName from the template, unresolved."""
+    backend = iot_backends[account_id][region_name]
+    if policy.name in backend.policies:
+        backend.delete_policy(policy.name)
+
+
 def _iot_policy_update(
     cls: type,
     original_resource: FakePolicy,
@@ -797,6 +816,9 @@ _CUSTOM_MODELS: tuple[type[CloudFormationModel], ...] = (
     MetricAlarm,
     WebAcl,
     WebAclAssociation,
+    Certificate,
+    PolicyPrincipalAttachment,
+    ThingPrincipalAttachment,
 )
 
 
@@ -820,8 +842,11 @@ def install(replicator: GlobalTableReplicator) -> None:
     # The LayerName property names the layer, and Ref gives the layer version ARN.
     _patches.set(LayerVersion, "cloudformation_name_type", staticmethod(lambda: "LayerName"))
     _patches.set(LayerVersion, "physical_resource_id", property(lambda layer: layer.arn))
-    # Ref of an IoT policy is its name.
+    # Ref of an IoT policy is its name, and of a thing its name too.
     _patches.set(FakePolicy, "physical_resource_id", property(lambda policy: policy.name))
+    _patches.set(FakeThing, "physical_resource_id", property(lambda thing: thing.thing_name))
+    _patches.set(FakeThing, "delete", _iot_thing_delete)
+    _patches.set(FakePolicy, "delete", _iot_policy_delete)
     _patches.set(FakePolicy, "create_from_cloudformation_json", classmethod(_iot_policy_create))
     _patches.set(FakePolicy, "update_from_cloudformation_json", classmethod(_iot_policy_update))
     _patches.set(CustomModel, "create_from_cloudformation_json", classmethod(_custom_create))

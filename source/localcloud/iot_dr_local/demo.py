@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 import time
 
-from iot_dr_cli.fleet import create_fleet
-from iot_dr_cli.inventory import as_seen_from, differences, format_parity, parity, read_inventory
+from iot_dr.fleet.drift import Region, compare_fleet
+from iot_dr.fleet.enumeration import thing_names
+from iot_dr_cli.devices_cmp import format_counts, format_table, report
+from iot_dr_cli.fleet import DEMO_THING_PREFIX, create_fleet
 from iot_dr_local.cloud import ACCOUNT_ID, LocalCloud
 
 PROGRESS_INTERVAL = 0.5
+DEMO_QUERY = f"thingName:{DEMO_THING_PREFIX}*"
 
 
 def _say(line: str) -> None:
@@ -56,14 +59,16 @@ def run_demo(count: int, primary_region: str, secondary_region: str, timeout: fl
             time.sleep(PROGRESS_INTERVAL)
         cloud.wait_idle()
         _say(f"replication settled {time.monotonic() - created:.1f} s after the first device was created")
-        expected = as_seen_from(read_inventory(iot, iot_data), primary_region, secondary_region)
-        actual = read_inventory(cloud.client("iot", secondary_region), cloud.client("iot-data", secondary_region))
-        rows = parity(expected, actual)
-        _say("")
-        _say(format_parity(rows))
-        drift = differences(expected, actual)
-        if drift:
-            _say(f"\nNOT in parity: {sorted(drift)}")
+        # What iot-devices-cmp.py does: every device of the fleet in either region, compared whole.
+        primary, secondary = Region.limited(primary_region), Region.limited(secondary_region)
+        names = {*thing_names(primary.iot, DEMO_QUERY), *thing_names(secondary.iot, DEMO_QUERY)}
+        drifts = compare_fleet(primary, secondary, names)
+        result = report(primary_region, secondary_region, DEMO_QUERY, drifts)
+        _say(f"\niot-devices-cmp.py --query-string '{DEMO_QUERY}'")
+        _say(format_table(drifts))
+        _say(format_counts(result))
+        if result["inSync"] != result["compared"] or result["compared"] != count:
+            _say(f"\nNOT in parity: {result['compared']} devices compared, {result['inSync']} in sync of {count}")
             return 1
         _say("\nthe secondary region is in parity with the primary")
         return 0

@@ -212,7 +212,7 @@ def _start_failover(
 ) -> tuple[FailoverServices, LocalState]:
     services = cloud.start_failover(runtime_dir, options.settings)
     device = cloud.register_device_certificate(DEMO_DEVICE)
-    return services, _with_failover(state, services, device, runtime_dir)
+    return services, failover_state(state, services, device, runtime_dir)
 
 
 def _shut_down(
@@ -295,9 +295,11 @@ def _stop_recorded_processes(state_file: StateFile) -> None:
         state_file.remove()
 
 
-def _with_failover(
+def failover_state(
     state: LocalState, services: FailoverServices, device: DeviceCertificate, runtime_dir: Path
 ) -> LocalState:
+    """``state`` with the running failover services recorded as ``outage`` and ``restore`` read them: each broker's
+    process and command line, the DNS server, the CA and the demo device."""
     plan = services.plan
     brokers = {}
     for role, region_plan in zip(("primary", "secondary"), plan.regions, strict=True):

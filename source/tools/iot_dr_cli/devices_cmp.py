@@ -59,6 +59,14 @@ def format_table(drifts: list[DeviceDrift]) -> str:
     return "\n".join(lines)
 
 
+def format_counts(result: dict[str, Any]) -> str:
+    """The counts line of a ``report``, in the archived tool's words."""
+    return (
+        f"NUM_THINGS_COMPARED: {result['compared']} NUM_THINGS_IN_SYNC: {result['inSync']} "
+        f"NUM_THINGS_NOTSYNCED: {result['notInSync']} NUM_ERRORS: {result['errors']}"
+    )
+
+
 def _main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     primary_name = toolsrc("PRIMARY_REGION", args.primary_region)
@@ -68,10 +76,7 @@ def _main(argv: Sequence[str]) -> int:
     drifts = compare_fleet(primary, secondary, names, args.max_workers, not args.no_shadows, args.wait)
     result = report(primary_name, secondary_name, args.query_string, drifts)
     print(format_table(drifts))
-    print(
-        f"NUM_THINGS_COMPARED: {result['compared']} NUM_THINGS_IN_SYNC: {result['inSync']} "
-        f"NUM_THINGS_NOTSYNCED: {result['notInSync']} NUM_ERRORS: {result['errors']}"
-    )
+    print(format_counts(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return EXIT_OK if result["compared"] == result["inSync"] else EXIT_FAILURE

@@ -14,6 +14,7 @@ from typing import Any
 THING_TYPE = "dr-demo-sensor"
 GROUPS = (("dr-demo-fleet", None), ("dr-demo-eu", "dr-demo-fleet"), ("dr-demo-berlin", "dr-demo-eu"))
 POLICY = "dr-demo-device-policy"
+DEMO_THING_PREFIX = "dr-demo-"
 
 
 @dataclass
@@ -69,7 +70,7 @@ def create_fleet(
         )
     iot.create_policy(policyName=POLICY, policyDocument=device_policy(region, account))
     for index in range(count):
-        name = f"dr-demo-{index:04d}"
+        name = f"{DEMO_THING_PREFIX}{index:04d}"
         request: dict[str, Any] = {
             "thingName": name,
             "attributePayload": {"attributes": {"serial": f"{index:06d}", "site": "berlin" if index % 2 else "paris"}},

@@ -1,6 +1,6 @@
 """The replicated state of one region's IoT device layer, and its comparison between two regions.
 
-Used by the scenario tests and the demo: the secondary is in parity when
+Used by the scenario tests: the secondary is in parity when
 its inventory equals the primary's with policy ARNs rewritten for the secondary region.
 """
 
@@ -111,18 +111,6 @@ def as_seen_from(inventory: Inventory, source_region: str, target_region: str) -
     return replace(inventory, policies=policies)
 
 
-@dataclass(frozen=True)
-class ParityRow:
-    kind: str
-    primary: int
-    secondary: int
-    matching: int
-
-    @property
-    def in_parity(self) -> bool:
-        return self.primary == self.secondary == self.matching
-
-
 def differences(expected: Inventory, actual: Inventory) -> dict[str, dict[str, tuple[Any, Any]]]:
     """Per kind, the keys whose values differ: key → (expected, actual); None stands for missing."""
     result: dict[str, dict[str, tuple[Any, Any]]] = {}
@@ -134,21 +122,3 @@ def differences(expected: Inventory, actual: Inventory) -> dict[str, dict[str, t
         if diff:
             result[kind] = diff
     return result
-
-
-def parity(expected: Inventory, actual: Inventory) -> list[ParityRow]:
-    rows = []
-    for kind in Inventory.KINDS:
-        left, right = getattr(expected, kind), getattr(actual, kind)
-        matching = sum(1 for key, value in left.items() if right.get(key) == value)
-        rows.append(ParityRow(kind.replace("_", " "), len(left), len(right), matching))
-    return rows
-
-
-def format_parity(rows: list[ParityRow]) -> str:
-    lines = [f"{'resource':<16}{'primary':>9}{'secondary':>11}{'matching':>10}  parity"]
-    for row in rows:
-        lines.append(
-            f"{row.kind:<16}{row.primary:>9}{row.secondary:>11}{row.matching:>10}  {'yes' if row.in_parity else 'NO'}"
-        )
-    return "\n".join(lines)

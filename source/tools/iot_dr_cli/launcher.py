@@ -372,6 +372,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--create-r53-health-check", choices=["yes", "no"], default="yes")
     parser.add_argument("--hosted-zone-id", default="")
     parser.add_argument("--record-name", default="")
+    parser.add_argument("--health-check-mode", choices=["https-secret", "cloudwatch-alarm"], default="https-secret")
+    parser.add_argument(
+        "--rate-limit-per-ip",
+        type=int,
+        choices=[0, 100, 200, 500, 1000],
+        default=100,
+        help="requests one address may send to a health checker in 5 minutes (0: no AWS WAF web ACL)",
+    )
+    parser.add_argument("--alarm-email", default="", help="address subscribed to every stack's alarm topic")
     parser.add_argument("--deployment-role-arn", help="CloudFormation service role for the regional stacks")
     return parser
 
@@ -382,8 +391,13 @@ def config_from_args(args: argparse.Namespace) -> LaunchConfig:
         secondary_region=args.secondary_region,
         stack_postfix=args.stack_postfix,
         bucket_suffix=args.bucket_suffix,
+        primary_parameters={"AlarmEmail": args.alarm_email},
+        secondary_parameters={"AlarmEmail": args.alarm_email},
         health_checker_parameters={
             "CreateRoute53HealthCheck": args.create_r53_health_check,
+            "HealthCheckMode": args.health_check_mode,
+            "RateLimitPerIp": str(args.rate_limit_per_ip),
+            "AlarmEmail": args.alarm_email,
             "HostedZoneId": args.hosted_zone_id,
             "RecordName": args.record_name,
         },

@@ -1,0 +1,15 @@
+"""Custom resources that generate the health checker's key and CSR, and store its certificate with the key."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from iot_dr import aws, checker_credentials
+from iot_dr.logs import configure_logging
+
+
+def handler(event: dict[str, Any], context: Any) -> None:
+    configure_logging()
+    region = os.environ["AWS_REGION"]
+    checker_credentials.handle_event(event, context, aws.client("iot", region), aws.client("secretsmanager", region))
