@@ -21,6 +21,7 @@ from iot_dr_cli.operations import (
     replay_dead_letters,
     resolve_targets,
 )
+from iot_dr_cli.sync import register as register_sync
 
 # Exit codes (README, "Exit codes"): 0 done, 1 the operation failed, 2 bad usage (argparse's own code), 130 interrupted.
 EXIT_FAILURE = 1
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _add_plugin_commands(commands)
+    register_sync(commands)
 
     dead_letters = commands.add_parser("dead-letters", help="list events parked in the secondary")
     _add_secondary_target_arguments(dead_letters)
