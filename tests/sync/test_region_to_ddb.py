@@ -1,0 +1,49 @@
+"""iot-dr sync region-to-ddb: a fleet created before the solution was deployed reaches the secondary through the
+global table and the deployed pipeline."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from fleet_support import PRIMARY, SECONDARY, Fleet, attachment_types, group_layer, out_of_sync, seed_fleet
+from waiting import eventually
+
+from iot_dr_cli.main import main
+from iot_dr_local.cloud import LocalCloud
+
+FAST_RETRIES = {"RetryIntervalSeconds": "1", "RetryBackoffRate": "1.5", "RetryMaxAttempts": "8"}
+
+
+@pytest.fixture(scope="module")
+def deployed() -> Iterator[tuple[LocalCloud, Fleet]]:
+    local = LocalCloud(PRIMARY, SECONDARY)
+    local.start()
+    try:
+        fleet = seed_fleet(local.client("iot", PRIMARY), local.client("iot-data", PRIMARY), "ddb", 5)
+        local.prepare_account()
+        local.deploy(**FAST_RETRIES)
+        yield local, fleet
+    finally:
+        local.stop()
+
+
+def test_fleet_fed_to_the_table_is_replicated_by_the_pipeline(
+    deployed: tuple[LocalCloud, Fleet], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cloud, fleet = deployed
+    assert set(out_of_sync(cloud, fleet)) == set(fleet.names), "the deployment alone does not copy old devices"
+    table = cloud.launch_config.table_name
+
+    regions = ("--primary-region", PRIMARY, "--secondary-region", SECONDARY)
+    code = main(["sync", "region-to-ddb", *regions, "--table", table, "--query-string", fleet.query])
+
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0, summary
+    assert (summary["seen"], summary["created"], summary["failed"]) == (5, 5, 0)
+    eventually(lambda: out_of_sync(cloud, fleet) == {}, timeout=180, interval=2)
+    secondary, primary = cloud.client("iot", SECONDARY), cloud.client("iot", PRIMARY)
+    assert group_layer(secondary, "ddb") == group_layer(primary, "ddb")
+    for name in fleet.names:
+        assert attachment_types(secondary, name) == attachment_types(primary, name)
