@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -169,3 +170,32 @@ def test_region_to_ddb_needs_an_existing_table(cloud: LocalCloud, capsys: pytest
         code = main(["sync", "region-to-ddb", *FLAGS, *args])
         [line] = capsys.readouterr().err.splitlines()
         assert code == 2 and message in line
+
+
+def _lambda_handler(kind: str) -> Any:
+    path = Path(__file__).resolve().parents[2] / "source" / "lambda" / "iot-dr-region-syncer" / f"iot-{kind}-syncer.py"
+    spec = importlib.util.spec_from_file_location(f"syncer_{kind.replace('-', '_')}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.handler
+
+
+def test_lambda_handler_syncs_its_shard_from_the_guide_environment(
+    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = seed_fleet(cloud.client("iot", PRIMARY), cloud.client("iot-data", PRIMARY), "lambda", 4)
+    for name, value in {
+        "PRIMARY_REGION": PRIMARY,
+        "SECONDARY_REGION": SECONDARY,
+        "QUERY_STRING": fleet.query,
+        "MAX_WORKERS": "2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    handler = _lambda_handler("region-to-region")
+
+    summaries = [handler({"shard": f"{index}/2"}, None) for index in (0, 1)]
+
+    assert sum(s["created"] for s in summaries) == 4
+    assert all(s["failed"] == 0 for s in summaries)
+    assert out_of_sync(cloud, fleet) == {}
