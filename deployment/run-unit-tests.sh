@@ -92,7 +92,7 @@ main() {
     .venv/bin/ruff check .
     echo "== shellcheck"
     if command -v shellcheck >/dev/null 2>&1; then
-        shellcheck deployment/*.sh .ci/run source/tools/*.sh
+        shellcheck deployment/*.sh .ci/run source/tools/*.sh source/lambda/iot-dr-region-syncer/*.sh
     else
         echo "shellcheck is not installed; skipped"
     fi

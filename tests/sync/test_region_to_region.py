@@ -28,6 +28,12 @@ def sync(capsys: pytest.CaptureFixture[str], *args: str, kind: str = "region-to-
     return code, json.loads(out) if out.strip() else {}
 
 
+def _task_role_actions() -> set[str]:
+    """Actions the sample Fargate task role allows (the placeholders name the regions and table)."""
+    path = Path(__file__).resolve().parents[2] / "source/lambda/iot-dr-region-syncer/fargate-task-role-policy.json"
+    return {action for statement in json.loads(path.read_text())["Statement"] for action in statement["Action"]}
+
+
 def finished_in(checkpoint: Path) -> set[str]:
     return FileCheckpoint(checkpoint).finished() if checkpoint.exists() else set()
 
@@ -46,6 +52,8 @@ def test_existing_fleet_is_copied_whole_and_smart_mode_then_skips_it(
     assert group_layer(secondary, "parity") == group_layer(iot, "parity")
     for name in fleet.names:
         assert attachment_types(secondary, name) == attachment_types(iot, name)
+    allowed = _task_role_actions()
+    assert {f"iot:{op}" for calls in summary["calls"].values() for op in calls} <= allowed
     # Shared dependencies are written once, however many devices use them.
     assert summary["calls"][SECONDARY].get("CreateThingType") == 1
     assert summary["calls"][SECONDARY].get("CreatePolicy") == 1 + 6

@@ -36,27 +36,38 @@ SYNC_SHARE = 0.98
 # Error codes AWS IoT returns when a call is over its quota.
 THROTTLE_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "Throttling", "RequestLimitExceeded"})
 THROTTLE_HANDLER_ID = "iot-dr-sync-throttles"
+CALLS_HANDLER_ID = "iot-dr-sync-calls"
 
 
-class CountingLimiter(RateLimiter):
-    """A ``RateLimiter`` that also counts the calls it admits, by operation."""
+class CallCounter:
+    """Counts the calls a region's clients send and the throttling answers they get, by operation.
 
-    def __init__(self, quotas: dict[str, float], share: float) -> None:
-        super().__init__(quotas, share)
+    Both are botocore event handlers registered first (``before-call`` fires once per attempt; ``needs-retry`` is
+    emitted until a handler answers, and the retry handler answers): they return None, so nothing else changes.
+    """
+
+    def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.throttles: Counter[str] = Counter()
-        self._count_lock = threading.Lock()
+        self._lock = threading.Lock()
 
-    def acquire(self, operation: str) -> float:
-        with self._count_lock:
-            self.calls[operation] += 1
-        return super().acquire(operation)
+    def count_call(self, model: Any = None, **_: Any) -> None:
+        with self._lock:
+            self.calls[model.name] += 1
 
     def count_throttle(self, response: Any = None, operation: Any = None, **_: Any) -> None:
-        """botocore ``needs-retry`` handler: counts throttling responses; returns None so retries are unchanged."""
         if response is not None and response[1].get("Error", {}).get("Code") in THROTTLE_CODES:
-            with self._count_lock:
+            with self._lock:
                 self.throttles[operation.name] += 1
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register_first("before-call", self.count_call, unique_id=CALLS_HANDLER_ID)
+        client.meta.events.register_first("needs-retry", self.count_throttle, unique_id=THROTTLE_HANDLER_ID)
+
+    @staticmethod
+    def detach(client: Any) -> None:
+        client.meta.events.unregister("before-call", unique_id=CALLS_HANDLER_ID)
+        client.meta.events.unregister("needs-retry", unique_id=THROTTLE_HANDLER_ID)
 
 
 @dataclass
@@ -100,27 +111,28 @@ class Endpoints:
 
     primary: Region
     secondary: Region
-    limiters: dict[str, CountingLimiter]
+    counters: dict[str, CallCounter]
 
     @classmethod
     def open(cls, settings: SyncSettings) -> Endpoints:
         quotas = {**DEFAULT_QUOTAS, **settings.rates}
-        limiters: dict[str, CountingLimiter] = {}
+        counters: dict[str, CallCounter] = {}
         regions = []
         for name in (settings.primary_region, settings.secondary_region):
-            limiter = limiters[name] = CountingLimiter(quotas, SYNC_SHARE)
+            limiter = RateLimiter(quotas, SYNC_SHARE)
+            counter = counters[name] = CallCounter()
             clients = [aws.client(service, name) for service in ("iot", "iot-data")]
             for client in clients:
-                client.meta.events.register("needs-retry", limiter.count_throttle, unique_id=THROTTLE_HANDLER_ID)
+                counter.attach(client)
             regions.append(Region(name, LimitedClient(clients[0], limiter), LimitedClient(clients[1], limiter)))
-        return cls(regions[0], regions[1], limiters)
+        return cls(regions[0], regions[1], counters)
 
     def close(self, summary: Summary) -> None:
-        for name, limiter in self.limiters.items():
+        for name, counter in self.counters.items():
             for service in ("iot", "iot-data"):
-                aws.client(service, name).meta.events.unregister("needs-retry", unique_id=THROTTLE_HANDLER_ID)
-            summary.calls[name] = dict(sorted(limiter.calls.items()))
-            summary.throttles[name] = dict(sorted(limiter.throttles.items()))
+                CallCounter.detach(aws.client(service, name))
+            summary.calls[name] = dict(sorted(counter.calls.items()))
+            summary.throttles[name] = dict(sorted(counter.throttles.items()))
 
 
 def device_names(iot: Any, query_string: str) -> Iterator[str]:
