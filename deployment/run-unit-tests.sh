@@ -94,7 +94,7 @@ main() {
     (cd source/layer && ../../.venv/bin/mypy --config-file ../../pyproject.toml iot_dr)
     echo "== shellcheck"
     if command -v shellcheck >/dev/null 2>&1; then
-        shellcheck deployment/*.sh .ci/run source/tools/*.sh
+        shellcheck deployment/*.sh .ci/run source/tools/*.sh source/lambda/iot-dr-region-syncer/*.sh
     else
         echo "shellcheck is not installed; skipped"
     fi

@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PRODUCT_SOURCES = [REPO / "source" / "layer", REPO / "source" / "tools", REPO / "source" / "lambda"]
-LOCAL_CLOUD_ONLY = {"moto", "psutil", "pyOpenSSL", "plotly", "tqdm", "iot_dr_local"}
+LOCAL_CLOUD_ONLY = {"moto", "psutil", "pyOpenSSL", "plotly", "iot_dr_local"}
 # Runs iot-dr as if the local extra were not installed: importing moto fails as it does without the package.
 WITHOUT_MOTO = "import sys; sys.modules['moto'] = None; from iot_dr_cli.main import main; sys.exit(main(sys.argv[1:]))"
 
@@ -50,7 +50,6 @@ def test_the_wheel_requires_moto_only_with_the_local_extra(wheel: zipfile.ZipFil
         "plotly==6.5.2",
         "psutil==7.2.2",
         "pyOpenSSL==26.2.0",
-        "tqdm==4.67.1",
     ]
     assert {"local", "dev"} <= set(metadata.get_all("Provides-Extra") or [])
 

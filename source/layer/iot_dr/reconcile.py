@@ -4,6 +4,10 @@ Event sources are at-least-once but not perfect (CloudTrail delivery to EventBri
 may predate the solution). This scheduled sweep runs in the primary, compares each thing with its replica
 (read-only in the secondary) and, for every drifted thing, writes snapshots of the thing, its certificates,
 their policies and attachments; the normal pipeline then applies them.
+
+``sweep`` is the same check on the region syncs' engine: the whole device layer (types, groups, memberships,
+shadows too), a bounded number of devices per run from a cursor, and things found only in the secondary reported
+(deleted only on request).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iot_dr.arns import rewrite_policy_document
+from iot_dr.fleet.drift import Region, compare_device
 from iot_dr.items import ItemWriter
 from iot_dr.replicate.certificates import secondary_status
 from iot_dr.replicate.context import certificate_id_of, describe_or_none, paginate
@@ -25,6 +30,8 @@ from iot_dr.snapshots import (
     thing_principals_snapshot,
     thing_snapshot,
 )
+from iot_dr.sync.engine import device_names
+from iot_dr.sync.feed import TableFeed
 
 LOG = logging.getLogger(__name__)
 
@@ -141,5 +148,71 @@ def reconcile(regions: Regions, writer: ItemWriter, query_string: str) -> Reconc
     LOG.info(
         "reconciled",
         extra={"checked": report.checked, "drifted": len(report.drifted), "itemsWritten": report.items_written},
+    )
+    return report
+
+
+@dataclass
+class SweepReport:
+    """One bounded run of the sweep. ``cursor``: the last device compared (None when the sweep went round the whole
+    fleet and starts again from the beginning next time); ``orphans``: things in the secondary that the primary no
+    longer has, found when the sweep completes a round; ``deleted``: those queued for deletion (opt-in)."""
+
+    checked: int = 0
+    drifted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    orphans: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    cursor: str | None = None
+
+
+def sweep(
+    primary: Region,
+    secondary: Region,
+    feed: TableFeed,
+    query_string: str,
+    cursor: str | None,
+    budget: int,
+    delete_orphans: bool = False,
+) -> SweepReport:
+    """Compare at most ``budget`` devices (whole device layer, ``iot_dr.fleet.device``) in thing-name order after
+    ``cursor``, and feed each drifted one to the pipeline through ``feed``. When the round reaches the end of the
+    fleet, things present only in the secondary are reported, and queued for deletion if ``delete_orphans``.
+
+    Enumerating names costs one call per 100 things; only the compared devices cost their reads, so a run's work is
+    bounded by ``budget`` whatever the fleet's size.
+    """
+    if budget < 1:
+        raise ValueError(f"budget must be at least 1, got {budget}")
+    report = SweepReport()
+    names = sorted(set(device_names(primary.iot, query_string)))
+    pending = [name for name in names if cursor is None or name > cursor]
+    for name in pending[:budget]:
+        report.checked += 1
+        report.cursor = name
+        drift = compare_device(primary, secondary, name)
+        if drift.error is not None:
+            report.failed[name] = drift.error
+            continue
+        if drift.in_sync:
+            continue
+        LOG.info("drift found", extra={"thingName": name, "fields": [d.field for d in drift.differences]})
+        report.drifted.append(name)
+        try:
+            feed.apply(name, existing=True)
+        except Exception as err:  # reported with the device; the next round compares it again
+            report.failed[name] = f"{type(err).__name__}: {err}"
+    if len(pending) <= budget:
+        report.cursor = None
+        present = set(names)
+        report.orphans = sorted(set(device_names(secondary.iot, query_string)) - present)
+        for name in report.orphans:
+            LOG.warning("thing only in the secondary", extra={"thingName": name, "delete": delete_orphans})
+            if delete_orphans:
+                feed.writer.put([thing_snapshot(primary.iot, name)])
+                report.deleted.append(name)
+    LOG.info(
+        "swept",
+        extra={"checked": report.checked, "drifted": len(report.drifted), "orphans": len(report.orphans)},
     )
     return report

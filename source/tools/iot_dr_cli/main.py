@@ -21,6 +21,7 @@ from iot_dr_cli.operations import (
     replay_dead_letters,
     resolve_targets,
 )
+from iot_dr_cli.sync import register as register_sync
 
 # Exit codes (README, "Exit codes"): 0 done, 1 the operation failed, 2 bad usage (argparse's own code), 130 interrupted.
 EXIT_FAILURE = 1
@@ -29,7 +30,7 @@ EXIT_NOT_INSTALLED = 3
 COMMANDS_GROUP = "iot_dr.commands"
 # The subcommands the local cloud (the ``local`` extra) adds through COMMANDS_GROUP.
 LOCAL_CLOUD_COMMANDS = ("demo", "drill", "local")
-LOCAL_CLOUD_MODULES = frozenset({"iot_dr_local", "moto", "psutil", "plotly", "tqdm"})
+LOCAL_CLOUD_MODULES = frozenset({"iot_dr_local", "moto", "psutil", "plotly"})
 LOCAL_CLOUD_INSTALL = "pip install 'disaster-recovery-for-aws-iot[local]' (from a checkout: pip install '.[local]')"
 EXIT_USAGE = 2
 
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _add_plugin_commands(commands)
+    register_sync(commands)
 
     dead_letters = commands.add_parser("dead-letters", help="list events parked in the secondary")
     _add_secondary_target_arguments(dead_letters)
