@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from iot_dr_local.drill.figures import MessageCounts, Stats, device_switches
 
 if TYPE_CHECKING:
-    from iot_dr_cli.inventory import ParityRow
     from iot_dr_local.drill.run import Drill
 
 SCHEMA_VERSION = 1
@@ -32,10 +31,6 @@ DEFINITIONS = (
     ("messages.lost", "QoS 1 messages the broker acknowledged that the device never received back"),
     ("outage_changes", "shadow changes made in the secondary while failed over, and where they are after failback"),
 )
-
-
-def row_dict(row: ParityRow) -> dict[str, Any]:
-    return {"kind": row.kind, "primary": row.primary, "secondary": row.secondary, "matching": row.matching}
 
 
 def _switch_figures(drill: Drill, triggers: dict[str, float | None]) -> list[dict[str, Any]]:

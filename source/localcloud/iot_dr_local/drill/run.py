@@ -337,18 +337,25 @@ class Drill:
                 self.seen.replicated_at.setdefault(thing["thingName"], now)
 
     def _parity(self) -> dict[str, Any]:
-        from iot_dr_cli.inventory import as_seen_from, differences, parity, read_inventory
+        """What ``iot-devices-cmp.py`` reports for every device of the fleet in either region."""
+        from iot_dr.fleet.drift import Region, compare_fleet
+        from iot_dr.fleet.enumeration import thing_names
+        from iot_dr_cli.devices_cmp import report as drift_report
+        from iot_dr_cli.fleet import DEMO_THING_PREFIX
 
-        primary, secondary = self.options.primary_region, self.options.secondary_region
-        expected = as_seen_from(
-            read_inventory(self._client("iot", primary), self._client("iot-data", primary)), primary, secondary
-        )
-        actual = read_inventory(self._client("iot", secondary), self._client("iot-data", secondary))
-        drift = differences(expected, actual)
+        query = f"thingName:{DEMO_THING_PREFIX}*"
+
+        primary = Region.limited(self.options.primary_region)
+        secondary = Region.limited(self.options.secondary_region)
+        names = {*thing_names(primary.iot, query), *thing_names(secondary.iot, query)}
+        drifts = compare_fleet(primary, secondary, names)
+        result = drift_report(self.options.primary_region, self.options.secondary_region, query, drifts)
         return {
-            "in_parity": not drift,
-            "rows": [report.row_dict(row) for row in parity(expected, actual)],
-            "differences": sorted(drift),
+            "in_parity": result["inSync"] == result["compared"] == len(self.fleet),
+            "compared": result["compared"],
+            "in_sync": result["inSync"],
+            "devices": result["devices"],
+            "differences": sorted(device["thingName"] for device in result["devices"]),
         }
 
     def _update_shadow(self, iot_data: Any, thing: str, region: str) -> ShadowChange:
