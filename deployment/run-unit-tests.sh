@@ -68,12 +68,13 @@ checkov_env() {
 
 awscli_env() {
     local root="$1"
-    command -v aws >/dev/null 2>&1 && return 0
     if [ ! -x "$root/.venv/awscli/bin/aws" ]; then
         python3 -m venv "$root/.venv/awscli"
         "$root/.venv/awscli/bin/python" -m pip install -q "$AWSCLI_REQUIREMENT"
     fi
-    export PATH="$PATH:$root/.venv/awscli/bin"
+    # First on the PATH: another aws on the machine (Debian's 2.9 ignores AWS_ENDPOINT_URL) must never be the one the
+    # shell tools' tests run, or they would call AWS instead of the local cloud.
+    export PATH="$root/.venv/awscli/bin:$PATH"
 }
 
 main() {
