@@ -72,9 +72,11 @@ awscli_env() {
         python3 -m venv "$root/.venv/awscli"
         "$root/.venv/awscli/bin/python" -m pip install -q "$AWSCLI_REQUIREMENT"
     fi
-    # First on the PATH: another aws on the machine (Debian's 2.9 ignores AWS_ENDPOINT_URL) must never be the one the
-    # shell tools' tests run, or they would call AWS instead of the local cloud.
-    export PATH="$root/.venv/awscli/bin:$PATH"
+    # First on the PATH, alone (not the venv's python): another aws on the machine (Debian's 2.9 ignores
+    # AWS_ENDPOINT_URL) must never be the one the shell tools' tests run, or they would call AWS, not the local cloud.
+    mkdir -p "$root/.venv/aws-only"
+    ln -sf "$root/.venv/awscli/bin/aws" "$root/.venv/aws-only/aws"
+    export PATH="$root/.venv/aws-only:$PATH"
 }
 
 main() {
