@@ -136,6 +136,11 @@ def _sync_versions(ctx: Secondary, name: str, wanted: set[str], default: str) ->
                 raise MalformedEvent(f"policy {name} would exceed {MAX_POLICY_VERSIONS} versions")
             ctx.iot.create_policy_version(policyName=name, policyDocument=document, setAsDefault=False)
             present.add(document)
+        # A concurrent execution may have created the same versions meanwhile: a last pass drops second copies, and
+        # anything still different from the wanted set is retried.
+        final = [document for document, _ in _drop_unwanted(ctx, name, wanted).values()]
+        if len(final) != len(set(final)) or set(final) != wanted:
+            raise TransientReplicationError(f"policy {name} changed while it was written")
     except Exception as err:
         if error_code(err) in _CONCURRENT_CHANGE:
             raise TransientReplicationError(f"policy {name} changed while it was written: {err}") from err
