@@ -590,9 +590,10 @@ class DrPubSub:
 
     def _failure(self, error: BaseException | None) -> str:
         """Why a connection attempt failed. With ``--dns-server`` the connection runs through our own loopback tunnel,
-        which awscrt sees as an HTTP proxy: its proxy errors mean the broker was unreachable, not a proxy problem."""
+        which awscrt sees as an HTTP proxy: its proxy errors, and the tunnel closing the socket before the MQTT
+        handshake, mean the broker was unreachable, not a proxy problem."""
         name = _error_name(error)
-        if self._tunnel is not None and "PROXY" in name:
+        if self._tunnel is not None and ("PROXY" in name or name == "AWS_IO_SOCKET_CLOSED"):
             return f"endpoint unreachable (connection refused or timed out; awscrt: {name})"
         return name
 
