@@ -154,6 +154,34 @@ def test_sigterm_during_start_up_ends_local_up_within_5_s(state_dir: Path, start
     assert not StateFile(state_dir).path.exists()
 
 
+# ``LocalCloud.deploy`` replaced by one that gets SIGTERM inside a library callback which reports the exception raised
+# there as an error of its own, as awscrt does (AWS_ERROR_UNKNOWN) while botocore signs or sends a request.
+_STOP_INSIDE_A_CALLBACK = """
+import signal, sys
+from iot_dr_local.cloud import LocalCloud
+from iot_dr_cli.main import main
+
+def deploy(self, **kwargs):
+    try:
+        signal.raise_signal(signal.SIGTERM)
+        sum(range(100_000))
+    except BaseException:
+        raise RuntimeError("AWS_ERROR_UNKNOWN: Unknown error.") from None
+
+LocalCloud.deploy = deploy
+sys.exit(main(["local", "up", "--state-dir", sys.argv[1], "--port", "0", "--no-failover"]))
+"""
+
+
+def test_sigterm_turned_into_a_library_error_still_ends_local_up_with_the_signal_code(state_dir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _STOP_INSIDE_A_CALLBACK, str(state_dir)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not StateFile(state_dir).path.exists()
+
+
 @needs_daemons
 def test_sigterm_during_deployment_ends_local_up_within_5_s_leaving_no_child(
     state_dir: Path, started: list[LocalUp]

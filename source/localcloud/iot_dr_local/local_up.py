@@ -203,6 +203,13 @@ def _serve_claimed(options: UpOptions, state_file: StateFile, stop_signals: _Sto
     except StopRequested:
         stopping = True
         raise
+    except Exception:
+        if stop_signals.received is None:
+            raise
+        # The signal arrived inside a callback that a library turned into its own error (awscrt reports an exception
+        # raised in its callbacks as AWS_ERROR_UNKNOWN): the stop request is still the cause.
+        stopping = True
+        raise StopRequested(stop_signals.received) from None
     finally:
         _shut_down(cloud, services, state_file, runtime_dir, stopping)
 
