@@ -18,7 +18,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from iot_dr import aws
+from iot_dr.core import aws
 from iot_dr.fleet.drift import Region, compare_fleet
 from iot_dr.fleet.rate_limit import DEFAULT_QUOTAS
 from iot_dr.sync.runner import REGION_TO_REGION, sync

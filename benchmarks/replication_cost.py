@@ -23,7 +23,7 @@ from typing import Any
 import cost_model
 from cost_model import EXAMPLES, IOT_QUOTAS_PER_SECOND, ORIGINAL_PER_DEVICE, ORIGINAL_PER_SHADOW_UPDATE, Usage
 
-from iot_dr.dynamo_json import from_item
+from iot_dr.core.dynamo_json import from_item
 from iot_dr_cli.fleet import device_policy
 from iot_dr_cli.inventory import as_seen_from, differences, read_inventory
 from iot_dr_local import lambda_runtime

@@ -19,7 +19,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from iot_dr.errors import MalformedEvent
+from iot_dr.core.errors import MalformedEvent
 
 REPO = Path(__file__).resolve().parents[1]
 LAMBDA = REPO / "source/lambda"

@@ -79,11 +79,11 @@ def test_layer_zip_is_importable_the_way_lambda_mounts_it(tmp_path: Path) -> Non
     result = build_artifacts(tmp_path / "out")
     layer = result.by_name()[LAYER_ZIP].path
     # -S keeps the installed (editable) package out of sys.path, so only the zip can satisfy the import.
-    probe = "import sys; sys.path.insert(0, sys.argv[1]); import iot_dr.errors as e; print(e.__file__)"
+    probe = "import sys; sys.path.insert(0, sys.argv[1]); import iot_dr.core.errors as e; print(e.__file__)"
     completed = subprocess.run(
         [sys.executable, "-S", "-c", probe, f"{layer}/python"], capture_output=True, text=True, check=True
     )
-    assert completed.stdout.strip() == f"{layer}/python/iot_dr/errors.py"
+    assert completed.stdout.strip() == f"{layer}/python/iot_dr/core/errors.py"
 
 
 def test_two_builds_of_the_same_sources_are_byte_identical(source_root: Path, tmp_path: Path) -> None:
@@ -167,7 +167,7 @@ def test_a_newer_build_replaces_the_previous_one(source_root: Path, tmp_path: Pa
     [
         ("source/lambda/iot-dr-jitr/device.pem", b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"),
         ("source/lambda/iot-dr-jitr/device.key", b"anything"),
-        ("source/layer/iot_dr/replicate/bundle.p12", b"\x30\x82"),
+        ("source/layer/iot_dr/secondary/replicate/bundle.p12", b"\x30\x82"),
         ("source/lambda/iot-dr-jitr/embedded.py", b'KEY = """\n' + private_key_pem() + b'"""\n'),
         ("source/layer/iot_dr/fixture.json", b'{"key": "' + private_key_pem().replace(b"\n", b"\\n") + b'"}'),
         ("deployment/leaky.template", b"Resources: {}\n# " + private_key_pem()),

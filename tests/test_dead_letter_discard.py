@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
-from iot_dr import aws
-from iot_dr.dead_letters import DeadLetters
+from iot_dr.core import aws
+from iot_dr.parking.dead_letters import DeadLetters
 from iot_dr_cli.main import main
 
 

@@ -21,7 +21,7 @@ from cfnlint.decode import decode
 from cfnlint.helpers import load_resource
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-from iot_dr.event_types import APPLY_WAVE, FAMILY_OF, WORKER_STATE
+from iot_dr.core.event_types import APPLY_WAVE, FAMILY_OF, WORKER_STATE
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOYMENT = REPO / "deployment"
@@ -1046,7 +1046,7 @@ def test_launch_resource_is_answered_before_cloudformation_gives_up_and_is_delet
 
 
 def test_main_outputs_are_the_guides_and_read_only_attributes_the_launch_resource_returns() -> None:
-    from iot_dr.launch_solution import OUTPUT_KEYS
+    from iot_dr.deploy.launch_solution import OUTPUT_KEYS
 
     outputs = load(MAIN)["Outputs"]
     assert {

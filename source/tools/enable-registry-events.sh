@@ -5,7 +5,7 @@
 # from toolsrc. Exit codes: 0 done, 1 AWS refused a call, 2 usage.
 set -euo pipefail
 
-# The event types the solution subscribes to (iot_dr.event_types.REGISTRY_EVENT_CONFIGURATIONS).
+# The event types the solution subscribes to (iot_dr.core.event_types.REGISTRY_EVENT_CONFIGURATIONS).
 readonly EVENT_TYPES=(THING THING_TYPE THING_TYPE_ASSOCIATION THING_GROUP THING_GROUP_MEMBERSHIP THING_GROUP_HIERARCHY)
 
 usage() {

@@ -78,12 +78,12 @@ def test_codebuild_source_holds_the_buildspec_the_tools_and_every_artifact_the_l
                 assert archive.read(f"artifacts/{PREFIX}{artifact.name}") == artifact.read_bytes()
         for template in (dist / "global-s3-assets").iterdir():
             assert archive.read(f"artifacts/{PREFIX}{template.name}") == template.read_bytes()
-    assert {"source/tools/iot_dr_cli/launcher.py", "source/layer/iot_dr/uninstall.py"} <= names
+    assert {"source/tools/iot_dr_cli/launcher.py", "source/layer/iot_dr/deploy/uninstall.py"} <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
 def test_buildspec_hands_every_variable_the_custom_resource_and_project_set_to_the_launcher() -> None:
-    from iot_dr import launch_solution
+    from iot_dr.deploy import launch_solution
 
     buildspec = yaml.safe_load((REPO / "buildspec.yml").read_text())
     command = " ".join(buildspec["phases"]["build"]["commands"])

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from iot_dr import aws
-from iot_dr.event_types import REGISTRY_EVENT_CONFIGURATIONS
-from iot_dr.launch_solution import OUTPUT_KEYS, LaunchSettings, deployment_of, handle_event
+from iot_dr.core import aws
+from iot_dr.core.event_types import REGISTRY_EVENT_CONFIGURATIONS
+from iot_dr.deploy.launch_solution import OUTPUT_KEYS, LaunchSettings, deployment_of, handle_event
 from iot_dr_cli import launcher
 from iot_dr_cli.build import build_artifacts
 from iot_dr_local.cloud import ACCOUNT_ID, LocalCloud

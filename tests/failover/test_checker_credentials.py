@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from iot_dr import checker_credentials, checker_identity
+from iot_dr.health import checker_credentials, checker_identity
 from iot_dr_local.cloud import LocalCloud
 
 REGION, OTHER = "us-east-1", "us-west-2"

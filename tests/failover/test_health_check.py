@@ -17,9 +17,9 @@ import pytest
 from failover_support import PRIMARY_ADDRESS, free_port
 from moto import mock_aws
 
-from iot_dr import health_check
-from iot_dr.health_check import HealthCheckSettings
-from iot_dr.logs import JsonFormatter
+from iot_dr.core.logs import JsonFormatter
+from iot_dr.health import health_check
+from iot_dr.health.health_check import HealthCheckSettings
 from iot_dr_local.mqtt_broker import MosquittoBroker
 from iot_dr_local.pki import LocalCA
 
@@ -125,11 +125,11 @@ def test_one_structured_log_line_per_check_has_timings_and_never_the_secret(
     environment: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     handler = load_handler()
-    with caplog.at_level(logging.INFO, logger="iot_dr.health_check"):
+    with caplog.at_level(logging.INFO, logger="iot_dr.health.health_check"):
         handler(request(), None)
         handler(request("wrong"), None)
 
-    records = [r for r in caplog.records if r.name == "iot_dr.health_check"]
+    records = [r for r in caplog.records if r.name == "iot_dr.health.health_check"]
     assert [r.getMessage() for r in records] == ["health check", "health check rejected"]
     check = json.loads(JsonFormatter().format(records[0]))
     assert check["healthy"] is True

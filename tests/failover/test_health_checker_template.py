@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode
 
-from iot_dr.health_check import HealthCheckSettings
+from iot_dr.health.health_check import HealthCheckSettings
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "deployment/disaster-recovery-for-aws-iot-r53-health-checker.template"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iot_dr.arns import Arn, rewrite_policy_document, rewrite_region
+from iot_dr.core.arns import Arn, rewrite_policy_document, rewrite_region
 
 
 def test_arn_round_trips_and_exposes_resource_parts() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from iot_dr.dead_letters import workflow_dead_letter_id
-from iot_dr.event_types import APPLY_WAVE, FAMILY_OF, WORKER_STATE, EventType
-from iot_dr.trigger import chunks, execution_input, trigger_dead_letter_id
+from iot_dr.core.event_types import APPLY_WAVE, FAMILY_OF, WORKER_STATE, EventType
+from iot_dr.parking.dead_letters import workflow_dead_letter_id
+from iot_dr.secondary.trigger import chunks, execution_input, trigger_dead_letter_id
 
 
 def item(event_type: EventType, size: int = 10) -> dict:

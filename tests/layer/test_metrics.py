@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from iot_dr.metrics import count_parked_event
+from iot_dr.core.metrics import count_parked_event
 
 
 def test_a_parked_event_writes_one_emf_document_for_its_table() -> None:

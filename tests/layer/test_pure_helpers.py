@@ -13,10 +13,10 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from iot_dr.dynamo_json import from_item, to_item
-from iot_dr.ledger import order_key, order_parts
-from iot_dr.replicate.shadows import difference, same_json
-from iot_dr.x509_subject import subject_common_name
+from iot_dr.core.dynamo_json import from_item, to_item
+from iot_dr.core.x509_subject import subject_common_name
+from iot_dr.secondary.ledger import order_key, order_parts
+from iot_dr.secondary.replicate.shadows import difference, same_json
 
 parts = st.lists(st.integers(min_value=0, max_value=10**18), min_size=1, max_size=4)
 

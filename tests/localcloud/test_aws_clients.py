@@ -1,4 +1,4 @@
-"""Every AWS client honours endpoint overrides and uses standard retries (iot_dr.aws)."""
+"""Every AWS client honours endpoint overrides and uses standard retries (iot_dr.core.aws)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from iot_dr import aws as aws_clients
+from iot_dr.core import aws as aws_clients
 
 
 @pytest.fixture

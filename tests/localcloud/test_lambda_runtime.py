@@ -28,7 +28,7 @@ WRITE_ITEM = """
 """
 
 RAISES = """
-    from iot_dr.errors import DependencyNotReady
+    from iot_dr.core.errors import DependencyNotReady
 
     def handler(event, context):
         if event.get("fail") == "dependency":

@@ -27,12 +27,12 @@ from hypothesis import strategies as st
 from moto.iot.models import iot_backends
 from replication.conftest import PRIMARY
 
-from iot_dr.dynamo_json import from_item
-from iot_dr.errors import DependencyNotReady
-from iot_dr.event_types import EventType
-from iot_dr.ledger import Ledger
-from iot_dr.replicate.context import Secondary, certificate_id_of, named_shadows
-from iot_dr.workers import APPLIERS
+from iot_dr.core.dynamo_json import from_item
+from iot_dr.core.errors import DependencyNotReady
+from iot_dr.core.event_types import EventType
+from iot_dr.secondary.ledger import Ledger
+from iot_dr.secondary.replicate.context import Secondary, certificate_id_of, named_shadows
+from iot_dr.secondary.workers import APPLIERS
 from iot_dr_local.cloud import ACCOUNT_ID, LocalCloud
 
 TARGET = "eu-west-1"

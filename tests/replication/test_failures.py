@@ -15,12 +15,12 @@ from event_fixtures import load_event
 from replication.conftest import PRIMARY, SECONDARY
 from waiting import eventually
 
-from iot_dr.dynamo_json import to_item
-from iot_dr.errors import TransientReplicationError
-from iot_dr.event_types import Family
-from iot_dr.ledger import Ledger
-from iot_dr.replicate.context import Secondary
-from iot_dr.workers import apply_event
+from iot_dr.core.dynamo_json import to_item
+from iot_dr.core.errors import TransientReplicationError
+from iot_dr.core.event_types import Family
+from iot_dr.secondary.ledger import Ledger
+from iot_dr.secondary.replicate.context import Secondary
+from iot_dr.secondary.workers import apply_event
 from iot_dr_cli.main import main
 from iot_dr_cli.operations import list_dead_letters, resolve_targets
 from iot_dr_local.cloud import ACCOUNT_ID, LocalCloud

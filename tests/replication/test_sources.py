@@ -13,7 +13,7 @@ from cryptography.x509.oid import NameOID
 from replication.conftest import PRIMARY, SECONDARY
 from waiting import eventually
 
-from iot_dr.dynamo_json import from_item
+from iot_dr.core.dynamo_json import from_item
 from iot_dr_local.cloud import LocalCloud
 
 

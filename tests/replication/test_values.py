@@ -17,7 +17,7 @@ from replication.conftest import PRIMARY
 from replication.test_failures import dead_letters, parked, put_replication_item, secondary_thing
 from waiting import eventually
 
-from iot_dr.replicate.shadows import same_json
+from iot_dr.secondary.replicate.shadows import same_json
 from iot_dr_local.cloud import LocalCloud
 
 

@@ -11,8 +11,8 @@ from fleet_support import PRIMARY, SECONDARY, Fleet, attachment_types, group_lay
 from waiting import eventually
 
 from iot_dr.fleet.drift import Region
-from iot_dr.reconcile import sweep
 from iot_dr.sync.feed import TableFeed
+from iot_dr.sync.reconcile import sweep
 from iot_dr_cli.main import main
 from iot_dr_local.cloud import LocalCloud
 

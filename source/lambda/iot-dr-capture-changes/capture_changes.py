@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from iot_dr import aws
-from iot_dr.capture import capture
-from iot_dr.items import ItemWriter
-from iot_dr.logs import configure_logging
-from iot_dr.settings import CaptureSettings
+from iot_dr.core import aws
+from iot_dr.core.items import ItemWriter
+from iot_dr.core.logs import configure_logging
+from iot_dr.core.settings import CaptureSettings
+from iot_dr.primary.capture import capture
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

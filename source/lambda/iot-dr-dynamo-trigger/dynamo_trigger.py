@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from iot_dr import aws
-from iot_dr.dead_letters import DeadLetters
-from iot_dr.logs import configure_logging
-from iot_dr.settings import TriggerSettings
-from iot_dr.trigger import handle_batch
+from iot_dr.core import aws
+from iot_dr.core.logs import configure_logging
+from iot_dr.core.settings import TriggerSettings
+from iot_dr.parking.dead_letters import DeadLetters
+from iot_dr.secondary.trigger import handle_batch
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

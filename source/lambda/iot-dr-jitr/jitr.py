@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from iot_dr import aws
-from iot_dr.arns import Arn
-from iot_dr.jitr import provision
-from iot_dr.logs import configure_logging
-from iot_dr.settings import JitrSettings
+from iot_dr.core import aws
+from iot_dr.core.arns import Arn
+from iot_dr.core.logs import configure_logging
+from iot_dr.core.settings import JitrSettings
+from iot_dr.provisioning.jitr import provision
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from iot_dr import aws, launch_solution
-from iot_dr.logs import configure_logging
+from iot_dr.core import aws
+from iot_dr.core.logs import configure_logging
+from iot_dr.deploy import launch_solution
 
 
 def handler(event: dict[str, Any], context: Any) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from iot_dr import aws
-from iot_dr.items import ItemWriter
-from iot_dr.logs import configure_logging
-from iot_dr.reconcile import Regions, reconcile
-from iot_dr.settings import ReconcileSettings
+from iot_dr.core import aws
+from iot_dr.core.items import ItemWriter
+from iot_dr.core.logs import configure_logging
+from iot_dr.core.settings import ReconcileSettings
+from iot_dr.sync.reconcile import Regions, reconcile
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

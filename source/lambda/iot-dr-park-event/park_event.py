@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from iot_dr import aws
-from iot_dr.dead_letters import DeadLetters, park_with_fallback
-from iot_dr.logs import configure_logging
-from iot_dr.settings import DeadLetterSettings
+from iot_dr.core import aws
+from iot_dr.core.logs import configure_logging
+from iot_dr.core.settings import DeadLetterSettings
+from iot_dr.parking.dead_letters import DeadLetters, park_with_fallback
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:

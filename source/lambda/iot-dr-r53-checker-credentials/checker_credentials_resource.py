@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from iot_dr import aws, checker_credentials
-from iot_dr.logs import configure_logging
+from iot_dr.core import aws
+from iot_dr.core.logs import configure_logging
+from iot_dr.health import checker_credentials
 
 
 def handler(event: dict[str, Any], context: Any) -> None:

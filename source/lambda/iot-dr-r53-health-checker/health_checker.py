@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from iot_dr import health_check
-from iot_dr.logs import configure_logging
+from iot_dr.core.logs import configure_logging
+from iot_dr.health import health_check
 
 LOG = logging.getLogger(__name__)
 

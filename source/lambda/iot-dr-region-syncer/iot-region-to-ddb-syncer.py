@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from iot_dr.logs import configure_logging
+from iot_dr.core.logs import configure_logging
 from iot_dr.sync.runner import REGION_TO_DDB, sync
 from iot_dr.sync.settings import from_values
 

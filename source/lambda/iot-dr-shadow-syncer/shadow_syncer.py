@@ -1,6 +1,6 @@
 """Step Functions task: Classic and named shadows in the secondary region."""
 
-from iot_dr.event_types import Family
-from iot_dr.workers import worker_handler
+from iot_dr.core.event_types import Family
+from iot_dr.secondary.workers import worker_handler
 
 handler = worker_handler(Family.SHADOWS)

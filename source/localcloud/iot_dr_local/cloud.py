@@ -24,8 +24,8 @@ from moto.server import ThreadedMotoServer
 from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-from iot_dr import aws
-from iot_dr.event_types import REGISTRY_EVENT_CONFIGURATIONS
+from iot_dr.core import aws
+from iot_dr.core.event_types import REGISTRY_EVENT_CONFIGURATIONS
 from iot_dr_local import (
     acm_pca,
     bulk_registration,
@@ -240,7 +240,7 @@ class LocalCloud:
     def deploy(self, progress: Progress = _quiet, *, health_checkers: bool = False, **secondary_parameters: str) -> Any:
         """Build the artifacts and deploy both regional stacks (and, with ``health_checkers``, the health-checker
         stack in each region) with the deployment launcher, as the main stack's CodeBuild project does;
-        ``launch_config`` then names the deployment (for ``iot_dr.uninstall``)."""
+        ``launch_config`` then names the deployment (for ``iot_dr.deploy.uninstall``)."""
         from iot_dr_cli.build import build_artifacts
         from iot_dr_cli.launcher import LaunchConfig, launch
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from iot_dr import checker_identity
-from iot_dr.aws import error_code
+from iot_dr.core.aws import error_code
+from iot_dr.health import checker_identity
 from iot_dr_local.device_gateway import DeviceGateway, start_gateways
 from iot_dr_local.dns_server import DnsRecord, KnotDnsServer
 from iot_dr_local.failover_plan import ClientFactory, FailoverPlan, FailoverSettings, RegionPlan, failover_plan

@@ -30,7 +30,7 @@ from moto.iot.exceptions import IoTClientError
 from moto.iot.models import IoTBackend, iot_backends
 from moto.iotdata.models import IoTDataPlaneBackend
 
-from iot_dr import aws
+from iot_dr.core import aws
 from iot_dr_local import internal_errors
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.locking import SERVICE_LOCK

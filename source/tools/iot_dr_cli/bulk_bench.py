@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iot_dr import aws
+from iot_dr.core import aws
 from iot_dr_cli.bulk_result import write_certificates
 from iot_dr_cli.keygen import ARCHIVED_RATE, generate_batch
 from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, ToolError, UsageError, default_region, positive_int, run, toolsrc

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from iot_dr.arns import rewrite_policy_document
+from iot_dr.core.arns import rewrite_policy_document
 from iot_dr.fleet.device import canonical_document, read_policy, shadow_state
-from iot_dr.replicate.context import certificate_id_of, named_shadows, paginate
+from iot_dr.secondary.replicate.context import certificate_id_of, named_shadows, paginate
 
 
 @dataclass

@@ -21,9 +21,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from iot_dr import aws
-from iot_dr.aws import error_code
-from iot_dr.uninstall import DEPLOYMENT_TAG, Deployment, Progress, failure_reasons, stack_status
+from iot_dr.core import aws
+from iot_dr.core.aws import error_code
+from iot_dr.deploy.uninstall import DEPLOYMENT_TAG, Deployment, Progress, failure_reasons, stack_status
 from iot_dr_cli.build import (
     REPO_ROOT,
     SOLUTION_NAME,

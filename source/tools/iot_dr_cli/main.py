@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from iot_dr.logs import configure_logging
+from iot_dr.core.logs import configure_logging
 from iot_dr_cli.arguments import region
 from iot_dr_cli.operations import (
     OperatorError,

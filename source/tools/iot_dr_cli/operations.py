@@ -14,9 +14,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from iot_dr import aws
-from iot_dr.dead_letters import DeadLetter, DeadLetters
-from iot_dr.parked_queues import (
+from iot_dr.core import aws
+from iot_dr.parking.dead_letters import DeadLetter, DeadLetters
+from iot_dr.parking.parked_queues import (
     FUNCTION_EVENT,
     PARKED_ITEM,
     REPLAY_VISIBILITY_SECONDS,
@@ -33,7 +33,7 @@ from iot_dr.parked_queues import (
     replay_rule_error,
     replay_stream_batch,
 )
-from iot_dr.replay import ReplayReport, replay
+from iot_dr.parking.replay import ReplayReport, replay
 
 SECONDARY_OUTPUTS = ("DeadLetterTableName", "StateMachineArn", "TriggerFailureQueueUrl")
 PRIMARY_OUTPUTS = ("CaptureDeadLetterQueueUrl", "CaptureChangesFunctionName", "GlobalDynamoDBTableName")

@@ -39,7 +39,7 @@ from awscrt import auth, http, io, mqtt5
 from awscrt.exceptions import AwsCrtError
 from awsiot import mqtt5_client_builder
 
-from iot_dr.logs import configure_logging
+from iot_dr.core.logs import configure_logging
 from iot_dr_cli.tunnel import PinnedTunnel
 
 LOG = logging.getLogger("iot-dr-pubsub")

@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from iot_dr import aws
+from iot_dr.core import aws
 from iot_dr.fleet.device import CLASSIC_SHADOW, shadow_state
 from iot_dr.fleet.rate_limit import LimitedClient, RateLimiter
-from iot_dr.replicate.context import is_not_found
+from iot_dr.secondary.replicate.context import is_not_found
 from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, max_workers, positive_int, run, toolsrc
 
 PROG = "iot-dr-shadow-cmp.py"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import iot_dr_cli
-from iot_dr import aws
+from iot_dr.core import aws
 from iot_dr.fleet.device import shadow_state
 from iot_dr.fleet.drift import Region, compare_fleet
 from iot_dr.fleet.removal import delete_device

@@ -13,9 +13,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from iot_dr import aws
+from iot_dr.core import aws
 from iot_dr.fleet.enumeration import DEFAULT_QUERY, thing_names
-from iot_dr.replicate.context import certificate_id_of, is_not_found, paginate
+from iot_dr.secondary.replicate.context import certificate_id_of, is_not_found, paginate
 from iot_dr_cli.tooling import EXIT_OK, ToolError, default_region, run
 
 

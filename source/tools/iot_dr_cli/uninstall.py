@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from iot_dr.uninstall import Deployment, uninstall
+from iot_dr.deploy.uninstall import Deployment, uninstall
 
 EXIT_INCOMPLETE = 1
 

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from iot_dr.arns import rewrite_policy_document
-from iot_dr.replicate.context import certificate_id_of, is_not_found, named_shadows, paginate
+from iot_dr.core.arns import rewrite_policy_document
+from iot_dr.secondary.replicate.context import certificate_id_of, is_not_found, named_shadows, paginate
 
 CLASSIC_SHADOW = "(classic)"
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from iot_dr import aws
+from iot_dr.core import aws
 from iot_dr.fleet.device import Difference, compare_devices, read_device
 from iot_dr.fleet.rate_limit import LimitedClient, RateLimiter
 

@@ -10,8 +10,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from iot_dr.aws import error_code
-from iot_dr.replicate.context import certificate_id_of, ignore_not_found, is_not_found, named_shadows, paginate
+from iot_dr.core.aws import error_code
+from iot_dr.secondary.replicate.context import (
+    certificate_id_of,
+    ignore_not_found,
+    is_not_found,
+    named_shadows,
+    paginate,
+)
 
 
 @dataclass

@@ -15,18 +15,18 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from iot_dr.core.items import now_ms
 from iot_dr.fleet.device import shadow_state
 from iot_dr.fleet.drift import Region
-from iot_dr.items import now_ms
-from iot_dr.ledger import Ledger, LedgerEntry
-from iot_dr.replicate.certificates import write_certificate
-from iot_dr.replicate.context import Secondary, certificate_id_of, describe_or_none, named_shadows, paginate
-from iot_dr.replicate.policies import write_policy, write_policy_targets
-from iot_dr.replicate.shadows import write_shadow
-from iot_dr.replicate.thing_groups import write_membership, write_thing_group
-from iot_dr.replicate.thing_types import write_thing_type
-from iot_dr.replicate.things import write_principals, write_thing
-from iot_dr.snapshots import certificate_snapshot, policy_snapshot, thing_principals_snapshot
+from iot_dr.primary.snapshots import certificate_snapshot, policy_snapshot, thing_principals_snapshot
+from iot_dr.secondary.ledger import Ledger, LedgerEntry
+from iot_dr.secondary.replicate.certificates import write_certificate
+from iot_dr.secondary.replicate.context import Secondary, certificate_id_of, describe_or_none, named_shadows, paginate
+from iot_dr.secondary.replicate.policies import write_policy, write_policy_targets
+from iot_dr.secondary.replicate.shadows import write_shadow
+from iot_dr.secondary.replicate.thing_groups import write_membership, write_thing_group
+from iot_dr.secondary.replicate.thing_types import write_thing_type
+from iot_dr.secondary.replicate.things import write_principals, write_thing
 
 
 class DeviceGone(Exception):

@@ -18,12 +18,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from iot_dr import aws
+from iot_dr.core import aws
 from iot_dr.fleet.device import compare_devices, read_device
 from iot_dr.fleet.drift import Region
 from iot_dr.fleet.enumeration import indexing_enabled, name_pattern, thing_names
 from iot_dr.fleet.rate_limit import DEFAULT_QUOTAS, LimitedClient, RateLimiter
-from iot_dr.replicate.context import describe_or_none
+from iot_dr.secondary.replicate.context import describe_or_none
 from iot_dr.sync.checkpoint import Checkpoint, NoCheckpoint
 from iot_dr.sync.settings import SettingsError, SyncSettings
 from iot_dr.sync.shard import owns

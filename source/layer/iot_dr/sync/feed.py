@@ -1,10 +1,9 @@
 """Write a device into the global table as the capture would have (region-to-ddb): the pipeline then creates it.
 
-Items have the shapes the primary's topic rules and capture write (``iot_dr.snapshots`` for things, certificates,
-policies and attachments; registry-event shapes for types, groups and memberships; the ``update/documents`` message
-for shadows), so the secondary applies them with the same appliers, in dependency order, whatever order they
-arrive in. Types, groups and policies are written once per run (``Once``).
-"""
+Items have the shapes the primary's topic rules and capture write (``iot_dr.primary.snapshots`` for things,
+certificates, policies and attachments; registry-event shapes for types, groups and memberships; the
+``update/documents`` message for shadows), so the secondary applies them with the same appliers, in dependency order,
+whatever order they arrive in. Types, groups and policies are written once per run (``Once``)."""
 
 from __future__ import annotations
 
@@ -13,17 +12,17 @@ import functools
 import json
 from typing import Any
 
-from iot_dr.event_types import EventType
+from iot_dr.core.event_types import EventType
+from iot_dr.core.items import ItemWriter, now_ms
 from iot_dr.fleet.drift import Region
-from iot_dr.items import ItemWriter, now_ms
-from iot_dr.replicate.context import certificate_id_of, is_not_found, named_shadows, paginate
-from iot_dr.snapshots import (
+from iot_dr.primary.snapshots import (
     certificate_snapshot,
     policy_snapshot,
     policy_targets_snapshot,
     thing_principals_snapshot,
     thing_snapshot,
 )
+from iot_dr.secondary.replicate.context import certificate_id_of, is_not_found, named_shadows, paginate
 from iot_dr.sync.copy import DeviceGone, Once
 
 # Items the sync writes live as long as the pipeline's own (the table's TTL attribute ``expires``).

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from iot_dr import aws
-from iot_dr.replicate.context import is_not_found
+from iot_dr.core import aws
+from iot_dr.secondary.replicate.context import is_not_found
 from iot_dr.sync.checkpoint import Checkpoint
 from iot_dr.sync.copy import DeviceCopier
 from iot_dr.sync.engine import Endpoints, Summary, Target, run

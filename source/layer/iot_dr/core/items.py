@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from iot_dr.dynamo_json import to_item
+from iot_dr.core.dynamo_json import to_item
 
 
 def now_ms() -> int:

@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from iot_dr.dynamo_json import to_item
-from iot_dr.trigger import chunks, execution_input, workflow_input_from_record
+from iot_dr.core.dynamo_json import to_item
+from iot_dr.secondary.trigger import chunks, execution_input, workflow_input_from_record
 
 LOG = logging.getLogger(__name__)
 

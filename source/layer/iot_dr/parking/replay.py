@@ -7,10 +7,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from iot_dr.aws import error_code
-from iot_dr.dead_letters import STAGE_TRIGGER, DeadLetters
-from iot_dr.errors import MalformedEvent
-from iot_dr.trigger import execution_input, workflow_input_from_record
+from iot_dr.core.aws import error_code
+from iot_dr.core.errors import MalformedEvent
+from iot_dr.parking.dead_letters import STAGE_TRIGGER, DeadLetters
+from iot_dr.secondary.trigger import execution_input, workflow_input_from_record
 
 
 @dataclass

@@ -18,18 +18,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from iot_dr.arns import rewrite_policy_document
+from iot_dr.core.arns import rewrite_policy_document
+from iot_dr.core.items import ItemWriter
 from iot_dr.fleet.drift import Region, compare_device
-from iot_dr.items import ItemWriter
-from iot_dr.replicate.certificates import secondary_status
-from iot_dr.replicate.context import certificate_id_of, describe_or_none, paginate
-from iot_dr.snapshots import (
+from iot_dr.primary.snapshots import (
     certificate_snapshot,
     policy_snapshot,
     policy_targets_snapshot,
     thing_principals_snapshot,
     thing_snapshot,
 )
+from iot_dr.secondary.replicate.certificates import secondary_status
+from iot_dr.secondary.replicate.context import certificate_id_of, describe_or_none, paginate
 from iot_dr.sync.engine import device_names
 from iot_dr.sync.feed import TableFeed
 

@@ -16,11 +16,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from iot_dr.aws import error_code
-from iot_dr.dead_letters import STAGE_TRIGGER, DeadLetters
-from iot_dr.dynamo_json import from_item
-from iot_dr.errors import MalformedEvent
-from iot_dr.event_types import APPLY_WAVE, EventType
+from iot_dr.core.aws import error_code
+from iot_dr.core.dynamo_json import from_item
+from iot_dr.core.errors import MalformedEvent
+from iot_dr.core.event_types import APPLY_WAVE, EventType
+from iot_dr.parking.dead_letters import STAGE_TRIGGER, DeadLetters
 
 LOG = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """The health checker's own IoT identity: a thing, an active certificate and a policy limited to its topics.
 
-The health-checker stack creates and deletes it with native CloudFormation resources (``iot_dr.checker_credentials``
-keeps its key). Here: the policy it gets (the local cloud's checker identity uses it too), and the removal of the
-copy replication makes of the primary's identity in the secondary, which no stack owns (``iot_dr.uninstall``).
-"""
+The health-checker stack creates and deletes it with native CloudFormation resources
+(``iot_dr.health.checker_credentials`` keeps its key). Here: the policy it gets (the local cloud's checker identity uses
+it too), and the removal of the copy replication makes of the primary's identity in the secondary, which no stack owns
+(``iot_dr.deploy.uninstall``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from iot_dr.aws import error_code
+from iot_dr.core.aws import error_code
 
 LOG = logging.getLogger(__name__)
 

@@ -7,12 +7,12 @@ import logging
 import re
 from typing import Any
 
-from iot_dr.arns import Arn, rewrite_policy_document, rewrite_region
-from iot_dr.aws import error_code
-from iot_dr.errors import DependencyNotReady, MalformedEvent, TransientReplicationError, UnsupportedEvent
-from iot_dr.ledger import Outcome, converge, order_key
-from iot_dr.replicate.certificates import certificate_key
-from iot_dr.replicate.context import (
+from iot_dr.core.arns import Arn, rewrite_policy_document, rewrite_region
+from iot_dr.core.aws import error_code
+from iot_dr.core.errors import DependencyNotReady, MalformedEvent, TransientReplicationError, UnsupportedEvent
+from iot_dr.secondary.ledger import Outcome, converge, order_key
+from iot_dr.secondary.replicate.certificates import certificate_key
+from iot_dr.secondary.replicate.context import (
     Secondary,
     deleted_since,
     describe_or_none,
@@ -22,7 +22,7 @@ from iot_dr.replicate.context import (
     require,
     require_int,
 )
-from iot_dr.replicate.thing_groups import group_key
+from iot_dr.secondary.replicate.thing_groups import group_key
 
 LOG = logging.getLogger(__name__)
 

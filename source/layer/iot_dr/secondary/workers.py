@@ -6,14 +6,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from iot_dr import aws
-from iot_dr.errors import MalformedEvent, TransientReplicationError
-from iot_dr.event_types import FAMILY_OF, EventType, Family
-from iot_dr.ledger import Ledger, Outcome
-from iot_dr.logs import configure_logging
-from iot_dr.replicate import certificates, policies, shadows, thing_groups, thing_types, things
-from iot_dr.replicate.context import Secondary
-from iot_dr.settings import WorkerSettings
+from iot_dr.core import aws
+from iot_dr.core.errors import MalformedEvent, TransientReplicationError
+from iot_dr.core.event_types import FAMILY_OF, EventType, Family
+from iot_dr.core.logs import configure_logging
+from iot_dr.core.settings import WorkerSettings
+from iot_dr.secondary.ledger import Ledger, Outcome
+from iot_dr.secondary.replicate import certificates, policies, shadows, thing_groups, thing_types, things
+from iot_dr.secondary.replicate.context import Secondary
 
 LOG = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from iot_dr.errors import TransientReplicationError
-from iot_dr.event_types import EventType
-from iot_dr.items import now_ms
-from iot_dr.replicate.context import certificate_id_of, describe_or_none, is_not_found, paginate
+from iot_dr.core.errors import TransientReplicationError
+from iot_dr.core.event_types import EventType
+from iot_dr.core.items import now_ms
+from iot_dr.secondary.replicate.context import certificate_id_of, describe_or_none, is_not_found, paginate
 
 
 def certificate_snapshot(iot: Any, certificate_id: str) -> dict[str, Any]:

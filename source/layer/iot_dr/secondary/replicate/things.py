@@ -6,11 +6,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from iot_dr.arns import rewrite_region
-from iot_dr.aws import error_code
-from iot_dr.errors import DependencyNotReady, MalformedEvent
-from iot_dr.ledger import LedgerEntry, Outcome, converge, order_key, order_parts
-from iot_dr.replicate.context import (
+from iot_dr.core.arns import rewrite_region
+from iot_dr.core.aws import error_code
+from iot_dr.core.errors import DependencyNotReady, MalformedEvent
+from iot_dr.secondary.ledger import LedgerEntry, Outcome, converge, order_key, order_parts
+from iot_dr.secondary.replicate.context import (
     OPERATION_RANK,
     Secondary,
     certificate_id_of,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from iot_dr.arns import Arn
-from iot_dr.aws import error_code
-from iot_dr.errors import DependencyNotReady, MalformedEvent, TransientReplicationError, UnsupportedEvent
-from iot_dr.ledger import Outcome, converge, order_key
-from iot_dr.replicate.context import (
+from iot_dr.core.arns import Arn
+from iot_dr.core.aws import error_code
+from iot_dr.core.errors import DependencyNotReady, MalformedEvent, TransientReplicationError, UnsupportedEvent
+from iot_dr.secondary.ledger import Outcome, converge, order_key
+from iot_dr.secondary.replicate.context import (
     OPERATION_RANK,
     Secondary,
     deleted_since,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from iot_dr.errors import MalformedEvent
+from iot_dr.core.errors import MalformedEvent
 
 LOG = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import boto3
 
-from iot_dr import custom_resource
-from iot_dr.event_types import REGISTRY_EVENT_CONFIGURATIONS
-from iot_dr.uninstall import Deployment, uninstall
+from iot_dr.core.event_types import REGISTRY_EVENT_CONFIGURATIONS
+from iot_dr.deploy import custom_resource
+from iot_dr.deploy.uninstall import Deployment, uninstall
 
 LOG = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from iot_dr.aws import error_code
-from iot_dr.errors import MalformedEvent
-from iot_dr.ledger import Ledger, order_parts
+from iot_dr.core.aws import error_code
+from iot_dr.core.errors import MalformedEvent
+from iot_dr.secondary.ledger import Ledger, order_parts
 
 NOT_FOUND = "ResourceNotFoundException"
 # Registry events of one resource in the same millisecond and version: creation before update before deletion.

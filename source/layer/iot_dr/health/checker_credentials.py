@@ -11,8 +11,9 @@ resources of one function fill in what CloudFormation cannot:
 - ``Custom::HealthCheckerCertificate`` (``CertificateId``, ``CredentialsSecretArn``) adds the issued certificate's
   PEM to that secret, after checking that it certifies the stored key.
 
-The secret then holds ``{"privateKey", "healthCheckSecret", "certificatePem"}``, the shape ``iot_dr.health_check``
-reads. Neither resource deletes anything: the secret and the certificate are CloudFormation's.
+The secret then holds ``{"privateKey", "healthCheckSecret", "certificatePem"}``, the shape
+``iot_dr.health.health_check`` reads. Neither resource deletes anything: the secret and the certificate are
+CloudFormation's.
 Certificates from a CSR:
 https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-iot-certificate.html
 """
@@ -31,8 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from iot_dr import custom_resource
-from iot_dr.errors import MalformedEvent
+from iot_dr.core.errors import MalformedEvent
+from iot_dr.deploy import custom_resource
 
 LOG = logging.getLogger(__name__)
 

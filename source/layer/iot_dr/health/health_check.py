@@ -32,7 +32,7 @@ from awscrt.exceptions import AwsCrtError
 from awsiot import mqtt5_client_builder
 from botocore.config import Config
 
-from iot_dr import aws, metrics
+from iot_dr.core import aws, metrics
 
 LOG = logging.getLogger(__name__)
 

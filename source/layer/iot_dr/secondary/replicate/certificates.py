@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from iot_dr.aws import error_code
-from iot_dr.errors import ReplicationError, TransientReplicationError
-from iot_dr.ledger import Outcome, converge, order_key
-from iot_dr.replicate.context import (
+from iot_dr.core.aws import error_code
+from iot_dr.core.errors import ReplicationError, TransientReplicationError
+from iot_dr.secondary.ledger import Outcome, converge, order_key
+from iot_dr.secondary.replicate.context import (
     Secondary,
     describe_or_none,
     ignore_not_found,

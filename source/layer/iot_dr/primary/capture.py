@@ -13,15 +13,15 @@ import hashlib
 import logging
 from typing import Any
 
-from iot_dr.errors import MalformedEvent
-from iot_dr.items import ItemWriter
-from iot_dr.snapshots import (
+from iot_dr.core.errors import MalformedEvent
+from iot_dr.core.items import ItemWriter
+from iot_dr.core.x509_subject import pem_to_der
+from iot_dr.primary.snapshots import (
     certificate_snapshot,
     policy_snapshot,
     policy_targets_snapshot,
     thing_principals_snapshot,
 )
-from iot_dr.x509_subject import pem_to_der
 
 LOG = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import json
 import logging
 from typing import Any
 
-from iot_dr.aws import error_code
-from iot_dr.errors import MalformedEvent
-from iot_dr.replicate.context import describe_or_none
-from iot_dr.x509_subject import subject_common_name
+from iot_dr.core.aws import error_code
+from iot_dr.core.errors import MalformedEvent
+from iot_dr.core.x509_subject import subject_common_name
+from iot_dr.secondary.replicate.context import describe_or_none
 
 LOG = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import binascii
 import json
 from typing import Any
 
-from iot_dr.errors import DependencyNotReady, MalformedEvent
-from iot_dr.ledger import LedgerEntry, Outcome, converge, order_key
-from iot_dr.replicate.context import (
+from iot_dr.core.errors import DependencyNotReady, MalformedEvent
+from iot_dr.secondary.ledger import LedgerEntry, Outcome, converge, order_key
+from iot_dr.secondary.replicate.context import (
     Secondary,
     deleted_since,
     ignore_not_found,

@@ -16,8 +16,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from iot_dr import aws, checker_identity
-from iot_dr.aws import error_code
+from iot_dr.core import aws
+from iot_dr.core.aws import error_code
+from iot_dr.health import checker_identity
 
 # Tag on every bucket and stack of a deployment; a bucket is deleted only if it carries its deployment's value.
 DEPLOYMENT_TAG = "IoTDRDeployment"

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from iot_dr.aws import error_code
-from iot_dr.metrics import count_parked_event
+from iot_dr.core.aws import error_code
+from iot_dr.core.metrics import count_parked_event
 
 LOG = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from iot_dr.aws import error_code
+from iot_dr.core.aws import error_code
 
 LOG = logging.getLogger(__name__)
 
