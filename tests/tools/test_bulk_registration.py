@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from tool_support import run_tool
+from tool_support import PRIMARY, run_tool
 
+from iot_dr_local import bulk_registration
 from iot_dr_local.cloud import LocalCloud
 
 
@@ -81,6 +83,87 @@ def test_lines_that_fail_are_in_errors_json_and_the_exit_code(
         if not primary.list_principal_things(principal=certificate["certificateArn"])["things"]:
             primary.update_certificate(certificateId=certificate["certificateId"], newStatus="INACTIVE")
             primary.delete_certificate(certificateId=certificate["certificateId"])
+    cloud.wait_idle()
+
+
+THING_TEMPLATE = {
+    "Parameters": {"ThingName": {"Type": "String"}, "SerialNumber": {"Type": "String"}},
+    "Resources": {
+        "thing": {
+            "Type": "AWS::IoT::Thing",
+            "Properties": {
+                "ThingName": {"Ref": "ThingName"},
+                "AttributePayload": {"serialNumber": {"Ref": "SerialNumber"}},
+            },
+        }
+    },
+}
+
+
+def start_task(cloud: LocalCloud, toolsrc: dict[str, str], name: str, lines: list[dict[str, Any]]) -> str:
+    """Upload ``lines`` as an input file and start a registration task of ``THING_TEMPLATE`` on it."""
+    key = f"bulk-registration/{name}.json"
+    body = "".join(json.dumps(line) + "\n" for line in lines)
+    cloud.client("s3", PRIMARY).put_object(Bucket=toolsrc["S3_BUCKET"], Key=key, Body=body.encode())
+    return str(
+        cloud.client("iot", PRIMARY).start_thing_registration_task(
+            templateBody=json.dumps(THING_TEMPLATE),
+            inputFileBucket=toolsrc["S3_BUCKET"],
+            inputFileKey=key,
+            roleArn=toolsrc["ARN_IOT_PROVISIONING_ROLE"],
+        )["taskId"]
+    )
+
+
+def report_lines(primary: Any, task_id: str, kind: str) -> list[dict[str, Any]]:
+    lines = []
+    for link in primary.list_thing_registration_task_reports(taskId=task_id, reportType=kind)["resourceLinks"]:
+        with urllib.request.urlopen(link, timeout=60) as response:
+            lines += [json.loads(line) for line in response.read().decode().splitlines()]
+    return lines
+
+
+def test_a_task_ends_only_once_its_reports_are_written(
+    cloud: LocalCloud, toolsrc: dict[str, str], primary: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DescribeThingRegistrationTask and ListThingRegistrationTaskReports, asked while the reports are being written
+    (the moment is made certain by asking from the task's own thread, right before it writes them), show the task
+    still running: a client that sees it end always finds every line in the reports."""
+    seen: list[tuple[str, int, list[str]]] = []
+    write_reports = bulk_registration._write_reports
+
+    def asking_first(*args: Any) -> Any:
+        task_id = args[1].task_id
+        described = primary.describe_thing_registration_task(taskId=task_id)
+        links = primary.list_thing_registration_task_reports(taskId=task_id, reportType="RESULTS")["resourceLinks"]
+        seen.append((described["status"], described["successCount"], links))
+        return write_reports(*args)
+
+    monkeypatch.setattr(bulk_registration, "_write_reports", asking_first)
+    task_id = start_task(cloud, toolsrc, "dr-window", [{"ThingName": "dr-window-1", "SerialNumber": "1"}])
+    assert cloud.wait_idle()
+    assert [status for status, _, _ in seen] == ["InProgress"], seen
+    task = primary.describe_thing_registration_task(taskId=task_id)
+    assert (task["status"], task["successCount"], task["failureCount"]) == ("Completed", 1, 0)
+    assert [line["lineNumber"] for line in report_lines(primary, task_id, "RESULTS")] == [0]
+    primary.delete_thing(thingName="dr-window-1")
+    cloud.wait_idle()
+
+
+def test_a_line_the_iot_api_rejects_fails_alone_and_the_task_still_ends(
+    cloud: LocalCloud, toolsrc: dict[str, str], primary: Any
+) -> None:
+    """A value the IoT API refuses before any request (a number where an attribute is a string) is that line's
+    error; the task ends instead of running for ever and blocking the account's next task."""
+    lines = [{"ThingName": "dr-num-1", "SerialNumber": 1}, {"ThingName": "dr-num-2", "SerialNumber": "2"}]
+    task_id = start_task(cloud, toolsrc, "dr-num", lines)
+    assert cloud.wait_idle()
+    task = primary.describe_thing_registration_task(taskId=task_id)
+    assert (task["status"], task["successCount"], task["failureCount"]) == ("Completed", 1, 1), task
+    [error] = report_lines(primary, task_id, "ERRORS")
+    assert (error["lineNumber"], error["errorCode"]) == (0, "InvalidRequestException")
+    assert primary.describe_thing(thingName="dr-num-2")["attributes"] == {"serialNumber": "2"}
+    primary.delete_thing(thingName="dr-num-2")
     cloud.wait_idle()
 
 

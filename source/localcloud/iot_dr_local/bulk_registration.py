@@ -5,6 +5,8 @@ A task reads its newline-delimited JSON input file from S3 (the role must exist)
 to each line in the background, as AWS does, by calling the IoT API of the local cloud (so registry events,
 CloudTrail records and the replication see every created thing, certificate and attachment), and writes a results
 and an errors file to a local reports bucket, linked by presigned URLs. Only one task runs at a time per account.
+The task's status, counts and report links change together once the reports are written; any failure ends it
+``Failed`` with its reason.
 
 Template subset: ``Parameters`` with defaults; resources ``AWS::IoT::Thing`` (ThingName, AttributePayload,
 ThingTypeName, ThingGroups), ``AWS::IoT::Certificate`` (CertificateSigningRequest, Status) and ``AWS::IoT::Policy``
@@ -22,6 +24,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -29,7 +32,7 @@ from typing import Any, ClassVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 from moto.core.responses import ActionResult
 from moto.iam.exceptions import NotFoundException as IAMNotFoundException
 from moto.iam.models import iam_backends
@@ -39,6 +42,7 @@ from moto.iot.responses import IoTResponse
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.patching import Patches
 
+LOG = logging.getLogger(__name__)
 REPORTS_BUCKET = "iot-dr-local-registration-reports"
 _patches = Patches()
 _lock = threading.Lock()
@@ -111,8 +115,14 @@ def _resolve(value: Any, parameters: dict[str, Any]) -> Any:
     return value
 
 
-def register_line(iot: Any, template: dict[str, Any], line: dict[str, Any]) -> dict[str, Any]:
-    """Apply ``template`` with the parameters of one input line; returns the results line's ``response``."""
+def register_line(iot: Any, template: dict[str, Any], line: Any) -> dict[str, Any]:
+    """Apply ``template`` with the parameters of one input line (its JSON value); returns the results line's
+    ``response``.
+
+    Raises ``ValueError`` when the line is not a JSON object or a parameter has no value, ``KeyError`` when a
+    resource lacks a property, ``ClientError``/``ParamValidationError`` when the IoT API rejects a value."""
+    if not isinstance(line, dict):
+        raise ValueError("the line is not a JSON object of parameter values")
     parameters = {
         name: spec["Default"] for name, spec in template.get("Parameters", {}).items() if "Default" in spec
     } | line
@@ -164,40 +174,63 @@ def register_line(iot: Any, template: dict[str, Any], line: dict[str, Any]) -> d
 
 
 def _run(task: RegistrationTask) -> None:
+    """Register every line of the input file, write the reports, then publish the outcome all at once.
+
+    A client that sees the task end (DescribeThingRegistrationTask) must find every line in the reports
+    (ListThingRegistrationTaskReports): the status, the counts and the report links change together, after the
+    reports are written. Any failure ends the task ``Failed`` with its reason; it never stays ``InProgress``.
+    """
     iot, s3 = _client("iot", task.region), _client("s3", task.region)
     results: list[str] = []
     errors: list[str] = []
+    status, message = "Completed", ""
     try:
-        template = json.loads(task.template_body)
-        body = s3.get_object(Bucket=task.bucket, Key=task.key)["Body"].read().decode()
-        lines = body.splitlines(keepends=True)
-        offset = 0
-        for number, text in enumerate(lines):
-            line_offset, offset = offset, offset + len(text.encode())
-            if not text.strip():
-                continue
-            try:
-                response = register_line(iot, template, json.loads(text))
-            except (ClientError, ValueError, KeyError) as err:
-                code = err.response["Error"]["Code"] if isinstance(err, ClientError) else "InvalidRequestException"
-                errors.append(
-                    json.dumps(
-                        {"lineNumber": number, "offset": line_offset, "errorCode": code, "errorMessage": str(err)}
-                    )
-                )
+        _register_lines(iot, s3, task, results, errors)
+    except Exception as err:  # whatever stops the run is the task's failure, as AWS reports it, never a silent end
+        LOG.exception("thing registration task failed", extra={"task_id": task.task_id})
+        status, message = "Failed", str(err)
+    try:
+        links = _write_reports(s3, task, results, errors)
+    except Exception as err:  # without its reports a task cannot be Completed: its lines would vanish
+        LOG.exception("thing registration task reports not written", extra={"task_id": task.task_id})
+        status, message, links = "Failed", "; ".join(filter(None, [message, f"reports not written: {err}"])), {}
+    with _lock:
+        task.status, task.message = status, message
+        for kind, urls in links.items():
+            task.reports[kind].extend(urls)
+        task.modified = datetime.datetime.now(datetime.UTC)
+
+
+def _register_lines(iot: Any, s3: Any, task: RegistrationTask, results: list[str], errors: list[str]) -> None:
+    """Apply the template to each line of the input file: its results line goes to ``results``, or its errors line
+    to ``errors`` (a line the IoT API or the template rejects fails alone, as in AWS)."""
+    template = json.loads(task.template_body)
+    body = s3.get_object(Bucket=task.bucket, Key=task.key)["Body"].read().decode()
+    lines = body.splitlines(keepends=True)
+    offset = 0
+    for number, text in enumerate(lines):
+        line_offset, offset = offset, offset + len(text.encode())
+        if not text.strip():
+            continue
+        try:
+            response = register_line(iot, template, json.loads(text))
+        except (ClientError, ParamValidationError, ValueError, KeyError, TypeError) as err:
+            code = err.response["Error"]["Code"] if isinstance(err, ClientError) else "InvalidRequestException"
+            errors.append(
+                json.dumps({"lineNumber": number, "offset": line_offset, "errorCode": code, "errorMessage": str(err)})
+            )
+            with _lock:
                 task.failure_count += 1
-            else:
-                results.append(json.dumps({"lineNumber": number, "offset": line_offset, "response": response}))
+        else:
+            results.append(json.dumps({"lineNumber": number, "offset": line_offset, "response": response}))
+            with _lock:
                 task.success_count += 1
+        with _lock:
             task.progress = int(100 * (number + 1) / len(lines))
-        task.status = "Completed"
-    except (ClientError, ValueError) as err:
-        task.status, task.message = "Failed", str(err)
-    _write_reports(s3, task, results, errors)
-    task.modified = datetime.datetime.now(datetime.UTC)
 
 
-def _write_reports(s3: Any, task: RegistrationTask, results: list[str], errors: list[str]) -> None:
+def _write_reports(s3: Any, task: RegistrationTask, results: list[str], errors: list[str]) -> dict[str, list[str]]:
+    """Put the non-empty reports in the local reports bucket; returns presigned links by report type."""
     bucket = f"{REPORTS_BUCKET}-{task.account}-{task.region}"
     try:
         s3.create_bucket(
@@ -209,13 +242,14 @@ def _write_reports(s3: Any, task: RegistrationTask, results: list[str], errors: 
     except ClientError as err:
         if err.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
+    links: dict[str, list[str]] = {}
     for kind, lines in (("RESULTS", results), ("ERRORS", errors)):
         if not lines:
             continue
         key = f"{task.task_id}/{kind.lower()}.json"
         s3.put_object(Bucket=bucket, Key=key, Body="\n".join(lines).encode() + b"\n")
-        url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600)
-        task.reports[kind].append(url)
+        links[kind] = [s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600)]
+    return links
 
 
 def _running(account: str) -> bool:
@@ -260,7 +294,9 @@ def _task(response: IoTResponse) -> RegistrationTask:
 
 
 def describe_thing_registration_task(self: IoTResponse) -> ActionResult:
-    return ActionResult(_task(self).describe())
+    task = _task(self)
+    with _lock:
+        return ActionResult(task.describe())
 
 
 def list_thing_registration_tasks(self: IoTResponse) -> ActionResult:
@@ -278,7 +314,9 @@ def list_thing_registration_task_reports(self: IoTResponse) -> ActionResult:
     kind = self._get_param("reportType")
     if kind not in ("RESULTS", "ERRORS"):
         raise InvalidRequestException("reportType must be RESULTS or ERRORS")
-    return ActionResult({"resourceLinks": list(task.reports[kind]), "reportType": kind})
+    with _lock:
+        links = list(task.reports[kind])
+    return ActionResult({"resourceLinks": links, "reportType": kind})
 
 
 _OPERATIONS = {
