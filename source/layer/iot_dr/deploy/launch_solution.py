@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +20,7 @@ from typing import Any
 
 import boto3
 
+from iot_dr.core.settings import environment, required
 from iot_dr.core.event_types import REGISTRY_EVENT_CONFIGURATIONS
 from iot_dr.deploy import custom_resource
 from iot_dr.deploy.uninstall import Deployment, uninstall
@@ -77,8 +77,9 @@ class LaunchSettings:
     project_name: str
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> LaunchSettings:
-        return cls(project_name=env["CODEBUILD_PROJECT"])
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LaunchSettings:
+        """Reads ``CODEBUILD_PROJECT`` (the launcher project's name); raises ``ConfigurationError``."""
+        return cls(project_name=required(environment(environ), "CODEBUILD_PROJECT"))
 
 
 def physical_id(deployment: Deployment) -> str:

@@ -8,7 +8,6 @@ with a one-line message.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -112,7 +111,3 @@ def from_values(values: Mapping[str, str | None], needs_table: bool) -> SyncSett
         shard=Shard.parse(value("SHARD") or "0/1"),
         rates=rates,
     )
-
-
-def from_environment(needs_table: bool, environ: Mapping[str, str] | None = None) -> SyncSettings:
-    return from_values(os.environ if environ is None else environ, needs_table)
