@@ -20,8 +20,8 @@ from typing import Any
 
 import boto3
 
-from iot_dr.core.settings import environment, required
 from iot_dr.core.event_types import REGISTRY_EVENT_CONFIGURATIONS
+from iot_dr.core.settings import environment, required
 from iot_dr.deploy import custom_resource
 from iot_dr.deploy.uninstall import Deployment, uninstall
 
