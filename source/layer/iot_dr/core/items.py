@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.dynamo_json import to_item
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
 
 
 def now_ms() -> int:
@@ -17,7 +20,7 @@ def now_ms() -> int:
 class ItemWriter:
     """Puts event bodies into the replication table with a fresh ``uuid`` key and the TTL attribute ``expires``."""
 
-    def __init__(self, dynamodb: Any, table_name: str, ttl_seconds: int) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, table_name: str, ttl_seconds: int) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
         self._ttl_seconds = ttl_seconds

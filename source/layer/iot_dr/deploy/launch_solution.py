@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -24,6 +24,9 @@ from iot_dr.core.event_types import REGISTRY_EVENT_CONFIGURATIONS
 from iot_dr.core.settings import environment, required
 from iot_dr.deploy import custom_resource
 from iot_dr.deploy.uninstall import Deployment, uninstall
+
+if TYPE_CHECKING:
+    from types_boto3_codebuild import CodeBuildClient
 
 LOG = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ def check_prerequisites(primary: str, secondary: str, client: ClientFactory) -> 
         raise PrerequisiteError(" ".join(problems))
 
 
-def start_build(codebuild: Any, project: str, deployment: Deployment, properties: Mapping[str, Any]) -> str:
+def start_build(codebuild: CodeBuildClient, project: str, deployment: Deployment, properties: Mapping[str, Any]) -> str:
     """Start the launcher in CodeBuild with this deployment's names; returns the build id."""
     values = (
         deployment.primary_region,
@@ -159,7 +162,7 @@ def start_build(codebuild: Any, project: str, deployment: Deployment, properties
     return str(build["id"])
 
 
-def stop_builds(codebuild: Any, project: str, deadline: float) -> list[str]:
+def stop_builds(codebuild: CodeBuildClient, project: str, deadline: float) -> list[str]:
     """Stop this project's running builds and wait until they have stopped; returns those still running."""
     ids = codebuild.list_builds_for_project(projectName=project, sortOrder="DESCENDING").get("ids", [])[:100]
     if not ids:

@@ -12,13 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from iot_dr.core import aws
 from iot_dr.core.aws import error_code
 from iot_dr.health import checker_identity
+
+if TYPE_CHECKING:
+    from types_boto3_cloudformation import CloudFormationClient
+    from types_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 # Tag on every bucket and stack of a deployment; a bucket is deleted only if it carries its deployment's value.
 DEPLOYMENT_TAG = "IoTDRDeployment"
@@ -61,7 +65,7 @@ class Deployment:
         return f"R53HealthChecker{self.stack_postfix}"
 
 
-def stack_status(cloudformation: Any, name: str) -> str | None:
+def stack_status(cloudformation: CloudFormationClient, name: str) -> str | None:
     """The stack's status, or None when there is no such stack (deleted stacks count as absent)."""
     try:
         stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
@@ -73,7 +77,7 @@ def stack_status(cloudformation: Any, name: str) -> str | None:
     return live[0] if live else None
 
 
-def failure_reasons(cloudformation: Any, name: str) -> str:
+def failure_reasons(cloudformation: CloudFormationClient, name: str) -> str:
     """The reasons CloudFormation gave for failed resources, newest first, for an actionable message."""
     try:
         events = cloudformation.describe_stack_events(StackName=name)["StackEvents"]
@@ -234,7 +238,7 @@ def delete_bucket(region: str, bucket: str, deployment: str) -> str | None:
     if tags.get(DEPLOYMENT_TAG) != deployment:
         return f"bucket {bucket} is not tagged {DEPLOYMENT_TAG}={deployment}; left untouched"
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        versions = [
+        versions: list[ObjectIdentifierTypeDef] = [
             {"Key": v["Key"], "VersionId": v["VersionId"]}
             for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
         ]

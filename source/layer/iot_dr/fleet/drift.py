@@ -11,11 +11,15 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core import aws
 from iot_dr.fleet.device import Difference, compare_devices, read_device
 from iot_dr.fleet.rate_limit import LimitedClient, RateLimiter
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
+    from types_boto3_iot_data import IoTDataPlaneClient
 
 MAX_WORKERS = 50
 
@@ -25,8 +29,8 @@ class Region:
     """A region's name and its control-plane and data-plane clients (possibly ``LimitedClient``s)."""
 
     name: str
-    iot: Any
-    iot_data: Any
+    iot: IoTClient
+    iot_data: IoTDataPlaneClient
 
     @classmethod
     def limited(cls, name: str, limiter: RateLimiter | None = None) -> Region:

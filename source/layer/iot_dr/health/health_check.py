@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from awscrt import io, mqtt5
 from awscrt.exceptions import AwsCrtError
@@ -33,6 +33,9 @@ from awsiot import mqtt5_client_builder
 from botocore.config import Config
 
 from iot_dr.core import aws, metrics
+
+if TYPE_CHECKING:
+    from types_boto3_secretsmanager import SecretsManagerClient
 
 LOG = logging.getLogger(__name__)
 
@@ -132,7 +135,7 @@ class CheckerCredentials:
     shared_secret: str = field(repr=False)
 
 
-def credentials_from_secret(secrets_client: Any, secret_arn: str) -> CheckerCredentials:
+def credentials_from_secret(secrets_client: SecretsManagerClient, secret_arn: str) -> CheckerCredentials:
     """Read the JSON secret the deploy-time custom resource wrote (certificatePem, privateKey, healthCheckSecret).
 
     Raises NoSecretConfigured when the value is not that JSON object yet (for example CloudFormation's placeholder).

@@ -8,10 +8,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.aws import error_code
 from iot_dr.core.metrics import count_parked_event
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_sqs import SQSClient
 
 LOG = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ class DeadLetter:
 class DeadLetters:
     """Items: ``deadLetterId`` (key), ``stage``, ``reason``, ``errorType``, ``parkedAt`` (ms), ``payload`` (JSON)."""
 
-    def __init__(self, dynamodb: Any, table_name: str) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, table_name: str) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
 
@@ -129,7 +133,7 @@ def park_failed_execution(dead_letters: DeadLetters, park_input: dict[str, Any])
 
 
 def park_with_fallback(
-    dead_letters: DeadLetters, sqs: Any, fallback_queue_url: str, park_input: dict[str, Any]
+    dead_letters: DeadLetters, sqs: SQSClient, fallback_queue_url: str, park_input: dict[str, Any]
 ) -> dict[str, str]:
     """``park_failed_execution``; if the table refuses, the same dead letter goes to ``fallback_queue_url`` as
     ``{"deadLetter": {deadLetterId, stage, reason, errorType, payload}}`` (``parked_queues.PARKED_ITEM``).

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.aws import error_code
 from iot_dr.core.errors import MalformedEvent
 from iot_dr.core.x509_subject import subject_common_name
 from iot_dr.secondary.replicate.context import describe_or_none
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
 
 LOG = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ def jitr_policy_document(partition: str) -> str:
     )
 
 
-def provision(iot: Any, policy_name: str, event: dict[str, Any], partition: str = "aws") -> dict[str, str]:
+def provision(iot: IoTClient, policy_name: str, event: dict[str, Any], partition: str = "aws") -> dict[str, str]:
     certificate_id = event.get("certificateId") if isinstance(event, dict) else None
     if not isinstance(certificate_id, str) or not certificate_id:
         raise MalformedEvent("certificate registration event has no certificateId")

@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.aws import error_code
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
 
 LOG = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ class Ledger:
     replication table's item TTL, the stream's 24 hours and the workflow's retries.
     """
 
-    def __init__(self, dynamodb: Any, table_name: str, retention_seconds: int) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, table_name: str, retention_seconds: int) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
         self._retention = retention_seconds

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.items import now_ms
 from iot_dr.fleet.device import shadow_state
@@ -27,6 +27,9 @@ from iot_dr.secondary.replicate.shadows import write_shadow
 from iot_dr.secondary.replicate.thing_groups import write_membership, write_thing_group
 from iot_dr.secondary.replicate.thing_types import write_thing_type
 from iot_dr.secondary.replicate.things import write_principals, write_thing
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
 
 
 class DeviceGone(Exception):
@@ -70,7 +73,7 @@ class Once:
                 self._done.add(key)
 
 
-def _thing_type_state(iot: Any, name: str) -> dict[str, Any]:
+def _thing_type_state(iot: IoTClient, name: str) -> dict[str, Any]:
     described = iot.describe_thing_type(thingTypeName=name)
     properties = described.get("thingTypeProperties") or {}
     return {

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from iot_dr.core import aws
 from iot_dr.fleet.device import compare_devices, read_device
@@ -27,6 +27,9 @@ from iot_dr.secondary.replicate.context import describe_or_none
 from iot_dr.sync.checkpoint import Checkpoint, NoCheckpoint
 from iot_dr.sync.settings import SettingsError, SyncSettings
 from iot_dr.sync.shard import owns
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
 
 LOG = logging.getLogger(__name__)
 
@@ -121,7 +124,7 @@ class Endpoints:
         for name in (settings.primary_region, settings.secondary_region):
             limiter = RateLimiter(quotas, SYNC_SHARE)
             counter = counters[name] = CallCounter()
-            clients = [aws.client(service, name) for service in ("iot", "iot-data")]
+            clients: list[Any] = [aws.client(service, name) for service in ("iot", "iot-data")]
             for client in clients:
                 counter.attach(client)
             regions.append(Region(name, LimitedClient(clients[0], limiter), LimitedClient(clients[1], limiter)))
@@ -135,7 +138,7 @@ class Endpoints:
             summary.throttles[name] = dict(sorted(counter.throttles.items()))
 
 
-def device_names(iot: Any, query_string: str) -> Iterator[str]:
+def device_names(iot: IoTClient, query_string: str) -> Iterator[str]:
     """Things matching ``query_string`` from the fleet index; with indexing off, a ``thingName:<pattern>`` query is
     matched on ListThings and any other query is ignored (every thing is listed), with a warning, as the guide says."""
     query = query_string.strip()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from iot_dr.core.aws import error_code
 from iot_dr.core.errors import ReplicationError, TransientReplicationError
@@ -22,15 +22,17 @@ LOG = logging.getLogger(__name__)
 
 # Statuses a certificate can be given through UpdateCertificate; the others are transitional states that only
 # IoT itself sets, and the secondary keeps such a certificate inactive until the primary decides.
-SETTABLE_STATUSES = {"ACTIVE", "INACTIVE", "REVOKED"}
+SettableStatus = Literal["ACTIVE", "INACTIVE", "REVOKED"]
+SETTABLE_STATUSES: tuple[SettableStatus, ...] = ("ACTIVE", "INACTIVE", "REVOKED")
 
 
 def certificate_key(certificate_id: str) -> str:
     return f"certificate#{certificate_id}"
 
 
-def secondary_status(primary_status: str) -> str:
-    return primary_status if primary_status in SETTABLE_STATUSES else "INACTIVE"
+def secondary_status(primary_status: str) -> SettableStatus:
+    """The status the replica gets: the primary's when it can be set with UpdateCertificate, else ``INACTIVE``."""
+    return next((status for status in SETTABLE_STATUSES if status == primary_status), "INACTIVE")
 
 
 def apply_certificate_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
@@ -79,7 +81,7 @@ def write_certificate(ctx: Secondary, state: dict[str, Any]) -> None:
             raise
 
 
-def _initial_status(status: str) -> str:
+def _initial_status(status: str) -> Literal["ACTIVE", "INACTIVE"]:
     """Registration accepts ACTIVE or INACTIVE; REVOKED is set by the status update that follows."""
     return "ACTIVE" if status == "ACTIVE" else "INACTIVE"
 

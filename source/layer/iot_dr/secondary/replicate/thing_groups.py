@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.arns import Arn
 from iot_dr.core.aws import error_code
@@ -20,6 +20,9 @@ from iot_dr.secondary.replicate.context import (
     require_operation,
     thing_key,
 )
+
+if TYPE_CHECKING:
+    from types_boto3_iot.type_defs import ThingGroupPropertiesTypeDef
 
 LOG = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def write_thing_group(ctx: Secondary, state: dict[str, Any]) -> None:
                     raise TransientReplicationError(f"thing group {name} cannot be deleted yet: {err}") from err
                 raise
         return
-    properties = {
+    properties: ThingGroupPropertiesTypeDef = {
         "thingGroupDescription": state["description"],
         "attributePayload": {"attributes": state["attributes"]},
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.aws import error_code
 from iot_dr.core.errors import TransientReplicationError
@@ -16,6 +16,9 @@ from iot_dr.secondary.replicate.context import (
     require_int,
     require_operation,
 )
+
+if TYPE_CHECKING:
+    from types_boto3_iot.type_defs import ThingTypePropertiesTypeDef
 
 LOG = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ def write_thing_type(ctx: Secondary, state: dict[str, Any]) -> None:
             _delete_thing_type(ctx, name, current)
         return
     if current is None:
-        properties: dict[str, Any] = {}
+        properties: ThingTypePropertiesTypeDef = {}
         if state["description"]:
             properties["thingTypeDescription"] = state["description"]
         if state["searchableAttributes"]:
@@ -52,7 +55,7 @@ def write_thing_type(ctx: Secondary, state: dict[str, Any]) -> None:
         except Exception as err:
             if error_code(err) != "ResourceAlreadyExistsException":
                 raise
-        current = ctx.iot.describe_thing_type(thingTypeName=name)
+        current = dict(ctx.iot.describe_thing_type(thingTypeName=name))
     deprecated = bool(current.get("thingTypeMetadata", {}).get("deprecated"))
     if deprecated != state["deprecated"]:
         ctx.iot.deprecate_thing_type(thingTypeName=name, undoDeprecate=not state["deprecated"])
