@@ -6,6 +6,10 @@ from enum import StrEnum
 
 
 class EventType(StrEnum):
+    """The ``eventType`` of every item in the replication table: AWS IoT's registry event types
+    (https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html) plus the ones the capture
+    functions write (shadows, certificates, policies, attachments)."""
+
     THING = "THING_EVENT"
     THING_TYPE = "THING_TYPE_EVENT"
     THING_TYPE_ASSOCIATION = "THING_TYPE_ASSOCIATION_EVENT"

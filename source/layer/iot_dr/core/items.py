@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 def now_ms() -> int:
+    """The current time in milliseconds since the Unix epoch (the unit of every ``capturedAt`` and ``timestamp``)."""
     return int(time.time() * 1000)
 
 
@@ -26,6 +27,9 @@ class ItemWriter:
         self._ttl_seconds = ttl_seconds
 
     def put(self, bodies: Iterable[dict[str, Any]]) -> int:
+        """Put each body as one item (PutItem, https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_PutItem.html)
+        with a new ``uuid`` and ``expires`` = now + TTL (epoch seconds); returns how many were written. botocore's
+        ``ClientError`` propagates (nothing is retried here beyond the SDK's standard retries)."""
         count = 0
         for body in bodies:
             item = {**body, "uuid": str(uuid.uuid4()), "expires": int(time.time()) + self._ttl_seconds}

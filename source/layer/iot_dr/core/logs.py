@@ -15,6 +15,8 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line; extra keys passed with ``extra=`` become fields."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line: ``level``, ``logger``, ``message``, every ``extra=`` key, and ``exception``
+        (the formatted traceback) when there is one. Values JSON cannot encode are written with ``str()``."""
         entry: dict[str, Any] = {
             "level": record.levelname,
             "logger": record.name,

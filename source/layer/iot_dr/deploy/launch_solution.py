@@ -86,6 +86,9 @@ class LaunchSettings:
 
 
 def physical_id(deployment: Deployment) -> str:
+    """The custom resource's physical id, ``IoTDR:<postfix>:<primary>:<secondary>``: stable across updates of the
+    same deployment, so CloudFormation sees no replacement
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-responses.html)."""
     return f"IoTDR:{deployment.stack_postfix}:{deployment.primary_region}:{deployment.secondary_region}"
 
 

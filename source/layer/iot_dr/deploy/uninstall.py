@@ -41,27 +41,33 @@ class Deployment:
     bucket_suffix: str
 
     def bucket(self, region: str) -> str:
+        """The deployment's artifact bucket in ``region``: ``iot-dr-<primary|secondary>-<stack UUID>``."""
         role = "primary" if region == self.primary_region else "secondary"
         return f"iot-dr-{role}-{self.bucket_suffix}"
 
     @property
     def regions(self) -> tuple[str, str]:
+        """(primary, secondary) region names."""
         return self.primary_region, self.secondary_region
 
     @property
     def table_name(self) -> str:
+        """The global table's name, ``IoTDRGlobalTable<postfix>``."""
         return f"IoTDRGlobalTable{self.stack_postfix}"
 
     @property
     def primary_stack(self) -> str:
+        """The primary region's stack name, ``IoTDRPrimary<postfix>``."""
         return f"IoTDRPrimary{self.stack_postfix}"
 
     @property
     def secondary_stack(self) -> str:
+        """The secondary region's stack name, ``IoTDRSecondary<postfix>``."""
         return f"IoTDRSecondary{self.stack_postfix}"
 
     @property
     def health_checker_stack(self) -> str:
+        """The health checker's stack name (one per region), ``R53HealthChecker<postfix>``."""
         return f"R53HealthChecker{self.stack_postfix}"
 
 
@@ -101,9 +107,12 @@ class UninstallReport:
 
     @property
     def complete(self) -> bool:
+        """True when nothing failed and nothing is still being deleted."""
         return not self.failures and not self.pending
 
     def summary(self) -> str:
+        """One line for the custom resource's reason: the failures, what is still deleting, or how many resources were
+        removed."""
         parts = []
         if self.failures:
             parts.append("failed: " + "; ".join(self.failures))

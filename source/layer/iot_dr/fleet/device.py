@@ -67,6 +67,8 @@ class Device:
     shadows: dict[str, dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
+        """The device as JSON: ``thingName``, ``attributes``, ``thingTypeName``, ``thingGroups``, ``certificates``,
+        ``policies`` and ``shadows`` (shadow name, ``""`` for the classic shadow, to its state)."""
         return {
             "thingName": self.name,
             "attributes": self.attributes,
@@ -125,6 +127,7 @@ class Difference:
     secondary: Any
 
     def as_json(self) -> dict[str, Any]:
+        """``{"field", "primary", "secondary"}``: the path and the value on each side."""
         return {"field": self.field, "primary": self.primary, "secondary": self.secondary}
 
 

@@ -54,9 +54,11 @@ class DeviceDrift:
 
     @property
     def in_sync(self) -> bool:
+        """True when the device was read on both sides and nothing differs."""
         return not self.differences and self.error is None
 
     def as_json(self) -> dict[str, Any]:
+        """``{"thingName", "inSync", "differences": [Difference.as_json()], "error"}``."""
         return {
             "thingName": self.name,
             "inSync": self.in_sync,
@@ -66,6 +68,8 @@ class DeviceDrift:
 
 
 def compare_device(primary: Region, secondary: Region, name: str, shadows: bool = True) -> DeviceDrift:
+    """Read ``name`` in both regions and compare them (shadows too unless ``shadows`` is False). Never raises: an
+    error reading either side is reported in ``DeviceDrift.error`` as ``<ErrorType>: <message>``."""
     try:
         left = read_device(primary.iot, primary.iot_data, name, shadows)
         right = read_device(secondary.iot, secondary.iot_data, name, shadows)

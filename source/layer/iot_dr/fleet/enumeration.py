@@ -25,6 +25,8 @@ class IndexingDisabled(Exception):
 
 
 def indexing_enabled(iot: IoTClient) -> bool:
+    """Whether fleet indexing of the registry is on in ``iot``'s region (``thingIndexingMode`` other than ``OFF``,
+    https://docs.aws.amazon.com/iot/latest/developerguide/managing-index.html). ClientError propagates."""
     mode = iot.get_indexing_configuration()["thingIndexingConfiguration"]["thingIndexingMode"]
     return bool(mode != "OFF")
 

@@ -26,6 +26,7 @@ _DETACH_SETTLE_ATTEMPTS = 10
 
 
 def policy_name(thing_name: str) -> str:
+    """The name of the checker thing's IoT policy, ``<thing>-policy``."""
     return f"{thing_name}-policy"
 
 

@@ -91,6 +91,7 @@ class HealthCheckSettings:
 
     @property
     def topic_prefix(self) -> str:
+        """The MQTT topic namespace of this checker, ``iot-dr/health-check/<client id>``."""
         # The checker's IoT policy allows exactly this namespace.
         return f"iot-dr/health-check/{self.client_id}"
 
@@ -162,6 +163,10 @@ class CredentialsCache:
         self._entries: dict[str, tuple[float, CheckerCredentials]] = {}
 
     def get(self, key: str, load: Callable[[], CheckerCredentials]) -> CheckerCredentials:
+        """The cached credentials under ``key``, or ``load()``'s result when older than the refresh interval (seconds).
+
+        When ``load`` fails and credentials are cached, the cached ones are returned (and the failure logged);
+        otherwise its exception, and always ``NoSecretConfigured``, propagates."""
         with self._lock:
             entry = self._entries.get(key)
         if entry and self._clock() - entry[0] < self._refresh_seconds:
@@ -216,6 +221,7 @@ def presented_secret(event: Mapping[str, Any], allow_query: bool) -> str | None:
 
 
 def secret_matches(presented: str | None, expected: str) -> bool:
+    """Whether the presented secret equals ``expected``, compared in constant time; False when none was presented."""
     if presented is None:
         return False
     return hmac.compare_digest(presented.encode(), expected.encode())

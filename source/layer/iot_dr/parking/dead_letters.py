@@ -25,6 +25,9 @@ STAGE_WORKFLOW = "workflow"
 
 @dataclass(frozen=True)
 class DeadLetter:
+    """One parked event: its id, the ``stage`` that parked it, the ``reason`` and ``error_type`` of the failure,
+    ``parked_at`` (ms since the epoch) and the ``payload`` that failed (the workflow input or the stream record)."""
+
     dead_letter_id: str
     stage: str
     reason: str
@@ -34,6 +37,7 @@ class DeadLetter:
 
     @property
     def event_type(self) -> str:
+        """The payload's ``eventType`` (empty when it has none)."""
         return str(self.payload.get("eventType", ""))
 
 
@@ -45,6 +49,10 @@ class DeadLetters:
         self._table = table_name
 
     def park(self, dead_letter_id: str, stage: str, reason: str, error_type: str, payload: dict[str, Any]) -> None:
+        """Put one dead letter (PutItem). ``reason`` is cut to 4,000 characters and the payload bounded to fit
+        DynamoDB's 400 KB item limit
+        (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html).
+        botocore's ``ClientError`` propagates so the caller can fall back to its queue."""
         self._dynamodb.put_item(
             TableName=self._table,
             Item={

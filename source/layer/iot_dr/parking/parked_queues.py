@@ -59,10 +59,13 @@ class QueuedLetter:
 
     @property
     def letter_id(self) -> str:
+        """``<kind>#<SQS message id>``: how an operator names this letter."""
         return f"{self.kind}#{self.message_id}"
 
     @property
     def event_type(self) -> str:
+        """What failed, for the listing: the parked item's ``eventType``, ``SHADOW_EVENT`` or ``registry event`` for a
+        topic rule's error action, the batch size of a stream's on-failure record, or the EventBridge detail-type."""
         if self.kind == PARKED_ITEM:
             return str(self.body["deadLetter"].get("payload", {}).get("eventType", ""))
         if self.kind == RULE_ERROR:
@@ -73,6 +76,9 @@ class QueuedLetter:
 
     @property
     def reason(self) -> str:
+        """Why it failed, as far as the message tells: the parked reason, the rule action's error messages
+        (https://docs.aws.amazon.com/iot/latest/developerguide/rule-error-handling.html), the stream mapping's
+        condition (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html), or a generic note."""
         if self.kind == PARKED_ITEM:
             return str(self.body["deadLetter"].get("reason", ""))
         if self.kind == RULE_ERROR:
@@ -83,6 +89,8 @@ class QueuedLetter:
 
 
 def kind_of(body: dict[str, Any]) -> str:
+    """The kind of an SQS message body: a parked item, a DynamoDB stream on-failure record (``DDBStreamBatchInfo``),
+    a topic rule error action message (``base64OriginalPayload`` and ``ruleName``), or else a function's event."""
     if "deadLetter" in body:
         return PARKED_ITEM
     if "DDBStreamBatchInfo" in body:
@@ -225,6 +233,8 @@ def replay_function_event(lambdas: LambdaClient, function_name: str, letter: Que
 
 
 def delete(sqs: SQSClient, letter: QueuedLetter) -> None:
+    """Delete the message for good (DeleteMessage,
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessage.html)."""
     sqs.delete_message(QueueUrl=letter.queue_url, ReceiptHandle=letter.receipt_handle)
 
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class ReplayReport:
+    """What ``replay`` did: the dead-letter ids whose workflow started, and ``failed`` (id to reason)."""
+
     replayed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 

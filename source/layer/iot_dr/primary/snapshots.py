@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 
 def certificate_snapshot(iot: IoTClient, certificate_id: str) -> dict[str, Any]:
+    """A CERTIFICATE_EVENT body: ``certificateId``, ``capturedAt`` (ms), ``exists`` and, when it exists, its
+    ``certificatePem`` and ``status`` (DescribeCertificate, https://docs.aws.amazon.com/iot/latest/apireference/API_DescribeCertificate.html).
+    ClientError other than not-found propagates."""
     captured_at = now_ms()
     described = describe_or_none(iot.describe_certificate, certificateId=certificate_id)
     body: dict[str, Any] = {
@@ -119,6 +122,8 @@ NON_EXCLUSIVE = "NON_EXCLUSIVE_THING"
 
 
 def policy_targets_snapshot(iot: IoTClient, target_arn: str) -> dict[str, Any]:
+    """A POLICY_TARGETS_EVENT body: the policies attached to ``target_arn`` (sorted names; empty when the target is
+    gone) with ``capturedAt`` (ms). ClientError other than not-found propagates."""
     captured_at = now_ms()
     try:
         policies = sorted(

@@ -56,6 +56,10 @@ def jitr_policy_document(partition: str) -> str:
 
 
 def provision(iot: IoTClient, policy_name: str, event: dict[str, Any], partition: str = "aws") -> dict[str, str]:
+    """Just-in-time registration of the certificate in a registration event
+    (https://docs.aws.amazon.com/iot/latest/developerguide/auto-register-device-cert.html): a thing named after the
+    subject's CN (or the certificate id), the policy (created if missing), the certificate activated and attached.
+    Returns ``{"thingName", "certificateId"}``; raises ``MalformedEvent`` without a ``certificateId``."""
     certificate_id = event.get("certificateId") if isinstance(event, dict) else None
     if not isinstance(certificate_id, str) or not certificate_id:
         raise MalformedEvent("certificate registration event has no certificateId")

@@ -34,17 +34,22 @@ def order_key(parts: Sequence[int]) -> str:
 
 
 def order_parts(key: str) -> tuple[int, ...]:
+    """The integers an ``order_key`` was made of (inverse of ``order_key``); ValueError for other text."""
     return tuple(int(part) for part in key.split("."))
 
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """The last state applied to one resource, with the order key of the event that produced it."""
+
     resource_key: str
     order_key: str
     state: dict[str, Any]
 
 
 class Outcome(StrEnum):
+    """What happened to an event: applied, older than what was already applied (stale), or nothing to change."""
+
     APPLIED = "applied"
     STALE = "stale"
     NOT_NEEDED = "not-needed"

@@ -35,6 +35,7 @@ APPLIERS: dict[EventType, Applier] = {
 
 
 def secondary_context(settings: WorkerSettings) -> Secondary:
+    """The secondary's clients and ledger for one invocation, from the worker's settings."""
     return Secondary(
         iot=aws.client("iot", settings.region),
         iot_data=aws.client("iot-data", settings.region),
@@ -56,6 +57,11 @@ def parse_input(workflow_input: Any) -> tuple[EventType, dict[str, Any]]:
 
 
 def apply_event(ctx: Secondary, family: Family, workflow_input: Any) -> dict[str, str]:
+    """Apply one workflow input with the applier of its event type; returns ``{"eventType", "outcome"}``.
+
+    Raises ``MalformedEvent`` for an input of another family or a bad event, ``TransientReplicationError`` for an
+    AWS error worth retrying (``aws.is_transient``), and the applier's own ``ReplicationError``s; the state
+    machine retries or parks each by its name."""
     event_type, event = parse_input(workflow_input)
     if FAMILY_OF[event_type] != family:
         raise MalformedEvent(f"{event_type} was routed to the {family} worker")

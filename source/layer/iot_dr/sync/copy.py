@@ -44,10 +44,12 @@ class NoHistory(Ledger):
         pass
 
     def read(self, resource_key: str) -> LedgerEntry | None:
+        """Always None: a sync keeps no ledger, so every state is applied."""
         return None
 
 
 def secondary_context(secondary: Region, primary_region: str) -> Secondary:
+    """The replication appliers' context for the secondary region, without a version ledger."""
     return Secondary(secondary.iot, secondary.iot_data, NoHistory(), secondary.name, primary_region)
 
 
@@ -61,6 +63,7 @@ class Once:
         self._done: set[str] = set()
 
     def ensure(self, key: str, action: Callable[[], None]) -> None:
+        """Run ``action`` unless it already succeeded for ``key`` in this run; its exceptions propagate."""
         with self._lock:
             if key in self._done:
                 return

@@ -55,26 +55,34 @@ class CallCounter:
         self._lock = threading.Lock()
 
     def count_call(self, model: Any = None, **_: Any) -> None:
+        """botocore ``before-call`` event handler: count one call of the operation."""
         with self._lock:
             self.calls[model.name] += 1
 
     def count_throttle(self, response: Any = None, operation: Any = None, **_: Any) -> None:
+        """botocore ``needs-retry`` event handler: count a throttled attempt (error code in ``THROTTLE_CODES``)."""
         if response is not None and response[1].get("Error", {}).get("Code") in THROTTLE_CODES:
             with self._lock:
                 self.throttles[operation.name] += 1
 
     def attach(self, client: Any) -> None:
+        """Register the counters on ``client``'s event system (first, with fixed ids so a second attach
+        replaces them)."""
         client.meta.events.register_first("before-call", self.count_call, unique_id=CALLS_HANDLER_ID)
         client.meta.events.register_first("needs-retry", self.count_throttle, unique_id=THROTTLE_HANDLER_ID)
 
     @staticmethod
     def detach(client: Any) -> None:
+        """Remove the counters from ``client`` (cached clients outlive a run)."""
         client.meta.events.unregister("before-call", unique_id=CALLS_HANDLER_ID)
         client.meta.events.unregister("needs-retry", unique_id=THROTTLE_HANDLER_ID)
 
 
 @dataclass
 class Summary:
+    """The outcome of a sync run: device counts, failures (thing to reason), API calls and throttles per region and
+    operation, and the run time in seconds."""
+
     seen: int = 0
     created: int = 0
     repaired: int = 0
@@ -86,6 +94,8 @@ class Summary:
     seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
+        """The summary as JSON: the counts, ``failed`` (a count) and ``failures``, ``calls`` and ``throttles`` per
+        region, ``seconds`` and the rate in devices per second."""
         done = self.created + self.repaired + self.skipped
         return {
             "seen": self.seen,
@@ -105,7 +115,8 @@ class Summary:
 class Target(Protocol):
     """Where a sync puts a device: ``apply(name, existing)`` copies it (existing: the thing is already there)."""
 
-    def apply(self, name: str, existing: bool) -> None: ...
+    def apply(self, name: str, existing: bool) -> None:
+        """Copy or feed device ``name``; ``existing`` says whether it is already in the secondary."""
 
 
 @dataclass
@@ -118,6 +129,7 @@ class Endpoints:
 
     @classmethod
     def open(cls, settings: SyncSettings) -> Endpoints:
+        """Rate-limited clients of both regions, with call counters attached."""
         quotas = {**DEFAULT_QUOTAS, **settings.rates}
         counters: dict[str, CallCounter] = {}
         regions = []
@@ -131,6 +143,7 @@ class Endpoints:
         return cls(regions[0], regions[1], counters)
 
     def close(self, summary: Summary) -> None:
+        """Detach the counters and put their figures in ``summary``."""
         for name, counter in self.counters.items():
             for service in ("iot", "iot-data"):
                 CallCounter.detach(aws.client(service, name))

@@ -36,6 +36,8 @@ ITEM_TTL_SECONDS = 7 * 24 * 3600
 
 
 def thing_type_event(iot: IoTClient, name: str) -> dict[str, Any]:
+    """A THING_TYPE_EVENT body for ``name`` as it is now in the primary (DescribeThingType,
+    https://docs.aws.amazon.com/iot/latest/apireference/API_DescribeThingType.html); ClientError propagates."""
     described = iot.describe_thing_type(thingTypeName=name)
     properties = described.get("thingTypeProperties") or {}
     return {
@@ -50,6 +52,8 @@ def thing_type_event(iot: IoTClient, name: str) -> dict[str, Any]:
 
 
 def thing_group_event(described: Mapping[str, Any]) -> dict[str, Any]:
+    """A THING_GROUP_EVENT body from a DescribeThingGroup response
+    (https://docs.aws.amazon.com/iot/latest/apireference/API_DescribeThingGroup.html)."""
     properties = described.get("thingGroupProperties") or {}
     return {
         "eventType": str(EventType.THING_GROUP),

@@ -41,6 +41,8 @@ LOG = logging.getLogger(__name__)
 
 @dataclass
 class ReconcileReport:
+    """What a reconciliation did: things checked, those that drifted, and items written to the replication table."""
+
     checked: int = 0
     drifted: list[str] = field(default_factory=list)
     items_written: int = 0
@@ -48,6 +50,8 @@ class ReconcileReport:
 
 @dataclass(frozen=True)
 class Regions:
+    """The IoT clients and names of both regions."""
+
     primary_iot: IoTClient
     secondary_iot: IoTClient
     primary_region: str
@@ -139,6 +143,8 @@ def thing_snapshots(iot: IoTClient, thing: str) -> list[dict[str, Any]]:
 
 
 def reconcile(regions: Regions, writer: ItemWriter, query_string: str) -> ReconcileReport:
+    """Compare every primary thing matching ``query_string`` with its replica and write fresh snapshots of each
+    that drifted to the replication table; returns the report. ClientError propagates."""
     report = ReconcileReport()
     for thing in primary_thing_names(regions.primary_iot, query_string):
         report.checked += 1

@@ -45,6 +45,8 @@ class Shard:
 
 @dataclass(frozen=True)
 class SyncSettings:
+    """A region sync's settings (see the module docstring); ``rates`` maps an API operation to requests per second."""
+
     primary_region: str
     secondary_region: str
     mode: str = "smart"

@@ -27,6 +27,7 @@ SETTABLE_STATUSES: tuple[SettableStatus, ...] = ("ACTIVE", "INACTIVE", "REVOKED"
 
 
 def certificate_key(certificate_id: str) -> str:
+    """The ledger key of a certificate, ``certificate#<id>``."""
     return f"certificate#{certificate_id}"
 
 
@@ -36,6 +37,8 @@ def secondary_status(primary_status: str) -> SettableStatus:
 
 
 def apply_certificate_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    """Apply a CERTIFICATE_EVENT (``certificateId``, ``capturedAt`` ms, ``exists``, ``certificatePem``,
+    ``status``)     unless a newer one was applied; raises ``MalformedEvent`` for a missing field."""
     certificate_id = require(event, "certificateId")
     exists = bool(event.get("exists", True))
     state = {
@@ -49,6 +52,10 @@ def apply_certificate_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
 
 
 def write_certificate(ctx: Secondary, state: dict[str, Any]) -> None:
+    """Make the secondary's certificate match ``state``: registered without a CA
+    (https://docs.aws.amazon.com/iot/latest/apireference/API_RegisterCertificateWithoutCA.html) with the settable
+    status, updated, or detached and deleted. Raises ``ReplicationError`` when the PEM does not match its id, and
+    ``TransientReplicationError`` when a concurrent execution deleted it meanwhile."""
     certificate_id = state["certificateId"]
     current = describe_or_none(ctx.iot.describe_certificate, certificateId=certificate_id)
     if not state["exists"]:

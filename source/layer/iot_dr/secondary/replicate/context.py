@@ -53,6 +53,7 @@ def require_operation(event: dict[str, Any], known: Container[str]) -> str:
 
 
 def require_int(event: dict[str, Any], field: str) -> int:
+    """``event[field]`` as an int; raises ``MalformedEvent`` when it is missing or not an integer."""
     value = require(event, field)
     try:
         return int(value)
@@ -61,6 +62,7 @@ def require_int(event: dict[str, Any], field: str) -> int:
 
 
 def is_not_found(err: BaseException) -> bool:
+    """Whether ``err`` is AWS IoT's ResourceNotFoundException (https://docs.aws.amazon.com/iot/latest/apireference/CommonErrors.html)."""
     return error_code(err) == NOT_FOUND
 
 
@@ -84,6 +86,7 @@ def ignore_not_found(call: Any, **kwargs: Any) -> None:
 
 
 def paginate(client: Any, operation: str, result_key: str, **kwargs: Any) -> Iterator[Any]:
+    """Every item under ``result_key`` of each page of boto3's paginator for ``operation``."""
     for page in client.get_paginator(operation).paginate(**kwargs):
         yield from page.get(result_key, [])
 

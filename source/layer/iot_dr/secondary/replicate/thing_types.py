@@ -24,6 +24,9 @@ LOG = logging.getLogger(__name__)
 
 
 def apply_thing_type_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    """Apply a THING_TYPE_EVENT registry event
+    (https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html#registry-events-thingtype)
+    unless a newer one was applied; raises ``MalformedEvent`` for a missing field."""
     name = require(event, "thingTypeName")
     operation = require_operation(event, OPERATION_RANK)
     state = {
@@ -38,6 +41,8 @@ def apply_thing_type_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
 
 
 def write_thing_type(ctx: Secondary, state: dict[str, Any]) -> None:
+    """Make the secondary's thing type match ``state``: created, deprecated or undeprecated, or deprecated and
+    deleted (https://docs.aws.amazon.com/iot/latest/apireference/API_DeleteThingType.html)."""
     name = state["thingTypeName"]
     current = describe_or_none(ctx.iot.describe_thing_type, thingTypeName=name)
     if not state["exists"]:

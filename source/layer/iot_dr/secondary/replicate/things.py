@@ -178,6 +178,7 @@ def delete_thing(ctx: Secondary, name: str) -> None:
 
 
 def principals_key(thing_name: str) -> str:
+    """The ledger key of a thing's certificate attachments, ``principals#<thing>``."""
     return f"principals#{thing_name}"
 
 
