@@ -9,7 +9,7 @@ from typing import Any
 from iot_dr.core import aws
 from iot_dr.core.errors import MalformedEvent, TransientReplicationError
 from iot_dr.core.event_types import FAMILY_OF, EventType, Family
-from iot_dr.core.logs import configure_logging
+from iot_dr.core.logs import lambda_entry
 from iot_dr.core.settings import WorkerSettings
 from iot_dr.secondary.ledger import Ledger, Outcome
 from iot_dr.secondary.replicate import certificates, policies, shadows, thing_groups, thing_types, things
@@ -79,8 +79,9 @@ def apply_event(ctx: Secondary, family: Family, workflow_input: Any) -> dict[str
 def worker_handler(family: Family) -> Callable[[Any, Any], dict[str, str]]:
     """The Lambda handler of one worker family; settings are read per invocation, never at import."""
 
+    # The correlation id is the replication item's key, which the capture side logs too.
+    @lambda_entry(correlation_id_path="record.dynamodb.Keys.uuid.S")
     def handler(event: Any, context: Any) -> dict[str, str]:
-        configure_logging()
         return apply_event(secondary_context(WorkerSettings.from_env()), family, event)
 
     return handler
