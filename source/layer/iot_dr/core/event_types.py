@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types_boto3_iot.literals import EventTypeType
 
 
 class EventType(StrEnum):
@@ -76,7 +80,7 @@ APPLY_WAVE: dict[EventType, int] = {
 }
 
 # The registry event configurations replication needs enabled in the primary (UpdateEventConfigurations keys).
-REGISTRY_EVENT_CONFIGURATIONS = (
+REGISTRY_EVENT_CONFIGURATIONS: tuple[EventTypeType, ...] = (
     "THING",
     "THING_TYPE",
     "THING_TYPE_ASSOCIATION",

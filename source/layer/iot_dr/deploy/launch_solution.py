@@ -14,9 +14,9 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import boto3
 
@@ -27,6 +27,7 @@ from iot_dr.deploy.uninstall import Deployment, uninstall
 
 if TYPE_CHECKING:
     from types_boto3_codebuild import CodeBuildClient
+    from types_boto3_iot import IoTClient
 
 LOG = logging.getLogger(__name__)
 
@@ -62,7 +63,16 @@ DELETE_MARGIN_SECONDS = 30.0
 _PHYSICAL_ID = re.compile(r"^IoTDR:(?P<postfix>\d{14}):(?P<primary>[a-z0-9-]+):(?P<secondary>[a-z0-9-]+)$")
 _BUILD_POLL_SECONDS = 5.0
 
-ClientFactory = Callable[[str, str], Any]
+
+class ClientFactory(Protocol):
+    """``iot_dr.core.aws.client`` or a test's stand-in: ``(service, region)`` to a boto3 client of that service."""
+
+    @overload
+    def __call__(self, service: Literal["iot"], region: str) -> IoTClient: ...
+    @overload
+    def __call__(self, service: Literal["codebuild"], region: str) -> CodeBuildClient: ...
+    @overload
+    def __call__(self, service: str, region: str) -> Any: ...
 
 
 class PrerequisiteError(Exception):
