@@ -24,7 +24,7 @@ class Context:
     def get_remaining_time_in_millis(self):
         return 1000
 
-@lambda_entry(correlation_id_path="record.dynamodb.Keys.uuid.S")
+@lambda_entry(correlation_id_path="event.uuid")
 def handler(event, context):
     logging.getLogger("iot_dr.parking.dead_letters").warning("event parked", extra={"stage": "worker"})
     logging.getLogger("iot_dr.secondary.workers").debug("debug detail")
@@ -56,8 +56,8 @@ def run(event: dict[str, Any], **env: str) -> list[dict[str, Any]]:
 
 EVENT = {
     "eventType": "THING_EVENT",
-    "event": {"thingName": "sensor-1"},
-    "record": {"dynamodb": {"Keys": {"uuid": {"S": "item-42"}}}},
+    "event": {"eventType": "THING_EVENT", "thingName": "sensor-1", "uuid": "item-42"},
+    "record": {"eventID": "c81e728d9d4c2f636f067f89cc14862c", "eventName": "INSERT"},
     "headers": {"x-health-check-secret": SECRET},
 }
 

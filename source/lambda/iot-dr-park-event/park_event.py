@@ -10,7 +10,7 @@ from iot_dr.core.settings import DeadLetterSettings
 from iot_dr.parking.dead_letters import DeadLetters, park_with_fallback
 
 
-@lambda_entry(correlation_id_path="event.record.dynamodb.Keys.uuid.S")
+@lambda_entry(correlation_id_path="event.event.uuid")
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     settings = DeadLetterSettings.from_env()
     dead_letters = DeadLetters(aws.client("dynamodb", settings.region), settings.dead_letter_table)

@@ -79,8 +79,8 @@ def apply_event(ctx: Secondary, family: Family, workflow_input: Any) -> dict[str
 def worker_handler(family: Family) -> Callable[[Any, Any], dict[str, str]]:
     """The Lambda handler of one worker family; settings are read per invocation, never at import."""
 
-    # The correlation id is the replication item's key, which the capture side logs too.
-    @lambda_entry(correlation_id_path="record.dynamodb.Keys.uuid.S")
+    # The correlation id is the replication item's key (its uuid), the same for every retry of the item.
+    @lambda_entry(correlation_id_path="event.uuid")
     def handler(event: Any, context: Any) -> dict[str, str]:
         return apply_event(secondary_context(WorkerSettings.from_env()), family, event)
 
