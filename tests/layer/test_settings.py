@@ -20,6 +20,7 @@ from iot_dr.core.settings import (
     WorkerSettings,
 )
 from iot_dr.deploy.launch_solution import LaunchSettings
+from iot_dr.sync.settings import SettingsError, from_values
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,4 +137,26 @@ def test_handlers_fail_with_the_missing_variable_before_any_aws_call(
     monkeypatch.delenv(variable)
     with pytest.raises(ConfigurationError) as raised:
         _handler(directory, module)({}, None)
+    assert raised.value.variable == variable
+
+
+SYNC_ENV = {"PRIMARY_REGION": "us-east-1", "SECONDARY_REGION": "eu-west-1", "DYNAMODB_GLOBAL_TABLE": "IoTDRGlobalTable"}
+
+
+@pytest.mark.parametrize("variable", ["PRIMARY_REGION", "SECONDARY_REGION", "DYNAMODB_GLOBAL_TABLE"])
+def test_the_region_syncs_follow_the_same_convention(variable: str) -> None:
+    env = {k: v for k, v in SYNC_ENV.items() if k != variable}
+    with pytest.raises(ConfigurationError, match=variable) as raised:
+        from_values(env, needs_table=True)
+    assert isinstance(raised.value, SettingsError)
+    assert raised.value.variable == variable
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SYNC_MODE", "fast"), ("MAX_WORKERS", "0"), ("SHARD", "4/4"), ("RATES", "DescribeThing=-1")],
+)
+def test_a_sync_setting_with_a_wrong_value_names_its_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        from_values({**SYNC_ENV, variable: value}, needs_table=True)
     assert raised.value.variable == variable

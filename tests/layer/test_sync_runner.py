@@ -13,5 +13,6 @@ def test_region_to_ddb_without_a_table_names_the_missing_setting_before_any_aws_
 ) -> None:
     # No endpoint can be reached: a call to AWS would fail with a connection error, not with SettingsError.
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    with pytest.raises(SettingsError, match="DYNAMODB_GLOBAL_TABLE must name the global table"):
+    with pytest.raises(SettingsError, match="DYNAMODB_GLOBAL_TABLE must name the global table") as raised:
         sync(REGION_TO_DDB, SyncSettings(primary_region="us-east-1", secondary_region="eu-west-1"))
+    assert raised.value.variable == "DYNAMODB_GLOBAL_TABLE"

@@ -21,13 +21,17 @@ def check_table(settings: SyncSettings) -> str:
     """The name of the global table; raises ``SettingsError`` when ``DYNAMODB_GLOBAL_TABLE`` is unset or does not
     exist in the primary region."""
     if not settings.table:
-        raise SettingsError("DYNAMODB_GLOBAL_TABLE must name the global table (stack output GlobalDynamoDBTableName)")
+        raise SettingsError(
+            "DYNAMODB_GLOBAL_TABLE must name the global table (stack output GlobalDynamoDBTableName)",
+            "DYNAMODB_GLOBAL_TABLE",
+        )
     try:
         aws.client("dynamodb", settings.primary_region).describe_table(TableName=settings.table)
     except Exception as err:
         if is_not_found(err):
             raise SettingsError(
-                f"DYNAMODB_GLOBAL_TABLE {settings.table!r} does not exist in {settings.primary_region}"
+                f"DYNAMODB_GLOBAL_TABLE {settings.table!r} does not exist in {settings.primary_region}",
+                "DYNAMODB_GLOBAL_TABLE",
             ) from None
         raise
     return settings.table
