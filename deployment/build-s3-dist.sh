@@ -3,12 +3,15 @@
 #   global-s3-assets/    the templates, with the bucket prefix and the version filled in
 #   regional-s3-assets/  one zip per Lambda function, the layer zip, and iot-dr-solution.zip (the CodeBuild source:
 #                        buildspec.yml, the tools, and every artifact the launcher uploads to the solution's buckets)
-# The health checker's zip gets awsiotsdk/awscrt, and its credentials function's zip gets cryptography (it makes the
-# checker's key and CSR), for the Lambda runtime (python3.12, x86_64 manylinux wheels).
+# The layer gets Powertools for AWS Lambda (its structured logging), the health checker's zip gets awsiotsdk/awscrt,
+# and its credentials function's zip gets cryptography (it makes the checker's key and CSR), for the Lambda runtime
+# (python3.12, x86_64 manylinux wheels).
 set -euo pipefail
 
-# function directory=requirement, one per function whose zip carries packages the Lambda runtime lacks
+# function directory=requirement, one per zip that carries packages the Lambda runtime lacks (iot-dr-layer: the
+# layer every function uses); the versions are the ones pinned in pyproject.toml
 readonly VENDORED=(
+    "iot-dr-layer=aws-lambda-powertools==3.37.0"
     "iot-dr-r53-health-checker=awsiotsdk==1.31.0"
     "iot-dr-r53-checker-credentials=cryptography==48.0.0"
 )
@@ -21,8 +24,9 @@ usage: deployment/build-s3-dist.sh <bucket-prefix> <solution-name> <version> [--
   bucket-prefix  artifacts are read from s3://<bucket-prefix>-<region>/<solution-name>/<version>/
   solution-name  for example disaster-recovery-for-aws-iot
   version        for example v2.0.0
-  --no-vendor    leave the vendored packages (awsiotsdk/awscrt, cryptography) out of the function zips (offline
-                 builds, tests)
+  --no-vendor    leave the vendored packages (Powertools for AWS Lambda in the layer, awsiotsdk/awscrt and
+                 cryptography in the health checker's zips) out (offline builds, tests: the local cloud's functions
+                 import them from the project's environment)
   --output DIR   where global-s3-assets/ and regional-s3-assets/ go (default: deployment/)
 
 Then upload:

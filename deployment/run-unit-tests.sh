@@ -91,7 +91,7 @@ main() {
     python_env "$root"
     checkov_env "$root"
     awscli_env "$root"
-    echo "== ruff"
+    echo "== ruff (lint; every public callable of the layer has a docstring: pydocstyle D1)"
     .venv/bin/ruff check .
     echo "== mypy (layer, strict)"
     (cd source/layer && ../../.venv/bin/mypy --config-file ../../pyproject.toml iot_dr)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
+import json
 import os
 import shutil
 import subprocess
@@ -84,6 +86,50 @@ def test_layer_zip_is_importable_the_way_lambda_mounts_it(tmp_path: Path) -> Non
         [sys.executable, "-S", "-c", probe, f"{layer}/python"], capture_output=True, text=True, check=True
     )
     assert completed.stdout.strip() == f"{layer}/python/iot_dr/core/errors.py"
+
+
+def _installed_distribution(module_name: str, target: Path) -> None:
+    """Copy an installed top-level module or package into ``target``, as pip --target would lay it out."""
+    module = importlib.import_module(module_name)
+    source = Path(str(module.__file__))
+    if source.name == "__init__.py":
+        shutil.copytree(source.parent, target / source.parent.name, ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        shutil.copy2(source, target / source.name)
+
+
+def test_the_layer_vendored_with_powertools_runs_a_handler_with_nothing_else_on_the_path(
+    source_root: Path, tmp_path: Path
+) -> None:
+    # What build-s3-dist.sh vendors into the layer: Powertools for AWS Lambda and its dependencies.
+    site = tmp_path / "site"
+    site.mkdir()
+    for name in ("aws_lambda_powertools", "jmespath", "typing_extensions"):
+        _installed_distribution(name, site)
+
+    result = build_artifacts(tmp_path / "out", source_root=source_root, vendored={"iot-dr-layer": site})
+
+    opt = tmp_path / "opt"
+    with zipfile.ZipFile(result.by_name()[LAYER_ZIP].path) as archive:
+        names = archive.namelist()
+        archive.extractall(opt)
+    assert "python/aws_lambda_powertools/logging/logger.py" in names
+    assert not [n for n in names if not n.startswith("python/") or "__pycache__" in n]
+    # Lambda extracts the layer to /opt and puts /opt/python on sys.path; -S keeps this environment's packages out.
+    probe = (
+        "import sys, logging; sys.path.insert(0, sys.argv[1])\n"
+        "from iot_dr.core.logs import lambda_entry\n"
+        "class Context:\n"
+        "    function_name = 'f'; function_version = '1'; memory_limit_in_mb = 128; aws_request_id = 'r-1'\n"
+        "    invoked_function_arn = 'arn:aws:lambda:eu-west-1:123456789012:function:f'\n"
+        "handler = lambda_entry('id')(lambda event, context: logging.getLogger('iot_dr.x').info('hello'))\n"
+        "handler({'id': 'event-7'}, Context())\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-S", "-c", probe, str(opt / "python")], capture_output=True, text=True, check=True
+    )
+    line = json.loads(completed.stdout)
+    assert (line["message"], line["correlation_id"], line["function_request_id"]) == ("hello", "event-7", "r-1")
 
 
 def test_two_builds_of_the_same_sources_are_byte_identical(source_root: Path, tmp_path: Path) -> None:

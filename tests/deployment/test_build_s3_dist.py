@@ -206,3 +206,7 @@ def test_health_checker_zips_carry_the_linux_builds_of_the_iot_sdk_and_cryptogra
         native = archive.read("cryptography/hazmat/bindings/_rust.abi3.so")
     assert {"checker_credentials_resource.py", "cryptography/x509/__init__.py"} <= names
     assert native[:5] == b"\x7fELF\x02" and int.from_bytes(native[18:20], "little") == 0x3E
+    # Every function logs with Powertools for AWS Lambda, which the runtime lacks: the layer carries it.
+    with zipfile.ZipFile(tmp_path / "dist" / "regional-s3-assets" / "iot-dr-layer.zip") as archive:
+        names = set(archive.namelist())
+    assert {"python/iot_dr/core/logs.py", "python/aws_lambda_powertools/logging/logger.py"} <= names

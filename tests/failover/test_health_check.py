@@ -14,10 +14,10 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from failover_support import PRIMARY_ADDRESS, free_port
 from moto import mock_aws
 
-from iot_dr.core.logs import JsonFormatter
 from iot_dr.health import health_check
 from iot_dr.health.health_check import HealthCheckSettings
 from iot_dr_local.mqtt_broker import MosquittoBroker
@@ -131,13 +131,13 @@ def test_one_structured_log_line_per_check_has_timings_and_never_the_secret(
 
     records = [r for r in caplog.records if r.name == "iot_dr.health.health_check"]
     assert [r.getMessage() for r in records] == ["health check", "health check rejected"]
-    check = json.loads(JsonFormatter().format(records[0]))
+    check = json.loads(LambdaPowertoolsFormatter().format(records[0]))
     assert check["healthy"] is True
     assert check["received"] == check["expected"] == 2
     for stage in ("connect_ms", "subscribe_ms", "publish_ms", "receive_ms", "total_ms"):
         assert isinstance(check[stage], float)
-    assert json.loads(JsonFormatter().format(records[1]))["reason"] == "bad_secret"
-    assert all(SECRET not in JsonFormatter().format(r) for r in caplog.records)
+    assert json.loads(LambdaPowertoolsFormatter().format(records[1]))["reason"] == "bad_secret"
+    assert all(SECRET not in LambdaPowertoolsFormatter().format(r) for r in caplog.records)
 
 
 @pytest.fixture

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from iot_dr.core import aws
-from iot_dr.core.logs import configure_logging
+from iot_dr.core.logs import lambda_entry
 from iot_dr.core.settings import TriggerSettings
 from iot_dr.parking.dead_letters import DeadLetters
 from iot_dr.secondary.trigger import handle_batch
 
 
+@lambda_entry()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    configure_logging()
     settings = TriggerSettings.from_env()
     dead_letters = DeadLetters(aws.client("dynamodb", settings.region), settings.dead_letter_table)
     return handle_batch(aws.client("stepfunctions", settings.region), dead_letters, settings.state_machine_arn, event)

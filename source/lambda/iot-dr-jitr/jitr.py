@@ -6,13 +6,13 @@ from typing import Any
 
 from iot_dr.core import aws
 from iot_dr.core.arns import Arn
-from iot_dr.core.logs import configure_logging
+from iot_dr.core.logs import lambda_entry
 from iot_dr.core.settings import JitrSettings
 from iot_dr.provisioning.jitr import provision
 
 
+@lambda_entry(correlation_id_path="certificateId")
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-    configure_logging()
     settings = JitrSettings.from_env()
     partition = Arn.parse(context.invoked_function_arn).partition
     return provision(aws.client("iot", settings.region), settings.policy_name, event, partition)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from iot_dr.core import aws
-from iot_dr.core.logs import configure_logging
+from iot_dr.core.logs import lambda_entry
+from iot_dr.core.settings import RegionSettings
 from iot_dr.deploy import launch_solution
 
 
+@lambda_entry(correlation_id_path="RequestId")
 def handler(event: dict[str, Any], context: Any) -> None:
-    configure_logging()
-    launch_solution.handle_event(
-        event, context, launch_solution.LaunchSettings.from_env(), aws.client, os.environ["AWS_REGION"]
-    )
+    settings = launch_solution.LaunchSettings.from_env()
+    launch_solution.handle_event(event, context, settings, aws.client, RegionSettings.from_env().region)

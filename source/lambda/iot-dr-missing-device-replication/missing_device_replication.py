@@ -7,13 +7,13 @@ from typing import Any
 
 from iot_dr.core import aws
 from iot_dr.core.items import ItemWriter
-from iot_dr.core.logs import configure_logging
+from iot_dr.core.logs import lambda_entry
 from iot_dr.core.settings import ReconcileSettings
 from iot_dr.sync.reconcile import Regions, reconcile
 
 
+@lambda_entry(correlation_id_path="id")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    configure_logging()
     settings = ReconcileSettings.from_env()
     capture = settings.capture
     regions = Regions(

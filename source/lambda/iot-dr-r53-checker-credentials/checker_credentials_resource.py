@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from iot_dr.core import aws
-from iot_dr.core.logs import configure_logging
+from iot_dr.core.logs import lambda_entry
+from iot_dr.core.settings import RegionSettings
 from iot_dr.health import checker_credentials
 
 
+@lambda_entry(correlation_id_path="RequestId")
 def handler(event: dict[str, Any], context: Any) -> None:
-    configure_logging()
-    region = os.environ["AWS_REGION"]
+    region = RegionSettings.from_env().region
     checker_credentials.handle_event(event, context, aws.client("iot", region), aws.client("secretsmanager", region))

@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from iot_dr.core.logs import configure_logging
+from iot_dr.core.logs import lambda_entry
 from iot_dr.health import health_check
 
 LOG = logging.getLogger(__name__)
 
 
+@lambda_entry(correlation_id_path="requestContext.requestId || id")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Never raises: API Gateway would turn an exception into a 502 that says nothing about the region."""
-    configure_logging()
     try:
         settings = health_check.HealthCheckSettings.from_env()
     except ValueError as err:

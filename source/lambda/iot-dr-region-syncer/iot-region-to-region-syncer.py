@@ -11,14 +11,14 @@ import os
 import sys
 from typing import Any
 
-from iot_dr.core.logs import configure_logging
+from iot_dr.core.logs import lambda_entry
 from iot_dr.sync.runner import REGION_TO_REGION, sync
 from iot_dr.sync.settings import from_values
 
 
+@lambda_entry()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Returns the run's summary (iot_dr.sync.engine.Summary.as_json); raises SettingsError for bad settings."""
-    configure_logging()
     values = {**os.environ, **({"SHARD": str(event["shard"])} if event.get("shard") else {})}
     return sync(REGION_TO_REGION, from_values(values, needs_table=False)).as_json()
 

@@ -78,7 +78,8 @@ def build_artifacts(
 
     Uploading ``output_dir`` to the root of the artifact bucket puts each file where the templates look for it
     with ``ArtifactPrefix`` = ``prefix``. ``vendored`` maps a function directory name to a directory of
-    installed third-party packages added at that zip's root (the Lambda runtime lacks them). Every source is
+    installed third-party packages added at that zip's root (the Lambda runtime lacks them); ``iot-dr-layer``
+    names the layer, whose packages go under ``python/`` next to ``iot_dr``. Every source is
     checked before anything is written, so a refused build leaves no partial artifact set behind.
     """
     if not _VERSION_PATTERN.match(version):
@@ -92,7 +93,9 @@ def build_artifacts(
     for function, site_dir in (vendored or {}).items():
         if f"{function}.zip" not in zips:
             raise PackagingError(f"cannot vendor packages into unknown function {function}")
-        zips[f"{function}.zip"] = [*zips[f"{function}.zip"], *_vendored_entries(site_dir)]
+        # The layer's packages go where its own package is, under python/ (on sys.path as /opt/python).
+        root = "python/" if f"{function}.zip" == LAYER_ZIP_NAME else ""
+        zips[f"{function}.zip"] = [*zips[f"{function}.zip"], *_vendored_entries(site_dir, root)]
     templates = sorted((source_root / "deployment").glob("*.template"))
     for template in templates:
         _refuse_key_material(template)
@@ -125,12 +128,13 @@ def read_artifacts(output_dir: Path, prefix: str) -> BuildResult:
     return BuildResult(output_dir=output_dir, prefix=prefix, artifacts=artifacts)
 
 
-def _vendored_entries(site_dir: Path) -> list[tuple[str, Path]]:
-    """Installed packages at the zip root, without caches and installer metadata that the runtime never reads."""
+def _vendored_entries(site_dir: Path, root: str = "") -> list[tuple[str, Path]]:
+    """Installed packages under ``root`` in the zip (its root by default), without caches and the ``bin`` scripts
+    that the runtime never reads."""
     if not site_dir.is_dir():
         raise PackagingError(f"vendored packages directory {site_dir} does not exist")
     return [
-        (path.relative_to(site_dir).as_posix(), path)
+        (root + path.relative_to(site_dir).as_posix(), path)
         for path in sorted(site_dir.rglob("*"))
         if path.is_file()
         and path.suffix not in _EXCLUDED_SUFFIXES
@@ -196,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="FUNCTION=DIR",
-        help="add the installed packages in DIR to FUNCTION's zip (repeatable)",
+        help="add the installed packages in DIR to FUNCTION's zip, or to the layer's for iot-dr-layer (repeatable)",
     )
     args = parser.parse_args(argv)
     vendored = {}

@@ -14,6 +14,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Arn:
+    """An ARN split into its six fields, ``arn:partition:service:region:account:resource``
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html). ``str()`` joins them again."""
+
     partition: str
     service: str
     region: str
@@ -22,6 +25,8 @@ class Arn:
 
     @classmethod
     def parse(cls, text: str) -> Arn:
+        """Split ``text``; raises ValueError when it is not ``arn:`` followed by five colon-separated fields with a
+        partition and a service."""
         parts = text.split(":", 5)
         if len(parts) != 6 or parts[0] != "arn" or not parts[1] or not parts[2]:
             raise ValueError(f"not an ARN: {text!r}")
@@ -32,14 +37,19 @@ class Arn:
 
     @property
     def resource_type(self) -> str:
+        """The part of ``resource`` before the first ``/`` (``thing`` in ``thing/sensor-1``; all of it without
+        a ``/``)."""
         return self.resource.split("/", 1)[0]
 
     @property
     def resource_id(self) -> str:
+        """The part of ``resource`` after the first ``/`` (``sensor-1`` in ``thing/sensor-1``); empty
+        without a ``/``."""
         return self.resource.split("/", 1)[1] if "/" in self.resource else ""
 
 
 def is_arn(text: str) -> bool:
+    """Whether ``text`` parses as an ARN (see ``Arn.parse``); never raises."""
     try:
         Arn.parse(text)
     except ValueError:

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
+
+if TYPE_CHECKING:
+    # Development-only stubs (types-boto3); at run time the annotations stay strings.
+    from types_boto3_cloudformation import CloudFormationClient
+    from types_boto3_codebuild import CodeBuildClient
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_iot import IoTClient
+    from types_boto3_iot_data import IoTDataPlaneClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_secretsmanager import SecretsManagerClient
 
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, connect_timeout=5, read_timeout=30)
 
@@ -23,6 +33,24 @@ _cache_lock = threading.Lock()
 
 def _override_for(service_env_name: str) -> str | None:
     return os.environ.get(f"AWS_ENDPOINT_URL_{service_env_name}") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+@overload
+def client(service: Literal["cloudformation"], region: str, config: Config | None = None) -> CloudFormationClient: ...
+@overload
+def client(service: Literal["codebuild"], region: str, config: Config | None = None) -> CodeBuildClient: ...
+@overload
+def client(service: Literal["dynamodb"], region: str, config: Config | None = None) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["iot"], region: str, config: Config | None = None) -> IoTClient: ...
+@overload
+def client(service: Literal["iot-data"], region: str, config: Config | None = None) -> IoTDataPlaneClient: ...
+@overload
+def client(service: Literal["s3"], region: str, config: Config | None = None) -> S3Client: ...
+@overload
+def client(service: Literal["secretsmanager"], region: str, config: Config | None = None) -> SecretsManagerClient: ...
+@overload
+def client(service: str, region: str, config: Config | None = None) -> Any: ...
 
 
 def client(service: str, region: str, config: Config | None = None) -> Any:
@@ -40,12 +68,14 @@ def client(service: str, region: str, config: Config | None = None) -> Any:
                 cached = _iot_data_client(region)
             else:
                 merged = RETRY_CONFIG.merge(config) if config else RETRY_CONFIG
-                cached = boto3.session.Session().client(service, region_name=region, config=merged)
+                # The service is only known at run time here; the overloads above give callers the typed client.
+                session: Any = boto3.session.Session()
+                cached = session.client(service, region_name=region, config=merged)
             _cache[key] = cached
         return cached
 
 
-def _iot_data_client(region: str) -> Any:
+def _iot_data_client(region: str) -> IoTDataPlaneClient:
     session = boto3.session.Session()
     if _override_for("IOT_DATA_PLANE"):
         return session.client("iot-data", region_name=region, config=RETRY_CONFIG)

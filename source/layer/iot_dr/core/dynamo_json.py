@@ -9,9 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 _deserializer = TypeDeserializer()
 _serializer = TypeSerializer()
@@ -19,7 +22,7 @@ _serializer = TypeSerializer()
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Binary):
-        value = value.value
+        value = value.value  # type: ignore[attr-defined]  # types-boto3 omits Binary.value (boto3 has it)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
@@ -61,7 +64,10 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
     Binaries become text (UTF-8, undecodable bytes replaced). Raises ValueError or TypeError for a value that
     is not an attribute-value map."""
-    return {key: _plain(_deserializer.deserialize(_binaries_decoded(value))) for key, value in item.items()}
+    return {
+        key: _plain(_deserializer.deserialize(cast("AttributeValueTypeDef", _binaries_decoded(value))))
+        for key, value in item.items()
+    }
 
 
 def _dynamo_ready(value: Any) -> Any:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types_boto3_iot.literals import EventTypeType
 
 
 class EventType(StrEnum):
+    """The ``eventType`` of every item in the replication table: AWS IoT's registry event types
+    (https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html) plus the ones the capture
+    functions write (shadows, certificates, policies, attachments)."""
+
     THING = "THING_EVENT"
     THING_TYPE = "THING_TYPE_EVENT"
     THING_TYPE_ASSOCIATION = "THING_TYPE_ASSOCIATION_EVENT"
@@ -72,7 +80,7 @@ APPLY_WAVE: dict[EventType, int] = {
 }
 
 # The registry event configurations replication needs enabled in the primary (UpdateEventConfigurations keys).
-REGISTRY_EVENT_CONFIGURATIONS = (
+REGISTRY_EVENT_CONFIGURATIONS: tuple[EventTypeType, ...] = (
     "THING",
     "THING_TYPE",
     "THING_TYPE_ASSOCIATION",

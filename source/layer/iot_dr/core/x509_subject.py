@@ -37,6 +37,8 @@ def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
 
 
 def pem_to_der(pem: str) -> bytes:
+    """The DER bytes of a PEM certificate (the base64 between the ``-----`` lines); raises ``binascii.Error`` for
+    a body whose base64 is cut short (other characters are skipped)."""
     body = "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
     return base64.b64decode(body)
 

@@ -28,9 +28,13 @@ _MAX_REASON = 1000
 
 
 class LambdaContext(Protocol):
+    """The part of the Lambda context object the custom resource uses
+    (https://docs.aws.amazon.com/lambda/latest/dg/python-context.html)."""
+
     log_stream_name: str
 
-    def get_remaining_time_in_millis(self) -> int: ...
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before Lambda stops the invocation."""
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import boto3
 
 from iot_dr.core.event_types import REGISTRY_EVENT_CONFIGURATIONS
+from iot_dr.core.settings import environment, required
 from iot_dr.deploy import custom_resource
 from iot_dr.deploy.uninstall import Deployment, uninstall
+
+if TYPE_CHECKING:
+    from types_boto3_codebuild import CodeBuildClient
+    from types_boto3_iot import IoTClient
 
 LOG = logging.getLogger(__name__)
 
@@ -59,7 +63,16 @@ DELETE_MARGIN_SECONDS = 30.0
 _PHYSICAL_ID = re.compile(r"^IoTDR:(?P<postfix>\d{14}):(?P<primary>[a-z0-9-]+):(?P<secondary>[a-z0-9-]+)$")
 _BUILD_POLL_SECONDS = 5.0
 
-ClientFactory = Callable[[str, str], Any]
+
+class ClientFactory(Protocol):
+    """``iot_dr.core.aws.client`` or a test's stand-in: ``(service, region)`` to a boto3 client of that service."""
+
+    @overload
+    def __call__(self, service: Literal["iot"], region: str) -> IoTClient: ...
+    @overload
+    def __call__(self, service: Literal["codebuild"], region: str) -> CodeBuildClient: ...
+    @overload
+    def __call__(self, service: str, region: str) -> Any: ...
 
 
 class PrerequisiteError(Exception):
@@ -77,11 +90,15 @@ class LaunchSettings:
     project_name: str
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> LaunchSettings:
-        return cls(project_name=env["CODEBUILD_PROJECT"])
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LaunchSettings:
+        """Reads ``CODEBUILD_PROJECT`` (the launcher project's name); raises ``ConfigurationError``."""
+        return cls(project_name=required(environment(environ), "CODEBUILD_PROJECT"))
 
 
 def physical_id(deployment: Deployment) -> str:
+    """The custom resource's physical id, ``IoTDR:<postfix>:<primary>:<secondary>``: stable across updates of the
+    same deployment, so CloudFormation sees no replacement
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-responses.html)."""
     return f"IoTDR:{deployment.stack_postfix}:{deployment.primary_region}:{deployment.secondary_region}"
 
 
@@ -133,7 +150,7 @@ def check_prerequisites(primary: str, secondary: str, client: ClientFactory) -> 
         raise PrerequisiteError(" ".join(problems))
 
 
-def start_build(codebuild: Any, project: str, deployment: Deployment, properties: Mapping[str, Any]) -> str:
+def start_build(codebuild: CodeBuildClient, project: str, deployment: Deployment, properties: Mapping[str, Any]) -> str:
     """Start the launcher in CodeBuild with this deployment's names; returns the build id."""
     values = (
         deployment.primary_region,
@@ -158,7 +175,7 @@ def start_build(codebuild: Any, project: str, deployment: Deployment, properties
     return str(build["id"])
 
 
-def stop_builds(codebuild: Any, project: str, deadline: float) -> list[str]:
+def stop_builds(codebuild: CodeBuildClient, project: str, deadline: float) -> list[str]:
     """Stop this project's running builds and wait until they have stopped; returns those still running."""
     ids = codebuild.list_builds_for_project(projectName=project, sortOrder="DESCENDING").get("ids", [])[:100]
     if not ids:

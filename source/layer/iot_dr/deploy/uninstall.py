@@ -12,13 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from iot_dr.core import aws
 from iot_dr.core.aws import error_code
 from iot_dr.health import checker_identity
+
+if TYPE_CHECKING:
+    from types_boto3_cloudformation import CloudFormationClient
+    from types_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 # Tag on every bucket and stack of a deployment; a bucket is deleted only if it carries its deployment's value.
 DEPLOYMENT_TAG = "IoTDRDeployment"
@@ -37,31 +41,37 @@ class Deployment:
     bucket_suffix: str
 
     def bucket(self, region: str) -> str:
+        """The deployment's artifact bucket in ``region``: ``iot-dr-<primary|secondary>-<stack UUID>``."""
         role = "primary" if region == self.primary_region else "secondary"
         return f"iot-dr-{role}-{self.bucket_suffix}"
 
     @property
     def regions(self) -> tuple[str, str]:
+        """(primary, secondary) region names."""
         return self.primary_region, self.secondary_region
 
     @property
     def table_name(self) -> str:
+        """The global table's name, ``IoTDRGlobalTable<postfix>``."""
         return f"IoTDRGlobalTable{self.stack_postfix}"
 
     @property
     def primary_stack(self) -> str:
+        """The primary region's stack name, ``IoTDRPrimary<postfix>``."""
         return f"IoTDRPrimary{self.stack_postfix}"
 
     @property
     def secondary_stack(self) -> str:
+        """The secondary region's stack name, ``IoTDRSecondary<postfix>``."""
         return f"IoTDRSecondary{self.stack_postfix}"
 
     @property
     def health_checker_stack(self) -> str:
+        """The health checker's stack name (one per region), ``R53HealthChecker<postfix>``."""
         return f"R53HealthChecker{self.stack_postfix}"
 
 
-def stack_status(cloudformation: Any, name: str) -> str | None:
+def stack_status(cloudformation: CloudFormationClient, name: str) -> str | None:
     """The stack's status, or None when there is no such stack (deleted stacks count as absent)."""
     try:
         stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
@@ -73,7 +83,7 @@ def stack_status(cloudformation: Any, name: str) -> str | None:
     return live[0] if live else None
 
 
-def failure_reasons(cloudformation: Any, name: str) -> str:
+def failure_reasons(cloudformation: CloudFormationClient, name: str) -> str:
     """The reasons CloudFormation gave for failed resources, newest first, for an actionable message."""
     try:
         events = cloudformation.describe_stack_events(StackName=name)["StackEvents"]
@@ -97,9 +107,12 @@ class UninstallReport:
 
     @property
     def complete(self) -> bool:
+        """True when nothing failed and nothing is still being deleted."""
         return not self.failures and not self.pending
 
     def summary(self) -> str:
+        """One line for the custom resource's reason: the failures, what is still deleting, or how many resources were
+        removed."""
         parts = []
         if self.failures:
             parts.append("failed: " + "; ".join(self.failures))
@@ -234,7 +247,7 @@ def delete_bucket(region: str, bucket: str, deployment: str) -> str | None:
     if tags.get(DEPLOYMENT_TAG) != deployment:
         return f"bucket {bucket} is not tagged {DEPLOYMENT_TAG}={deployment}; left untouched"
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        versions = [
+        versions: list[ObjectIdentifierTypeDef] = [
             {"Key": v["Key"], "VersionId": v["VersionId"]}
             for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
         ]

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.arns import rewrite_policy_document
 from iot_dr.secondary.replicate.context import certificate_id_of, is_not_found, named_shadows, paginate
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
+    from types_boto3_iot_data import IoTDataPlaneClient
 
 CLASSIC_SHADOW = "(classic)"
 
@@ -23,7 +27,7 @@ def canonical_document(document: str) -> str:
     return json.dumps(json.loads(document), sort_keys=True)
 
 
-def shadow_state(iot_data: Any, thing: str, shadow: str | None) -> dict[str, Any] | None:
+def shadow_state(iot_data: IoTDataPlaneClient, thing: str, shadow: str | None) -> dict[str, Any] | None:
     """The ``desired`` and ``reported`` sections of a shadow (``shadow`` None: the classic one); None if absent."""
     named = {"shadowName": shadow} if shadow else {}
     try:
@@ -36,7 +40,7 @@ def shadow_state(iot_data: Any, thing: str, shadow: str | None) -> dict[str, Any
     return {section: state[section] for section in ("desired", "reported") if section in state}
 
 
-def read_policy(iot: Any, name: str) -> dict[str, Any]:
+def read_policy(iot: IoTClient, name: str) -> dict[str, Any]:
     """``{"default": document, "documents": [every version's document, sorted]}``, documents canonical."""
     versions = iot.list_policy_versions(policyName=name)["policyVersions"]
     documents = {
@@ -63,6 +67,8 @@ class Device:
     shadows: dict[str, dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
+        """The device as JSON: ``thingName``, ``attributes``, ``thingTypeName``, ``thingGroups``, ``certificates``,
+        ``policies`` and ``shadows`` (shadow name, ``""`` for the classic shadow, to its state)."""
         return {
             "thingName": self.name,
             "attributes": self.attributes,
@@ -74,7 +80,7 @@ class Device:
         }
 
 
-def read_device(iot: Any, iot_data: Any, name: str, shadows: bool = True) -> Device | None:
+def read_device(iot: IoTClient, iot_data: IoTDataPlaneClient, name: str, shadows: bool = True) -> Device | None:
     """The device ``name`` in the region of ``iot``; None when the thing does not exist there."""
     try:
         thing = iot.describe_thing(thingName=name)
@@ -121,6 +127,7 @@ class Difference:
     secondary: Any
 
     def as_json(self) -> dict[str, Any]:
+        """``{"field", "primary", "secondary"}``: the path and the value on each side."""
         return {"field": self.field, "primary": self.primary, "secondary": self.secondary}
 
 

@@ -11,11 +11,15 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core import aws
 from iot_dr.fleet.device import Difference, compare_devices, read_device
 from iot_dr.fleet.rate_limit import LimitedClient, RateLimiter
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
+    from types_boto3_iot_data import IoTDataPlaneClient
 
 MAX_WORKERS = 50
 
@@ -25,8 +29,8 @@ class Region:
     """A region's name and its control-plane and data-plane clients (possibly ``LimitedClient``s)."""
 
     name: str
-    iot: Any
-    iot_data: Any
+    iot: IoTClient
+    iot_data: IoTDataPlaneClient
 
     @classmethod
     def limited(cls, name: str, limiter: RateLimiter | None = None) -> Region:
@@ -50,9 +54,11 @@ class DeviceDrift:
 
     @property
     def in_sync(self) -> bool:
+        """True when the device was read on both sides and nothing differs."""
         return not self.differences and self.error is None
 
     def as_json(self) -> dict[str, Any]:
+        """``{"thingName", "inSync", "differences": [Difference.as_json()], "error"}``."""
         return {
             "thingName": self.name,
             "inSync": self.in_sync,
@@ -62,6 +68,8 @@ class DeviceDrift:
 
 
 def compare_device(primary: Region, secondary: Region, name: str, shadows: bool = True) -> DeviceDrift:
+    """Read ``name`` in both regions and compare them (shadows too unless ``shadows`` is False). Never raises: an
+    error reading either side is reported in ``DeviceDrift.error`` as ``<ErrorType>: <message>``."""
     try:
         left = read_device(primary.iot, primary.iot_data, name, shadows)
         right = read_device(secondary.iot, secondary.iot_data, name, shadows)

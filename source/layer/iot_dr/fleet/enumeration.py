@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
+    from types_boto3_iot.type_defs import ThingDocumentTypeDef
 
 DEFAULT_QUERY = "thingName:*"
 PAGE_SIZE = 100
@@ -20,7 +24,9 @@ class IndexingDisabled(Exception):
     """The query needs fleet indexing, which is off in this region."""
 
 
-def indexing_enabled(iot: Any) -> bool:
+def indexing_enabled(iot: IoTClient) -> bool:
+    """Whether fleet indexing of the registry is on in ``iot``'s region (``thingIndexingMode`` other than ``OFF``,
+    https://docs.aws.amazon.com/iot/latest/developerguide/managing-index.html). ClientError propagates."""
     mode = iot.get_indexing_configuration()["thingIndexingConfiguration"]["thingIndexingMode"]
     return bool(mode != "OFF")
 
@@ -35,7 +41,7 @@ def name_pattern(query_string: str) -> str | None:
     return None
 
 
-def search_things(iot: Any, query_string: str) -> Iterator[dict[str, Any]]:
+def search_things(iot: IoTClient, query_string: str) -> Iterator[ThingDocumentTypeDef]:
     """Every thing document SearchIndex returns for ``query_string``, following ``nextToken``."""
     token: str | None = None
     while True:
@@ -48,7 +54,7 @@ def search_things(iot: Any, query_string: str) -> Iterator[dict[str, Any]]:
             return
 
 
-def thing_names(iot: Any, query_string: str = DEFAULT_QUERY) -> Iterator[str]:
+def thing_names(iot: IoTClient, query_string: str = DEFAULT_QUERY) -> Iterator[str]:
     """Names of the things matching ``query_string`` in ``iot``'s region; raises ``IndexingDisabled``."""
     if indexing_enabled(iot):
         for thing in search_things(iot, query_string):
@@ -60,6 +66,6 @@ def thing_names(iot: Any, query_string: str = DEFAULT_QUERY) -> Iterator[str]:
             f"fleet indexing is off in {iot.meta.region_name}: only thingName:<pattern> queries work without it"
         )
     for page in iot.get_paginator("list_things").paginate():
-        for thing in page.get("things", []):
-            if fnmatch.fnmatchcase(thing["thingName"], pattern):
-                yield thing["thingName"]
+        for listed in page.get("things", []):
+            if fnmatch.fnmatchcase(listed["thingName"], pattern):
+                yield listed["thingName"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import TypeVar, cast
 
 # Requests per second. Operations not listed use DEFAULT_RATE.
 DEFAULT_QUOTAS: dict[str, float] = {
@@ -51,6 +52,8 @@ DEFAULT_QUOTAS: dict[str, float] = {
 DEFAULT_RATE = 10.0
 # Use this share of each quota: other callers (the replication itself) share the account's quota.
 DEFAULT_SHARE = 0.8
+
+ClientT = TypeVar("ClientT")
 
 
 class TokenBucket:
@@ -113,13 +116,16 @@ class RateLimiter:
         return bucket.take()
 
 
-class LimitedClient:
-    """A boto3 client whose operations each take a token from ``limiter`` first.
+def LimitedClient(client: ClientT, limiter: RateLimiter) -> ClientT:
+    """``client`` (a boto3 client) with each operation taking a token from ``limiter`` first.
 
     ``LimitedClient(iot, limiter).describe_thing(...)`` calls ``limiter.acquire("DescribeThing")``. Paginators are
-    limited too: each page takes a token.
+    limited too: each page takes a token. Typed as the wrapped client, so callers keep its stub types.
     """
+    return cast(ClientT, _LimitedClient(client, limiter))
 
+
+class _LimitedClient:
     def __init__(self, client: object, limiter: RateLimiter) -> None:
         self._client = client
         self._limiter = limiter

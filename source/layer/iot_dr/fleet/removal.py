@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from iot_dr.core.aws import error_code
 from iot_dr.secondary.replicate.context import (
@@ -18,6 +18,10 @@ from iot_dr.secondary.replicate.context import (
     named_shadows,
     paginate,
 )
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
+    from types_boto3_iot_data import IoTDataPlaneClient
 
 
 @dataclass
@@ -31,7 +35,7 @@ class Removed:
     kept: list[str] = field(default_factory=list)
 
 
-def _delete_policy_if_unused(iot: Any, policy: str, removed: Removed) -> None:
+def _delete_policy_if_unused(iot: IoTClient, policy: str, removed: Removed) -> None:
     if any(True for _ in paginate(iot, "list_targets_for_policy", "targets", policyName=policy)):
         removed.kept.append(f"policy {policy} (attached elsewhere)")
         return
@@ -42,7 +46,7 @@ def _delete_policy_if_unused(iot: Any, policy: str, removed: Removed) -> None:
     removed.policies.append(policy)
 
 
-def _delete_detached_certificate(iot: Any, certificate_id: str, timeout: float) -> None:
+def _delete_detached_certificate(iot: IoTClient, certificate_id: str, timeout: float) -> None:
     """DeleteCertificate, retried while AWS still sees the thing attachment: DetachThingPrincipal is asynchronous
     (https://docs.aws.amazon.com/iot/latest/apireference/API_DetachThingPrincipal.html)."""
     deadline = time.monotonic() + timeout
@@ -60,7 +64,7 @@ def _delete_detached_certificate(iot: Any, certificate_id: str, timeout: float) 
         delay = min(delay * 2, 5.0)
 
 
-def _delete_certificate_if_unused(iot: Any, thing: str, arn: str, removed: Removed, timeout: float) -> None:
+def _delete_certificate_if_unused(iot: IoTClient, thing: str, arn: str, removed: Removed, timeout: float) -> None:
     certificate_id = certificate_id_of(arn)
     if certificate_id is None:
         return
@@ -78,7 +82,7 @@ def _delete_certificate_if_unused(iot: Any, thing: str, arn: str, removed: Remov
         _delete_policy_if_unused(iot, policy, removed)
 
 
-def delete_device(iot: Any, iot_data: Any, name: str, timeout: float = 60.0) -> Removed | None:
+def delete_device(iot: IoTClient, iot_data: IoTDataPlaneClient, name: str, timeout: float = 60.0) -> Removed | None:
     """Delete the thing ``name`` with its shadows and unshared certificates and policies; None if it is absent.
 
     ``timeout``: seconds to wait for a detachment to propagate before a certificate can be deleted.

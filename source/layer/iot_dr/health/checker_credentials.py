@@ -25,7 +25,7 @@ import json
 import logging
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,6 +34,10 @@ from cryptography.x509.oid import NameOID
 
 from iot_dr.core.errors import MalformedEvent
 from iot_dr.deploy import custom_resource
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
+    from types_boto3_secretsmanager import SecretsManagerClient
 
 LOG = logging.getLogger(__name__)
 
@@ -59,7 +63,9 @@ def new_key_and_csr(thing_name: str) -> tuple[str, str]:
     return key_pem, csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def create_key(iot: Any, secretsmanager: Any, thing_name: str, secret_arn: str) -> custom_resource.Outcome:
+def create_key(
+    iot: IoTClient, secretsmanager: SecretsManagerClient, thing_name: str, secret_arn: str
+) -> custom_resource.Outcome:
     """A new key and API secret in ``secret_arn``; the outcome carries the CSR and the endpoint, nothing secret.
 
     The physical id names the CSR, so a new key (an Update) replaces the certificate made from the old one."""
@@ -80,7 +86,9 @@ def _public_key_der(key: Any) -> bytes:
     return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
-def store_certificate(iot: Any, secretsmanager: Any, certificate_id: str, secret_arn: str) -> custom_resource.Outcome:
+def store_certificate(
+    iot: IoTClient, secretsmanager: SecretsManagerClient, certificate_id: str, secret_arn: str
+) -> custom_resource.Outcome:
     """Add the certificate's PEM to the secret; raises ``CredentialsMismatch`` when it is not for the stored key."""
     pem = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["certificatePem"]
     value = json.loads(secretsmanager.get_secret_value(SecretId=secret_arn)["SecretString"])
@@ -105,8 +113,8 @@ def _property(request: Mapping[str, Any], name: str) -> str:
 def handle_event(
     event: Mapping[str, Any],
     context: Any,
-    iot: Any,
-    secretsmanager: Any,
+    iot: IoTClient,
+    secretsmanager: SecretsManagerClient,
     send: custom_resource.Sender = custom_resource.put_response,
 ) -> None:
     """Either resource type above; answers CloudFormation exactly once. Delete removes nothing (see module doc)."""

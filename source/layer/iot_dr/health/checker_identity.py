@@ -11,11 +11,14 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from iot_dr.core.aws import error_code
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
 
 LOG = logging.getLogger(__name__)
 
@@ -23,6 +26,7 @@ _DETACH_SETTLE_ATTEMPTS = 10
 
 
 def policy_name(thing_name: str) -> str:
+    """The name of the checker thing's IoT policy, ``<thing>-policy``."""
     return f"{thing_name}-policy"
 
 
@@ -53,7 +57,7 @@ def _ignore_missing(call: Callable[[], Any]) -> None:
             raise
 
 
-def _delete_certificate(iot: Any, certificate_arn: str, certificate_id: str) -> None:
+def _delete_certificate(iot: IoTClient, certificate_arn: str, certificate_id: str) -> None:
     _ignore_missing(partial(iot.update_certificate, certificateId=certificate_id, newStatus="INACTIVE"))
     # DetachThingPrincipal is eventually consistent: the certificate can look attached for a few seconds.
     for attempt in range(1, _DETACH_SETTLE_ATTEMPTS + 1):
@@ -67,7 +71,7 @@ def _delete_certificate(iot: Any, certificate_arn: str, certificate_id: str) -> 
             time.sleep(min(attempt, 5))
 
 
-def delete_identity(iot: Any, thing_name: str) -> None:
+def delete_identity(iot: IoTClient, thing_name: str) -> None:
     """Remove the thing, its certificates and the policy; anything already gone is skipped."""
     name = policy_name(thing_name)
     try:

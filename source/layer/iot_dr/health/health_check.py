@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from awscrt import io, mqtt5
 from awscrt.exceptions import AwsCrtError
@@ -33,6 +33,9 @@ from awsiot import mqtt5_client_builder
 from botocore.config import Config
 
 from iot_dr.core import aws, metrics
+
+if TYPE_CHECKING:
+    from types_boto3_secretsmanager import SecretsManagerClient
 
 LOG = logging.getLogger(__name__)
 
@@ -88,6 +91,7 @@ class HealthCheckSettings:
 
     @property
     def topic_prefix(self) -> str:
+        """The MQTT topic namespace of this checker, ``iot-dr/health-check/<client id>``."""
         # The checker's IoT policy allows exactly this namespace.
         return f"iot-dr/health-check/{self.client_id}"
 
@@ -132,7 +136,7 @@ class CheckerCredentials:
     shared_secret: str = field(repr=False)
 
 
-def credentials_from_secret(secrets_client: Any, secret_arn: str) -> CheckerCredentials:
+def credentials_from_secret(secrets_client: SecretsManagerClient, secret_arn: str) -> CheckerCredentials:
     """Read the JSON secret the deploy-time custom resource wrote (certificatePem, privateKey, healthCheckSecret).
 
     Raises NoSecretConfigured when the value is not that JSON object yet (for example CloudFormation's placeholder).
@@ -159,6 +163,10 @@ class CredentialsCache:
         self._entries: dict[str, tuple[float, CheckerCredentials]] = {}
 
     def get(self, key: str, load: Callable[[], CheckerCredentials]) -> CheckerCredentials:
+        """The cached credentials under ``key``, or ``load()``'s result when older than the refresh interval (seconds).
+
+        When ``load`` fails and credentials are cached, the cached ones are returned (and the failure logged);
+        otherwise its exception, and always ``NoSecretConfigured``, propagates."""
         with self._lock:
             entry = self._entries.get(key)
         if entry and self._clock() - entry[0] < self._refresh_seconds:
@@ -213,6 +221,7 @@ def presented_secret(event: Mapping[str, Any], allow_query: bool) -> str | None:
 
 
 def secret_matches(presented: str | None, expected: str) -> bool:
+    """Whether the presented secret equals ``expected``, compared in constant time; False when none was presented."""
     if presented is None:
         return False
     return hmac.compare_digest(presented.encode(), expected.encode())

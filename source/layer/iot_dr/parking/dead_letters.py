@@ -8,10 +8,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.aws import error_code
 from iot_dr.core.metrics import count_parked_event
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_sqs import SQSClient
 
 LOG = logging.getLogger(__name__)
 
@@ -21,6 +25,9 @@ STAGE_WORKFLOW = "workflow"
 
 @dataclass(frozen=True)
 class DeadLetter:
+    """One parked event: its id, the ``stage`` that parked it, the ``reason`` and ``error_type`` of the failure,
+    ``parked_at`` (ms since the epoch) and the ``payload`` that failed (the workflow input or the stream record)."""
+
     dead_letter_id: str
     stage: str
     reason: str
@@ -30,17 +37,22 @@ class DeadLetter:
 
     @property
     def event_type(self) -> str:
+        """The payload's ``eventType`` (empty when it has none)."""
         return str(self.payload.get("eventType", ""))
 
 
 class DeadLetters:
     """Items: ``deadLetterId`` (key), ``stage``, ``reason``, ``errorType``, ``parkedAt`` (ms), ``payload`` (JSON)."""
 
-    def __init__(self, dynamodb: Any, table_name: str) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, table_name: str) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
 
     def park(self, dead_letter_id: str, stage: str, reason: str, error_type: str, payload: dict[str, Any]) -> None:
+        """Put one dead letter (PutItem). ``reason`` is cut to 4,000 characters and the payload bounded to fit
+        DynamoDB's 400 KB item limit
+        (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html).
+        botocore's ``ClientError`` propagates so the caller can fall back to its queue."""
         self._dynamodb.put_item(
             TableName=self._table,
             Item={
@@ -129,7 +141,7 @@ def park_failed_execution(dead_letters: DeadLetters, park_input: dict[str, Any])
 
 
 def park_with_fallback(
-    dead_letters: DeadLetters, sqs: Any, fallback_queue_url: str, park_input: dict[str, Any]
+    dead_letters: DeadLetters, sqs: SQSClient, fallback_queue_url: str, park_input: dict[str, Any]
 ) -> dict[str, str]:
     """``park_failed_execution``; if the table refuses, the same dead letter goes to ``fallback_queue_url`` as
     ``{"deadLetter": {deadLetterId, stage, reason, errorType, payload}}`` (``parked_queues.PARKED_ITEM``).

@@ -26,10 +26,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.dynamo_json import to_item
 from iot_dr.secondary.trigger import chunks, execution_input, workflow_input_from_record
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from types_boto3_lambda import LambdaClient
+    from types_boto3_sqs import SQSClient
+    from types_boto3_stepfunctions import SFNClient
 
 LOG = logging.getLogger(__name__)
 
@@ -52,10 +59,13 @@ class QueuedLetter:
 
     @property
     def letter_id(self) -> str:
+        """``<kind>#<SQS message id>``: how an operator names this letter."""
         return f"{self.kind}#{self.message_id}"
 
     @property
     def event_type(self) -> str:
+        """What failed, for the listing: the parked item's ``eventType``, ``SHADOW_EVENT`` or ``registry event`` for a
+        topic rule's error action, the batch size of a stream's on-failure record, or the EventBridge detail-type."""
         if self.kind == PARKED_ITEM:
             return str(self.body["deadLetter"].get("payload", {}).get("eventType", ""))
         if self.kind == RULE_ERROR:
@@ -66,6 +76,9 @@ class QueuedLetter:
 
     @property
     def reason(self) -> str:
+        """Why it failed, as far as the message tells: the parked reason, the rule action's error messages
+        (https://docs.aws.amazon.com/iot/latest/developerguide/rule-error-handling.html), the stream mapping's
+        condition (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html), or a generic note."""
         if self.kind == PARKED_ITEM:
             return str(self.body["deadLetter"].get("reason", ""))
         if self.kind == RULE_ERROR:
@@ -76,6 +89,8 @@ class QueuedLetter:
 
 
 def kind_of(body: dict[str, Any]) -> str:
+    """The kind of an SQS message body: a parked item, a DynamoDB stream on-failure record (``DDBStreamBatchInfo``),
+    a topic rule error action message (``base64OriginalPayload`` and ``ruleName``), or else a function's event."""
     if "deadLetter" in body:
         return PARKED_ITEM
     if "DDBStreamBatchInfo" in body:
@@ -85,7 +100,7 @@ def kind_of(body: dict[str, Any]) -> str:
     return FUNCTION_EVENT
 
 
-def read_queue(sqs: Any, queue_url: str, visibility_seconds: int = 0) -> Iterator[QueuedLetter]:
+def read_queue(sqs: SQSClient, queue_url: str, visibility_seconds: int = 0) -> Iterator[QueuedLetter]:
     """Every message of the queue, once each. With ``visibility_seconds`` 0 reading changes nothing (listing)."""
     seen: set[str] = set()
     while True:
@@ -155,13 +170,13 @@ def original_message(letter: QueuedLetter) -> QueuedLetter:
     return dataclasses.replace(letter, kind=FUNCTION_EVENT, body=body)
 
 
-def replay_rule_error(dynamodb: Any, table: str, letter: QueuedLetter, item_ttl_seconds: int) -> None:
+def replay_rule_error(dynamodb: DynamoDBClient, table: str, letter: QueuedLetter, item_ttl_seconds: int) -> None:
     """Write the rebuilt item into ``table`` (the replica in the region of ``dynamodb``)."""
     item = item_from_rule_error(letter.body, item_ttl_seconds)
     dynamodb.put_item(TableName=table, Item=to_item(item))
 
 
-def stream_records(streams: Any, batch_info: dict[str, Any]) -> list[dict[str, Any]]:
+def stream_records(streams: DynamoDBStreamsClient, batch_info: dict[str, Any]) -> list[dict[str, Any]]:
     """The records from ``startSequenceNumber`` to ``endSequenceNumber`` of the batch's shard, as Lambda had them.
 
     Raises the stream's error (for example TrimmedDataAccessException after 24 hours).
@@ -186,7 +201,9 @@ def stream_records(streams: Any, batch_info: dict[str, Any]) -> list[dict[str, A
     return records
 
 
-def replay_stream_batch(streams: Any, sfn: Any, state_machine_arn: str, letter: QueuedLetter) -> int:
+def replay_stream_batch(
+    streams: DynamoDBStreamsClient, sfn: SFNClient, state_machine_arn: str, letter: QueuedLetter
+) -> int:
     """Start the workflow for the pointed-to records; returns how many records it was started for."""
     records = [r for r in stream_records(streams, letter.body["DDBStreamBatchInfo"]) if r.get("eventName") != "REMOVE"]
     inputs = [(record, workflow_input_from_record(record)) for record in records]
@@ -199,7 +216,7 @@ def replay_stream_batch(streams: Any, sfn: Any, state_machine_arn: str, letter: 
     return len(inputs)
 
 
-def replay_parked_item(sfn: Any, state_machine_arn: str, letter: QueuedLetter) -> None:
+def replay_parked_item(sfn: SFNClient, state_machine_arn: str, letter: QueuedLetter) -> None:
     """Start the workflow for the item a dead letter in the fallback queue holds."""
     sfn.start_execution(
         stateMachineArn=state_machine_arn,
@@ -208,17 +225,19 @@ def replay_parked_item(sfn: Any, state_machine_arn: str, letter: QueuedLetter) -
     )
 
 
-def replay_function_event(lambdas: Any, function_name: str, letter: QueuedLetter) -> None:
+def replay_function_event(lambdas: LambdaClient, function_name: str, letter: QueuedLetter) -> None:
     """Invoke ``function_name`` synchronously with the parked event; raises RuntimeError if the function fails."""
     response = lambdas.invoke(FunctionName=function_name, Payload=json.dumps(letter.body).encode())
     if response.get("FunctionError"):
         raise RuntimeError(f"{function_name} failed again: {response['Payload'].read().decode()[:500]}")
 
 
-def delete(sqs: Any, letter: QueuedLetter) -> None:
+def delete(sqs: SQSClient, letter: QueuedLetter) -> None:
+    """Delete the message for good (DeleteMessage,
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_DeleteMessage.html)."""
     sqs.delete_message(QueueUrl=letter.queue_url, ReceiptHandle=letter.receipt_handle)
 
 
-def release(sqs: Any, letter: QueuedLetter) -> None:
+def release(sqs: SQSClient, letter: QueuedLetter) -> None:
     """Make a message read for replay visible again at once (its replay failed)."""
     sqs.change_message_visibility(QueueUrl=letter.queue_url, ReceiptHandle=letter.receipt_handle, VisibilityTimeout=0)

@@ -5,22 +5,27 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from iot_dr.core.aws import error_code
 from iot_dr.core.errors import MalformedEvent
 from iot_dr.parking.dead_letters import STAGE_TRIGGER, DeadLetters
 from iot_dr.secondary.trigger import execution_input, workflow_input_from_record
 
+if TYPE_CHECKING:
+    from types_boto3_stepfunctions import SFNClient
+
 
 @dataclass
 class ReplayReport:
+    """What ``replay`` did: the dead-letter ids whose workflow started, and ``failed`` (id to reason)."""
+
     replayed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
 
 def replay(
-    sfn: Any,
+    sfn: SFNClient,
     dead_letters: DeadLetters,
     state_machine_arn: str,
     ids: set[str] | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.errors import MalformedEvent
 from iot_dr.core.items import ItemWriter
@@ -22,6 +22,9 @@ from iot_dr.primary.snapshots import (
     policy_targets_snapshot,
     thing_principals_snapshot,
 )
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
 
 LOG = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def _certificate_id(detail: dict[str, Any]) -> str:
     raise MalformedEvent(f"{detail.get('eventName')} record names no certificate")
 
 
-def snapshots_for(iot: Any, detail: dict[str, Any]) -> list[dict[str, Any]]:
+def snapshots_for(iot: IoTClient, detail: dict[str, Any]) -> list[dict[str, Any]]:
     """The one snapshot a CloudTrail record calls for, as a one-element list (the item bodies to write).
 
     Raises MalformedEvent for a record without the fields its call needs or for a call not in ``CAPTURED_CALLS``.
@@ -78,7 +81,7 @@ def snapshots_for(iot: Any, detail: dict[str, Any]) -> list[dict[str, Any]]:
     raise MalformedEvent(f"API call {name!r} is not one the capture handles")
 
 
-def capture(iot: Any, writer: ItemWriter, event: dict[str, Any]) -> dict[str, Any]:
+def capture(iot: IoTClient, writer: ItemWriter, event: dict[str, Any]) -> dict[str, Any]:
     """Handle one EventBridge event; errors propagate so EventBridge retries and finally dead-letters it."""
     if not isinstance(event, dict):
         raise MalformedEvent("an EventBridge event must be an object")

@@ -6,15 +6,21 @@ started last is the one that saw the latest state, which is what the secondary's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.errors import TransientReplicationError
 from iot_dr.core.event_types import EventType
 from iot_dr.core.items import now_ms
 from iot_dr.secondary.replicate.context import certificate_id_of, describe_or_none, is_not_found, paginate
 
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
 
-def certificate_snapshot(iot: Any, certificate_id: str) -> dict[str, Any]:
+
+def certificate_snapshot(iot: IoTClient, certificate_id: str) -> dict[str, Any]:
+    """A CERTIFICATE_EVENT body: ``certificateId``, ``capturedAt`` (ms), ``exists`` and, when it exists, its
+    ``certificatePem`` and ``status`` (DescribeCertificate, https://docs.aws.amazon.com/iot/latest/apireference/API_DescribeCertificate.html).
+    ClientError other than not-found propagates."""
     captured_at = now_ms()
     described = describe_or_none(iot.describe_certificate, certificateId=certificate_id)
     body: dict[str, Any] = {
@@ -33,7 +39,7 @@ def certificate_snapshot(iot: Any, certificate_id: str) -> dict[str, Any]:
 POLICY_READ_ATTEMPTS = 3
 
 
-def policy_snapshot(iot: Any, policy_name: str) -> dict[str, Any]:
+def policy_snapshot(iot: IoTClient, policy_name: str) -> dict[str, Any]:
     """All versions of a policy (``versions``: [{versionId, isDefault, document}]) or ``exists: False``.
 
     Only ``ListPolicyVersions`` failing with ResourceNotFoundException means the policy is gone. A version deleted
@@ -76,7 +82,7 @@ def policy_snapshot(iot: Any, policy_name: str) -> dict[str, Any]:
     raise TransientReplicationError(f"policy {policy_name} kept changing while it was read")
 
 
-def thing_principals_snapshot(iot: Any, thing_name: str) -> dict[str, Any]:
+def thing_principals_snapshot(iot: IoTClient, thing_name: str) -> dict[str, Any]:
     """The certificates attached to a thing, each ``{"principal": <ARN>, "thingPrincipalType": ...}``.
 
     ``ListThingPrincipalsV2`` gives the attachment type (``EXCLUSIVE_THING`` or ``NON_EXCLUSIVE_THING``), so the
@@ -115,7 +121,9 @@ def thing_principals_snapshot(iot: Any, thing_name: str) -> dict[str, Any]:
 NON_EXCLUSIVE = "NON_EXCLUSIVE_THING"
 
 
-def policy_targets_snapshot(iot: Any, target_arn: str) -> dict[str, Any]:
+def policy_targets_snapshot(iot: IoTClient, target_arn: str) -> dict[str, Any]:
+    """A POLICY_TARGETS_EVENT body: the policies attached to ``target_arn`` (sorted names; empty when the target is
+    gone) with ``capturedAt`` (ms). ClientError other than not-found propagates."""
     captured_at = now_ms()
     try:
         policies = sorted(
@@ -133,7 +141,7 @@ def policy_targets_snapshot(iot: Any, target_arn: str) -> dict[str, Any]:
     }
 
 
-def thing_snapshot(iot: Any, thing_name: str) -> dict[str, Any]:
+def thing_snapshot(iot: IoTClient, thing_name: str) -> dict[str, Any]:
     """The thing as a registry THING_EVENT, ordered by the time it was read and its registry version."""
     captured_at = now_ms()
     described = describe_or_none(iot.describe_thing, thingName=thing_name)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.aws import error_code
 from iot_dr.core.errors import MalformedEvent
 from iot_dr.core.x509_subject import subject_common_name
 from iot_dr.secondary.replicate.context import describe_or_none
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
 
 LOG = logging.getLogger(__name__)
 
@@ -52,7 +55,11 @@ def jitr_policy_document(partition: str) -> str:
     )
 
 
-def provision(iot: Any, policy_name: str, event: dict[str, Any], partition: str = "aws") -> dict[str, str]:
+def provision(iot: IoTClient, policy_name: str, event: dict[str, Any], partition: str = "aws") -> dict[str, str]:
+    """Just-in-time registration of the certificate in a registration event
+    (https://docs.aws.amazon.com/iot/latest/developerguide/auto-register-device-cert.html): a thing named after the
+    subject's CN (or the certificate id), the policy (created if missing), the certificate activated and attached.
+    Returns ``{"thingName", "certificateId"}``; raises ``MalformedEvent`` without a ``certificateId``."""
     certificate_id = event.get("certificateId") if isinstance(event, dict) else None
     if not isinstance(certificate_id, str) or not certificate_id:
         raise MalformedEvent("certificate registration event has no certificateId")

@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.aws import error_code
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
 
 LOG = logging.getLogger(__name__)
 
@@ -31,17 +34,22 @@ def order_key(parts: Sequence[int]) -> str:
 
 
 def order_parts(key: str) -> tuple[int, ...]:
+    """The integers an ``order_key`` was made of (inverse of ``order_key``); ValueError for other text."""
     return tuple(int(part) for part in key.split("."))
 
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """The last state applied to one resource, with the order key of the event that produced it."""
+
     resource_key: str
     order_key: str
     state: dict[str, Any]
 
 
 class Outcome(StrEnum):
+    """What happened to an event: applied, older than what was already applied (stale), or nothing to change."""
+
     APPLIED = "applied"
     STALE = "stale"
     NOT_NEEDED = "not-needed"
@@ -57,7 +65,7 @@ class Ledger:
     replication table's item TTL, the stream's 24 hours and the workflow's retries.
     """
 
-    def __init__(self, dynamodb: Any, table_name: str, retention_seconds: int) -> None:
+    def __init__(self, dynamodb: DynamoDBClient, table_name: str, retention_seconds: int) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
         self._retention = retention_seconds

@@ -14,13 +14,16 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.aws import error_code
 from iot_dr.core.dynamo_json import from_item
 from iot_dr.core.errors import MalformedEvent
 from iot_dr.core.event_types import APPLY_WAVE, EventType
 from iot_dr.parking.dead_letters import STAGE_TRIGGER, DeadLetters
+
+if TYPE_CHECKING:
+    from types_boto3_stepfunctions import SFNClient
 
 LOG = logging.getLogger(__name__)
 
@@ -85,7 +88,9 @@ def chunks(items: list[Pending], limit: int = MAX_INPUT_BYTES) -> Iterator[list[
         yield group
 
 
-def handle_batch(sfn: Any, dead_letters: DeadLetters, state_machine_arn: str, event: dict[str, Any]) -> dict[str, Any]:
+def handle_batch(
+    sfn: SFNClient, dead_letters: DeadLetters, state_machine_arn: str, event: dict[str, Any]
+) -> dict[str, Any]:
     """Handle one DynamoDB stream batch; returns ``{"batchItemFailures": [{"itemIdentifier": <sequence number>}]}``.
 
     A failure to park a malformed record is reported as that record's failure, so it is retried, not dropped.
@@ -140,7 +145,7 @@ def execution_input(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"waves": [{"items": waves[wave]} for wave in sorted(waves)]}
 
 
-def _start(sfn: Any, state_machine_arn: str, group: list[Pending]) -> None:
+def _start(sfn: SFNClient, state_machine_arn: str, group: list[Pending]) -> None:
     items = [workflow_input for _, workflow_input in group]
     sfn.start_execution(
         stateMachineArn=state_machine_arn,

@@ -9,7 +9,7 @@ from typing import Any
 from iot_dr.core import aws
 from iot_dr.core.errors import MalformedEvent, TransientReplicationError
 from iot_dr.core.event_types import FAMILY_OF, EventType, Family
-from iot_dr.core.logs import configure_logging
+from iot_dr.core.logs import lambda_entry
 from iot_dr.core.settings import WorkerSettings
 from iot_dr.secondary.ledger import Ledger, Outcome
 from iot_dr.secondary.replicate import certificates, policies, shadows, thing_groups, thing_types, things
@@ -35,6 +35,7 @@ APPLIERS: dict[EventType, Applier] = {
 
 
 def secondary_context(settings: WorkerSettings) -> Secondary:
+    """The secondary's clients and ledger for one invocation, from the worker's settings."""
     return Secondary(
         iot=aws.client("iot", settings.region),
         iot_data=aws.client("iot-data", settings.region),
@@ -56,6 +57,11 @@ def parse_input(workflow_input: Any) -> tuple[EventType, dict[str, Any]]:
 
 
 def apply_event(ctx: Secondary, family: Family, workflow_input: Any) -> dict[str, str]:
+    """Apply one workflow input with the applier of its event type; returns ``{"eventType", "outcome"}``.
+
+    Raises ``MalformedEvent`` for an input of another family or a bad event, ``TransientReplicationError`` for an
+    AWS error worth retrying (``aws.is_transient``), and the applier's own ``ReplicationError``s; the state
+    machine retries or parks each by its name."""
     event_type, event = parse_input(workflow_input)
     if FAMILY_OF[event_type] != family:
         raise MalformedEvent(f"{event_type} was routed to the {family} worker")
@@ -73,8 +79,9 @@ def apply_event(ctx: Secondary, family: Family, workflow_input: Any) -> dict[str
 def worker_handler(family: Family) -> Callable[[Any, Any], dict[str, str]]:
     """The Lambda handler of one worker family; settings are read per invocation, never at import."""
 
+    # The correlation id is the replication item's key (its uuid), the same for every retry of the item.
+    @lambda_entry(correlation_id_path="event.uuid")
     def handler(event: Any, context: Any) -> dict[str, str]:
-        configure_logging()
         return apply_event(secondary_context(WorkerSettings.from_env()), family, event)
 
     return handler

@@ -16,6 +16,8 @@ STARTED, DONE = "started", "done"
 
 
 class Checkpoint(Protocol):
+    """Where a sync run records its progress, so an interrupted run resumes where it stopped."""
+
     def load(self) -> tuple[set[str], set[str]]:
         """(finished, interrupted): devices finished by earlier runs, and those started but not finished."""
 
@@ -27,13 +29,18 @@ class Checkpoint(Protocol):
 
 
 class NoCheckpoint:
+    """A checkpoint that remembers nothing (every run starts from scratch)."""
+
     def load(self) -> tuple[set[str], set[str]]:
+        """No devices finished or interrupted."""
         return set(), set()
 
     def start(self, thing_name: str) -> None:
+        """Record nothing."""
         return None
 
     def mark(self, thing_name: str) -> None:
+        """Record nothing."""
         return None
 
 
@@ -45,6 +52,7 @@ class FileCheckpoint:
         self._lock = threading.Lock()
 
     def load(self) -> tuple[set[str], set[str]]:
+        """(finished, interrupted) from the file; a missing file means a fresh run. OSError propagates."""
         if not self._path.exists():
             return set(), set()
         started: set[str] = set()
@@ -56,6 +64,7 @@ class FileCheckpoint:
         return finished, started - finished
 
     def finished(self) -> set[str]:
+        """Devices finished by earlier runs."""
         return self.load()[0]
 
     def _append(self, state: str, thing_name: str) -> None:
@@ -64,7 +73,9 @@ class FileCheckpoint:
             out.flush()
 
     def start(self, thing_name: str) -> None:
+        """Append ``started <thing_name>``; OSError propagates."""
         self._append(STARTED, thing_name)
 
     def mark(self, thing_name: str) -> None:
+        """Append ``done <thing_name>``; OSError propagates."""
         self._append(DONE, thing_name)

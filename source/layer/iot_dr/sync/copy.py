@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.items import now_ms
 from iot_dr.fleet.device import shadow_state
@@ -28,6 +28,9 @@ from iot_dr.secondary.replicate.thing_groups import write_membership, write_thin
 from iot_dr.secondary.replicate.thing_types import write_thing_type
 from iot_dr.secondary.replicate.things import write_principals, write_thing
 
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
+
 
 class DeviceGone(Exception):
     """The thing was deleted in the primary between the enumeration and its copy."""
@@ -41,10 +44,12 @@ class NoHistory(Ledger):
         pass
 
     def read(self, resource_key: str) -> LedgerEntry | None:
+        """Always None: a sync keeps no ledger, so every state is applied."""
         return None
 
 
 def secondary_context(secondary: Region, primary_region: str) -> Secondary:
+    """The replication appliers' context for the secondary region, without a version ledger."""
     return Secondary(secondary.iot, secondary.iot_data, NoHistory(), secondary.name, primary_region)
 
 
@@ -58,6 +63,7 @@ class Once:
         self._done: set[str] = set()
 
     def ensure(self, key: str, action: Callable[[], None]) -> None:
+        """Run ``action`` unless it already succeeded for ``key`` in this run; its exceptions propagate."""
         with self._lock:
             if key in self._done:
                 return
@@ -70,7 +76,7 @@ class Once:
                 self._done.add(key)
 
 
-def _thing_type_state(iot: Any, name: str) -> dict[str, Any]:
+def _thing_type_state(iot: IoTClient, name: str) -> dict[str, Any]:
     described = iot.describe_thing_type(thingTypeName=name)
     properties = described.get("thingTypeProperties") or {}
     return {

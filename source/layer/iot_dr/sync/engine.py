@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from iot_dr.core import aws
 from iot_dr.fleet.device import compare_devices, read_device
@@ -27,6 +27,9 @@ from iot_dr.secondary.replicate.context import describe_or_none
 from iot_dr.sync.checkpoint import Checkpoint, NoCheckpoint
 from iot_dr.sync.settings import SettingsError, SyncSettings
 from iot_dr.sync.shard import owns
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
 
 LOG = logging.getLogger(__name__)
 
@@ -52,26 +55,34 @@ class CallCounter:
         self._lock = threading.Lock()
 
     def count_call(self, model: Any = None, **_: Any) -> None:
+        """botocore ``before-call`` event handler: count one call of the operation."""
         with self._lock:
             self.calls[model.name] += 1
 
     def count_throttle(self, response: Any = None, operation: Any = None, **_: Any) -> None:
+        """botocore ``needs-retry`` event handler: count a throttled attempt (error code in ``THROTTLE_CODES``)."""
         if response is not None and response[1].get("Error", {}).get("Code") in THROTTLE_CODES:
             with self._lock:
                 self.throttles[operation.name] += 1
 
     def attach(self, client: Any) -> None:
+        """Register the counters on ``client``'s event system (first, with fixed ids so a second attach
+        replaces them)."""
         client.meta.events.register_first("before-call", self.count_call, unique_id=CALLS_HANDLER_ID)
         client.meta.events.register_first("needs-retry", self.count_throttle, unique_id=THROTTLE_HANDLER_ID)
 
     @staticmethod
     def detach(client: Any) -> None:
+        """Remove the counters from ``client`` (cached clients outlive a run)."""
         client.meta.events.unregister("before-call", unique_id=CALLS_HANDLER_ID)
         client.meta.events.unregister("needs-retry", unique_id=THROTTLE_HANDLER_ID)
 
 
 @dataclass
 class Summary:
+    """The outcome of a sync run: device counts, failures (thing to reason), API calls and throttles per region and
+    operation, and the run time in seconds."""
+
     seen: int = 0
     created: int = 0
     repaired: int = 0
@@ -83,6 +94,8 @@ class Summary:
     seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
+        """The summary as JSON: the counts, ``failed`` (a count) and ``failures``, ``calls`` and ``throttles`` per
+        region, ``seconds`` and the rate in devices per second."""
         done = self.created + self.repaired + self.skipped
         return {
             "seen": self.seen,
@@ -102,7 +115,8 @@ class Summary:
 class Target(Protocol):
     """Where a sync puts a device: ``apply(name, existing)`` copies it (existing: the thing is already there)."""
 
-    def apply(self, name: str, existing: bool) -> None: ...
+    def apply(self, name: str, existing: bool) -> None:
+        """Copy or feed device ``name``; ``existing`` says whether it is already in the secondary."""
 
 
 @dataclass
@@ -115,19 +129,21 @@ class Endpoints:
 
     @classmethod
     def open(cls, settings: SyncSettings) -> Endpoints:
+        """Rate-limited clients of both regions, with call counters attached."""
         quotas = {**DEFAULT_QUOTAS, **settings.rates}
         counters: dict[str, CallCounter] = {}
         regions = []
         for name in (settings.primary_region, settings.secondary_region):
             limiter = RateLimiter(quotas, SYNC_SHARE)
             counter = counters[name] = CallCounter()
-            clients = [aws.client(service, name) for service in ("iot", "iot-data")]
+            clients: list[Any] = [aws.client(service, name) for service in ("iot", "iot-data")]
             for client in clients:
                 counter.attach(client)
             regions.append(Region(name, LimitedClient(clients[0], limiter), LimitedClient(clients[1], limiter)))
         return cls(regions[0], regions[1], counters)
 
     def close(self, summary: Summary) -> None:
+        """Detach the counters and put their figures in ``summary``."""
         for name, counter in self.counters.items():
             for service in ("iot", "iot-data"):
                 CallCounter.detach(aws.client(service, name))
@@ -135,7 +151,7 @@ class Endpoints:
             summary.throttles[name] = dict(sorted(counter.throttles.items()))
 
 
-def device_names(iot: Any, query_string: str) -> Iterator[str]:
+def device_names(iot: IoTClient, query_string: str) -> Iterator[str]:
     """Things matching ``query_string`` from the fleet index; with indexing off, a ``thingName:<pattern>`` query is
     matched on ListThings and any other query is ignored (every thing is listed), with a warning, as the guide says."""
     query = query_string.strip()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.event_types import EventType
 from iot_dr.core.items import ItemWriter, now_ms
@@ -25,11 +26,18 @@ from iot_dr.primary.snapshots import (
 from iot_dr.secondary.replicate.context import certificate_id_of, is_not_found, named_shadows, paginate
 from iot_dr.sync.copy import DeviceGone, Once
 
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_iot import IoTClient
+    from types_boto3_iot_data import IoTDataPlaneClient
+
 # Items the sync writes live as long as the pipeline's own (the table's TTL attribute ``expires``).
 ITEM_TTL_SECONDS = 7 * 24 * 3600
 
 
-def thing_type_event(iot: Any, name: str) -> dict[str, Any]:
+def thing_type_event(iot: IoTClient, name: str) -> dict[str, Any]:
+    """A THING_TYPE_EVENT body for ``name`` as it is now in the primary (DescribeThingType,
+    https://docs.aws.amazon.com/iot/latest/apireference/API_DescribeThingType.html); ClientError propagates."""
     described = iot.describe_thing_type(thingTypeName=name)
     properties = described.get("thingTypeProperties") or {}
     return {
@@ -43,7 +51,9 @@ def thing_type_event(iot: Any, name: str) -> dict[str, Any]:
     }
 
 
-def thing_group_event(described: dict[str, Any]) -> dict[str, Any]:
+def thing_group_event(described: Mapping[str, Any]) -> dict[str, Any]:
+    """A THING_GROUP_EVENT body from a DescribeThingGroup response
+    (https://docs.aws.amazon.com/iot/latest/apireference/API_DescribeThingGroup.html)."""
     properties = described.get("thingGroupProperties") or {}
     return {
         "eventType": str(EventType.THING_GROUP),
@@ -57,7 +67,7 @@ def thing_group_event(described: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def shadow_event(iot_data: Any, thing: str, shadow: str | None) -> dict[str, Any] | None:
+def shadow_event(iot_data: IoTDataPlaneClient, thing: str, shadow: str | None) -> dict[str, Any] | None:
     """The shadow as an ``update/documents`` item (the topic rule's shape); None when it does not exist."""
     named = {"shadowName": shadow} if shadow else {}
     try:
@@ -82,7 +92,7 @@ def shadow_event(iot_data: Any, thing: str, shadow: str | None) -> dict[str, Any
 class TableFeed:
     """Writes devices of ``primary`` into ``table`` (in the primary region) for the pipeline to replicate."""
 
-    def __init__(self, primary: Region, dynamodb: Any, table: str) -> None:
+    def __init__(self, primary: Region, dynamodb: DynamoDBClient, table: str) -> None:
         self.primary = primary
         self.writer = ItemWriter(dynamodb, table, ITEM_TTL_SECONDS)
         self.once = Once()

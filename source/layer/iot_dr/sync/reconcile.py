@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.arns import rewrite_policy_document
 from iot_dr.core.items import ItemWriter
@@ -33,11 +33,16 @@ from iot_dr.secondary.replicate.context import certificate_id_of, describe_or_no
 from iot_dr.sync.engine import device_names
 from iot_dr.sync.feed import TableFeed
 
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
+
 LOG = logging.getLogger(__name__)
 
 
 @dataclass
 class ReconcileReport:
+    """What a reconciliation did: things checked, those that drifted, and items written to the replication table."""
+
     checked: int = 0
     drifted: list[str] = field(default_factory=list)
     items_written: int = 0
@@ -45,22 +50,24 @@ class ReconcileReport:
 
 @dataclass(frozen=True)
 class Regions:
-    primary_iot: Any
-    secondary_iot: Any
+    """The IoT clients and names of both regions."""
+
+    primary_iot: IoTClient
+    secondary_iot: IoTClient
     primary_region: str
     secondary_region: str
 
 
-def primary_thing_names(iot: Any, query_string: str) -> Iterator[str]:
+def primary_thing_names(iot: IoTClient, query_string: str) -> Iterator[str]:
     """Things in the primary: from the fleet index when registry indexing is on, else ListThings."""
     mode = iot.get_indexing_configuration().get("thingIndexingConfiguration", {}).get("thingIndexingMode", "OFF")
     if mode == "OFF":
         for thing in paginate(iot, "list_things", "things"):
             yield thing["thingName"]
         return
-    token = None
+    token: Any = None  # a page's nextToken (str) or None
     while True:
-        kwargs = {"indexName": "AWS_Things", "queryString": query_string, "maxResults": 100}
+        kwargs: dict[str, Any] = {"indexName": "AWS_Things", "queryString": query_string, "maxResults": 100}
         page = iot.search_index(**kwargs, **({"nextToken": token} if token else {}))
         for thing in page.get("things", []):
             yield thing["thingName"]
@@ -69,7 +76,7 @@ def primary_thing_names(iot: Any, query_string: str) -> Iterator[str]:
             return
 
 
-def _certificates(iot: Any, thing: str) -> dict[str, str]:
+def _certificates(iot: IoTClient, thing: str) -> dict[str, str]:
     """Certificate ID → principal ARN of the certificates attached to ``thing``."""
     return {
         certificate_id: arn
@@ -78,11 +85,11 @@ def _certificates(iot: Any, thing: str) -> dict[str, str]:
     }
 
 
-def _attached_policies(iot: Any, target: str) -> set[str]:
+def _attached_policies(iot: IoTClient, target: str) -> set[str]:
     return {p["policyName"] for p in paginate(iot, "list_attached_policies", "policies", target=target)}
 
 
-def _default_document(iot: Any, policy: str) -> str | None:
+def _default_document(iot: IoTClient, policy: str) -> str | None:
     described = describe_or_none(iot.get_policy, policyName=policy)
     return None if described is None else json.dumps(json.loads(described["policyDocument"]), sort_keys=True)
 
@@ -124,7 +131,7 @@ def drift(regions: Regions, thing: str) -> str | None:
     return None
 
 
-def thing_snapshots(iot: Any, thing: str) -> list[dict[str, Any]]:
+def thing_snapshots(iot: IoTClient, thing: str) -> list[dict[str, Any]]:
     """Everything the secondary needs to rebuild ``thing`` with its certificates and policies."""
     snapshots = [thing_snapshot(iot, thing)]
     for certificate_id, arn in _certificates(iot, thing).items():
@@ -136,6 +143,8 @@ def thing_snapshots(iot: Any, thing: str) -> list[dict[str, Any]]:
 
 
 def reconcile(regions: Regions, writer: ItemWriter, query_string: str) -> ReconcileReport:
+    """Compare every primary thing matching ``query_string`` with its replica and write fresh snapshots of each
+    that drifted to the replication table; returns the report. ClientError propagates."""
     report = ReconcileReport()
     for thing in primary_thing_names(regions.primary_iot, query_string):
         report.checked += 1

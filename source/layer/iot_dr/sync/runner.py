@@ -17,16 +17,24 @@ REGION_TO_DDB = "region-to-ddb"
 KINDS = (REGION_TO_REGION, REGION_TO_DDB)
 
 
-def check_table(settings: SyncSettings) -> None:
-    """Raises ``SettingsError`` when ``DYNAMODB_GLOBAL_TABLE`` does not exist in the primary region."""
+def check_table(settings: SyncSettings) -> str:
+    """The name of the global table; raises ``SettingsError`` when ``DYNAMODB_GLOBAL_TABLE`` is unset or does not
+    exist in the primary region."""
+    if not settings.table:
+        raise SettingsError(
+            "DYNAMODB_GLOBAL_TABLE must name the global table (stack output GlobalDynamoDBTableName)",
+            "DYNAMODB_GLOBAL_TABLE",
+        )
     try:
         aws.client("dynamodb", settings.primary_region).describe_table(TableName=settings.table)
     except Exception as err:
         if is_not_found(err):
             raise SettingsError(
-                f"DYNAMODB_GLOBAL_TABLE {settings.table!r} does not exist in {settings.primary_region}"
+                f"DYNAMODB_GLOBAL_TABLE {settings.table!r} does not exist in {settings.primary_region}",
+                "DYNAMODB_GLOBAL_TABLE",
             ) from None
         raise
+    return settings.table
 
 
 def sync(
@@ -36,12 +44,11 @@ def sync(
     progress: Callable[[int], None] | None = None,
 ) -> Summary:
     """Run the ``kind`` sync (one of ``KINDS``); raises ``SettingsError`` for bad settings."""
-    if kind == REGION_TO_DDB:
-        check_table(settings)
+    table = check_table(settings) if kind == REGION_TO_DDB else None
     endpoints = Endpoints.open(settings)
     target: Target
-    if kind == REGION_TO_REGION:
+    if table is None:
         target = DeviceCopier(endpoints.primary, endpoints.secondary)
     else:
-        target = TableFeed(endpoints.primary, aws.client("dynamodb", settings.primary_region), str(settings.table))
+        target = TableFeed(endpoints.primary, aws.client("dynamodb", settings.primary_region), table)
     return run(settings, endpoints, target, checkpoint, progress)

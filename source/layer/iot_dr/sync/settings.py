@@ -8,11 +8,12 @@ with a one-line message.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import boto3
+
+from iot_dr.core.settings import ConfigurationError
 
 MODES = ("smart", "repair")
 DEFAULT_QUERY = "thingName: *"
@@ -20,8 +21,13 @@ DEFAULT_WORKERS = 10
 MAX_WORKERS = 50
 
 
-class SettingsError(ValueError):
-    """A setting is missing or wrong; the message names it and says what is expected."""
+class SettingsError(ConfigurationError):
+    """A sync setting (environment variable or flag) is missing or wrong; the message names it and says what is
+    expected, and ``variable`` is the variable's name when one is at fault (empty otherwise)."""
+
+    def __init__(self, message: str, variable: str = "") -> None:
+        ValueError.__init__(self, message)
+        self.variable = variable
 
 
 @dataclass(frozen=True)
@@ -38,14 +44,16 @@ class Shard:
         try:
             shard = cls(int(index), int(count))
         except ValueError:
-            raise SettingsError(f"shard must be i/n (e.g. 0/4), got {text!r}") from None
+            raise SettingsError(f"shard must be i/n (e.g. 0/4), got {text!r}", "SHARD") from None
         if not slash or not 0 <= shard.index < shard.count:
-            raise SettingsError(f"shard must be i/n with 0 <= i < n, got {text!r}")
+            raise SettingsError(f"shard must be i/n with 0 <= i < n, got {text!r}", "SHARD")
         return shard
 
 
 @dataclass(frozen=True)
 class SyncSettings:
+    """A region sync's settings (see the module docstring); ``rates`` maps an API operation to requests per second."""
+
     primary_region: str
     secondary_region: str
     mode: str = "smart"
@@ -72,7 +80,9 @@ def parse_rate(text: str) -> tuple[str, float]:
     except ValueError:
         rate = -1.0
     if not equals or not operation.isalnum() or rate <= 0:
-        raise SettingsError(f"rate must be Operation=N with N > 0 (e.g. RegisterCertificateWithoutCA=50), got {text!r}")
+        raise SettingsError(
+            f"rate must be Operation=N with N > 0 (e.g. RegisterCertificateWithoutCA=50), got {text!r}", "RATES"
+        )
     return operation, rate
 
 
@@ -85,22 +95,30 @@ def from_values(values: Mapping[str, str | None], needs_table: bool) -> SyncSett
 
     primary, secondary = value("PRIMARY_REGION"), value("SECONDARY_REGION")
     if not primary or not secondary:
-        raise SettingsError("PRIMARY_REGION and SECONDARY_REGION must both be set")
+        missing = "SECONDARY_REGION" if primary else "PRIMARY_REGION"
+        raise SettingsError("PRIMARY_REGION and SECONDARY_REGION must both be set", missing)
     if primary == secondary:
-        raise SettingsError(f"PRIMARY_REGION and SECONDARY_REGION are both {primary}: they must differ")
+        raise SettingsError(
+            f"PRIMARY_REGION and SECONDARY_REGION are both {primary}: they must differ", "SECONDARY_REGION"
+        )
     regions = known_regions()
     for name, region in (("PRIMARY_REGION", primary), ("SECONDARY_REGION", secondary)):
         if region not in regions:
-            raise SettingsError(f"{name} {region!r} is not a region where AWS IoT Core is offered")
+            raise SettingsError(f"{name} {region!r} is not a region where AWS IoT Core is offered", name)
     mode = value("SYNC_MODE", "smart") or "smart"
     if mode not in MODES:
-        raise SettingsError(f"SYNC_MODE must be one of {', '.join(MODES)}, got {mode!r}")
+        raise SettingsError(f"SYNC_MODE must be one of {', '.join(MODES)}, got {mode!r}", "SYNC_MODE")
     workers_text = value("MAX_WORKERS", str(DEFAULT_WORKERS)) or str(DEFAULT_WORKERS)
     if not workers_text.isdigit() or not 1 <= int(workers_text) <= MAX_WORKERS:
-        raise SettingsError(f"MAX_WORKERS must be a whole number from 1 to {MAX_WORKERS}, got {workers_text!r}")
+        raise SettingsError(
+            f"MAX_WORKERS must be a whole number from 1 to {MAX_WORKERS}, got {workers_text!r}", "MAX_WORKERS"
+        )
     table = value("DYNAMODB_GLOBAL_TABLE")
     if needs_table and not table:
-        raise SettingsError("DYNAMODB_GLOBAL_TABLE must name the global table (stack output GlobalDynamoDBTableName)")
+        raise SettingsError(
+            "DYNAMODB_GLOBAL_TABLE must name the global table (stack output GlobalDynamoDBTableName)",
+            "DYNAMODB_GLOBAL_TABLE",
+        )
     rates = dict(parse_rate(r) for r in (value("RATES") or "").split(",") if r.strip())
     return SyncSettings(
         primary_region=primary,
@@ -112,7 +130,3 @@ def from_values(values: Mapping[str, str | None], needs_table: bool) -> SyncSett
         shard=Shard.parse(value("SHARD") or "0/1"),
         rates=rates,
     )
-
-
-def from_environment(needs_table: bool, environ: Mapping[str, str] | None = None) -> SyncSettings:
-    return from_values(os.environ if environ is None else environ, needs_table)

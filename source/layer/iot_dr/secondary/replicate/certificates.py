@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from iot_dr.core.aws import error_code
 from iot_dr.core.errors import ReplicationError, TransientReplicationError
@@ -22,18 +22,23 @@ LOG = logging.getLogger(__name__)
 
 # Statuses a certificate can be given through UpdateCertificate; the others are transitional states that only
 # IoT itself sets, and the secondary keeps such a certificate inactive until the primary decides.
-SETTABLE_STATUSES = {"ACTIVE", "INACTIVE", "REVOKED"}
+SettableStatus = Literal["ACTIVE", "INACTIVE", "REVOKED"]
+SETTABLE_STATUSES: tuple[SettableStatus, ...] = ("ACTIVE", "INACTIVE", "REVOKED")
 
 
 def certificate_key(certificate_id: str) -> str:
+    """The ledger key of a certificate, ``certificate#<id>``."""
     return f"certificate#{certificate_id}"
 
 
-def secondary_status(primary_status: str) -> str:
-    return primary_status if primary_status in SETTABLE_STATUSES else "INACTIVE"
+def secondary_status(primary_status: str) -> SettableStatus:
+    """The status the replica gets: the primary's when it can be set with UpdateCertificate, else ``INACTIVE``."""
+    return next((status for status in SETTABLE_STATUSES if status == primary_status), "INACTIVE")
 
 
 def apply_certificate_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    """Apply a CERTIFICATE_EVENT (``certificateId``, ``capturedAt`` ms, ``exists``, ``certificatePem``,
+    ``status``)     unless a newer one was applied; raises ``MalformedEvent`` for a missing field."""
     certificate_id = require(event, "certificateId")
     exists = bool(event.get("exists", True))
     state = {
@@ -47,6 +52,10 @@ def apply_certificate_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
 
 
 def write_certificate(ctx: Secondary, state: dict[str, Any]) -> None:
+    """Make the secondary's certificate match ``state``: registered without a CA
+    (https://docs.aws.amazon.com/iot/latest/apireference/API_RegisterCertificateWithoutCA.html) with the settable
+    status, updated, or detached and deleted. Raises ``ReplicationError`` when the PEM does not match its id, and
+    ``TransientReplicationError`` when a concurrent execution deleted it meanwhile."""
     certificate_id = state["certificateId"]
     current = describe_or_none(ctx.iot.describe_certificate, certificateId=certificate_id)
     if not state["exists"]:
@@ -79,7 +88,7 @@ def write_certificate(ctx: Secondary, state: dict[str, Any]) -> None:
             raise
 
 
-def _initial_status(status: str) -> str:
+def _initial_status(status: str) -> Literal["ACTIVE", "INACTIVE"]:
     """Registration accepts ACTIVE or INACTIVE; REVOKED is set by the status update that follows."""
     return "ACTIVE" if status == "ACTIVE" else "INACTIVE"
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.aws import error_code
 from iot_dr.core.errors import MalformedEvent
 from iot_dr.secondary.ledger import Ledger, order_parts
+
+if TYPE_CHECKING:
+    from types_boto3_iot import IoTClient
+    from types_boto3_iot_data import IoTDataPlaneClient
+    from types_boto3_iot_data.type_defs import ListNamedShadowsForThingRequestTypeDef
 
 NOT_FOUND = "ResourceNotFoundException"
 # Registry events of one resource in the same millisecond and version: creation before update before deletion.
@@ -19,8 +24,8 @@ OPERATION_RANK = {"CREATED": 0, "UPDATED": 1, "DELETED": 2}
 class Secondary:
     """Clients of the region being written (the secondary) and where the events came from."""
 
-    iot: Any
-    iot_data: Any
+    iot: IoTClient
+    iot_data: IoTDataPlaneClient
     ledger: Ledger
     region: str
     primary_region: str
@@ -48,6 +53,7 @@ def require_operation(event: dict[str, Any], known: Container[str]) -> str:
 
 
 def require_int(event: dict[str, Any], field: str) -> int:
+    """``event[field]`` as an int; raises ``MalformedEvent`` when it is missing or not an integer."""
     value = require(event, field)
     try:
         return int(value)
@@ -56,6 +62,7 @@ def require_int(event: dict[str, Any], field: str) -> int:
 
 
 def is_not_found(err: BaseException) -> bool:
+    """Whether ``err`` is AWS IoT's ResourceNotFoundException (https://docs.aws.amazon.com/iot/latest/apireference/CommonErrors.html)."""
     return error_code(err) == NOT_FOUND
 
 
@@ -79,15 +86,19 @@ def ignore_not_found(call: Any, **kwargs: Any) -> None:
 
 
 def paginate(client: Any, operation: str, result_key: str, **kwargs: Any) -> Iterator[Any]:
+    """Every item under ``result_key`` of each page of boto3's paginator for ``operation``."""
     for page in client.get_paginator(operation).paginate(**kwargs):
         yield from page.get(result_key, [])
 
 
-def named_shadows(iot_data: Any, thing: str) -> Iterator[str]:
+def named_shadows(iot_data: IoTDataPlaneClient, thing: str) -> Iterator[str]:
     """Names of a thing's named shadows (ListNamedShadowsForThing has no boto3 paginator)."""
     token = None
     while True:
-        page = iot_data.list_named_shadows_for_thing(thingName=thing, **({"nextToken": token} if token else {}))
+        request: ListNamedShadowsForThingRequestTypeDef = {"thingName": thing}
+        if token:
+            request["nextToken"] = token
+        page = iot_data.list_named_shadows_for_thing(**request)
         yield from page.get("results", [])
         token = page.get("nextToken")
         if not token:

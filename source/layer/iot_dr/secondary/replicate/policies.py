@@ -44,10 +44,13 @@ _CONCURRENT_CHANGE = frozenset(
 
 
 def policy_key(name: str) -> str:
+    """The ledger key of a policy, ``policy#<name>``."""
     return f"policy#{name}"
 
 
 def apply_policy_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    """Apply a POLICY_EVENT (``policyName``, ``capturedAt`` ms, ``exists``, ``versions``: [{versionId, isDefault,
+    document}]) unless a newer one was applied; raises ``MalformedEvent`` unless exactly one version is default."""
     name = require(event, "policyName")
     exists = bool(event.get("exists", True))
     versions = event.get("versions") or []
@@ -70,6 +73,9 @@ def _canonical(document: str) -> str:
 
 
 def write_policy(ctx: Secondary, state: dict[str, Any]) -> None:
+    """Make the secondary's policy match ``state``: its versions with the primary region's ARNs rewritten to the
+    secondary's, the same default, or the policy detached and deleted
+    (https://docs.aws.amazon.com/iot/latest/apireference/API_CreatePolicyVersion.html)."""
     name = state["policyName"]
     current = describe_or_none(ctx.iot.get_policy, policyName=name)
     if not state["exists"]:

@@ -59,6 +59,7 @@ def parse_shadow_topic(topic: str) -> tuple[str, str | None, str]:
 
 
 def shadow_key(thing: str, shadow: str | None) -> str:
+    """The ledger key of a shadow, ``shadow#<thing>#<name>`` (empty name for the classic shadow)."""
     return f"shadow#{thing}#{shadow or ''}"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.arns import Arn
 from iot_dr.core.aws import error_code
@@ -21,16 +21,24 @@ from iot_dr.secondary.replicate.context import (
     thing_key,
 )
 
+if TYPE_CHECKING:
+    from types_boto3_iot.type_defs import ThingGroupPropertiesTypeDef
+
 LOG = logging.getLogger(__name__)
 
 MEMBERSHIP_RANK = {"ADDED": 0, "REMOVED": 1}
 
 
 def group_key(name: str) -> str:
+    """The ledger key of a thing group, ``thingGroup#<name>``."""
     return f"thingGroup#{name}"
 
 
 def apply_thing_group_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    """Apply a THING_GROUP_EVENT registry event
+    (https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html#registry-events-thinggroup)
+    unless a newer one was applied; raises ``UnsupportedEvent`` for a dynamic group and ``MalformedEvent`` for a
+    missing field."""
     name = require(event, "thingGroupName")
     operation = require_operation(event, OPERATION_RANK)
     if event.get("dynamicGroupMappingId"):
@@ -48,6 +56,9 @@ def apply_thing_group_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
 
 
 def write_thing_group(ctx: Secondary, state: dict[str, Any]) -> None:
+    """Make the secondary's group match ``state`` (created under its parent, updated, or deleted). Raises
+    ``DependencyNotReady`` while the parent is missing and ``TransientReplicationError`` while IoT refuses the
+    deletion."""
     name, parent = state["thingGroupName"], state["parentGroupName"]
     current = describe_or_none(ctx.iot.describe_thing_group, thingGroupName=name)
     if not state["exists"]:
@@ -59,7 +70,7 @@ def write_thing_group(ctx: Secondary, state: dict[str, Any]) -> None:
                     raise TransientReplicationError(f"thing group {name} cannot be deleted yet: {err}") from err
                 raise
         return
-    properties = {
+    properties: ThingGroupPropertiesTypeDef = {
         "thingGroupDescription": state["description"],
         "attributePayload": {"attributes": state["attributes"]},
     }
@@ -93,6 +104,8 @@ def _name_from_arn(event: dict[str, Any], field: str) -> str:
 
 
 def apply_membership_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    """Apply a THING_GROUP_MEMBERSHIP_EVENT (``groupArn``, ``thingArn``, ``operation`` ADDED or REMOVED,
+    ``timestamp`` ms) unless a newer one was applied; raises ``MalformedEvent`` for a missing field."""
     group = _name_from_arn(event, "groupArn")
     thing = _name_from_arn(event, "thingArn")
     operation = require_operation(event, MEMBERSHIP_RANK)
@@ -103,6 +116,8 @@ def apply_membership_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
 
 
 def write_membership(ctx: Secondary, state: dict[str, Any]) -> None:
+    """Add the thing to the group or remove it; raises ``DependencyNotReady`` while either is not replicated yet
+    (nothing is done when the ledger shows it was deleted after this event)."""
     group, thing, timestamp = state["thingGroupName"], state["thingName"], state["timestamp"]
     if not state["member"]:
         ignore_not_found(ctx.iot.remove_thing_from_thing_group, thingGroupName=group, thingName=thing)

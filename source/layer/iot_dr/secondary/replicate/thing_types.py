@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.aws import error_code
 from iot_dr.core.errors import TransientReplicationError
@@ -17,10 +17,16 @@ from iot_dr.secondary.replicate.context import (
     require_operation,
 )
 
+if TYPE_CHECKING:
+    from types_boto3_iot.type_defs import ThingTypePropertiesTypeDef
+
 LOG = logging.getLogger(__name__)
 
 
 def apply_thing_type_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
+    """Apply a THING_TYPE_EVENT registry event
+    (https://docs.aws.amazon.com/iot/latest/developerguide/registry-events.html#registry-events-thingtype)
+    unless a newer one was applied; raises ``MalformedEvent`` for a missing field."""
     name = require(event, "thingTypeName")
     operation = require_operation(event, OPERATION_RANK)
     state = {
@@ -35,6 +41,8 @@ def apply_thing_type_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
 
 
 def write_thing_type(ctx: Secondary, state: dict[str, Any]) -> None:
+    """Make the secondary's thing type match ``state``: created, deprecated or undeprecated, or deprecated and
+    deleted (https://docs.aws.amazon.com/iot/latest/apireference/API_DeleteThingType.html)."""
     name = state["thingTypeName"]
     current = describe_or_none(ctx.iot.describe_thing_type, thingTypeName=name)
     if not state["exists"]:
@@ -42,7 +50,7 @@ def write_thing_type(ctx: Secondary, state: dict[str, Any]) -> None:
             _delete_thing_type(ctx, name, current)
         return
     if current is None:
-        properties: dict[str, Any] = {}
+        properties: ThingTypePropertiesTypeDef = {}
         if state["description"]:
             properties["thingTypeDescription"] = state["description"]
         if state["searchableAttributes"]:
@@ -52,7 +60,7 @@ def write_thing_type(ctx: Secondary, state: dict[str, Any]) -> None:
         except Exception as err:
             if error_code(err) != "ResourceAlreadyExistsException":
                 raise
-        current = ctx.iot.describe_thing_type(thingTypeName=name)
+        current = dict(ctx.iot.describe_thing_type(thingTypeName=name))
     deprecated = bool(current.get("thingTypeMetadata", {}).get("deprecated"))
     if deprecated != state["deprecated"]:
         ctx.iot.deprecate_thing_type(thingTypeName=name, undoDeprecate=not state["deprecated"])

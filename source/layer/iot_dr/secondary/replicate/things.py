@@ -142,7 +142,7 @@ def _created(ctx: Secondary, name: str, type_name: str | None, attributes: dict[
     return True
 
 
-def _with_usable_type(ctx: Secondary, type_name: str | None, action: Callable[[], None]) -> None:
+def _with_usable_type(ctx: Secondary, type_name: str | None, action: Callable[[], object]) -> None:
     """Run ``action``, which assigns ``type_name`` to a thing.
 
     IoT refuses to assign a deprecated type, but in the primary the thing got the type before it was
@@ -178,6 +178,7 @@ def delete_thing(ctx: Secondary, name: str) -> None:
 
 
 def principals_key(thing_name: str) -> str:
+    """The ledger key of a thing's certificate attachments, ``principals#<thing>``."""
     return f"principals#{thing_name}"
 
 
