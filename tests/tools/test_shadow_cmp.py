@@ -14,7 +14,10 @@ def test_classic_and_named_shadows_match_and_are_cleaned_up(
     cloud: LocalCloud, tool_env: dict[str, str], primary: Any, secondary: Any
 ) -> None:
     for extra in ([], ["--shadow-name", "config"]):
-        result = run_tool("iot-dr-shadow-cmp.py", "--num-tests", "3", "--max-workers", "3", *extra, env=tool_env)
+        # 8 reads wait up to 51 s for the replication (the default 5 wait 15 s), enough on a loaded machine.
+        result = run_tool(
+            "iot-dr-shadow-cmp.py", "--num-tests", "3", "--max-workers", "3", "--retries", "8", *extra, env=tool_env
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "NUM_SHADOWS_COMPARED: 3 NUM_SHADOWS_NOTSYNCED: 0 NUM_ERRORS: 0" in result.stdout
         assert result.stdout.count("shadows match") == 3
