@@ -22,6 +22,10 @@ class ItemWriter:
         self._table = table_name
         self._ttl_seconds = ttl_seconds
 
+    @property
+    def table_name(self) -> str:
+        return self._table
+
     def put(self, bodies: Iterable[dict[str, Any]]) -> int:
         count = 0
         for body in bodies:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from iot_dr.core import aws
+from iot_dr.core import aws, metrics
 from iot_dr.core.errors import MalformedEvent, TransientReplicationError
 from iot_dr.core.event_types import FAMILY_OF, EventType, Family
 from iot_dr.core.logs import configure_logging
@@ -55,7 +55,9 @@ def parse_input(workflow_input: Any) -> tuple[EventType, dict[str, Any]]:
     return event_type, workflow_input["event"]
 
 
-def apply_event(ctx: Secondary, family: Family, workflow_input: Any) -> dict[str, str]:
+def apply_event(ctx: Secondary, family: Family, workflow_input: Any, state_table: str | None = None) -> dict[str, str]:
+    """Apply one workflow input with its family's applier; with ``state_table``, the event's replication lag is
+    written as the ``ReplicationLag`` metric once it is handled (applied or superseded)."""
     event_type, event = parse_input(workflow_input)
     if FAMILY_OF[event_type] != family:
         raise MalformedEvent(f"{event_type} was routed to the {family} worker")
@@ -67,6 +69,8 @@ def apply_event(ctx: Secondary, family: Family, workflow_input: Any) -> dict[str
             raise TransientReplicationError(f"{type(err).__name__}: {err}") from err
         raise
     LOG.info("event handled", extra={"eventType": str(event_type), "outcome": str(outcome)})
+    if state_table is not None:
+        metrics.replication_lag(state_table, event)
     return {"eventType": str(event_type), "outcome": str(outcome)}
 
 
@@ -75,6 +79,7 @@ def worker_handler(family: Family) -> Callable[[Any, Any], dict[str, str]]:
 
     def handler(event: Any, context: Any) -> dict[str, str]:
         configure_logging()
-        return apply_event(secondary_context(WorkerSettings.from_env()), family, event)
+        settings = WorkerSettings.from_env()
+        return apply_event(secondary_context(settings), family, event, settings.state_table)
 
     return handler

@@ -155,6 +155,7 @@ class Drill:
         self.parity: dict[str, Any] | None = None
         self.rpo: dict[str, Any] | None = None
         self.outage_changes: dict[str, Any] | None = None
+        self.lag_metric: dict[str, Any] | None = None
         self.outcome = "not finished"
         self._sampler: Repeating | None = None
         self._writer: Repeating | None = None
@@ -174,6 +175,7 @@ class Drill:
         self._fail_over()
         self._change_in_secondary()
         self._fail_back()
+        self._read_lag_metric()
         self.outcome = "completed"
 
     def _set_up(self) -> None:
@@ -257,14 +259,20 @@ class Drill:
         time.sleep(1.0)
 
     def _fail_over(self) -> None:
-        services = self._services()
+        """The primary region goes: its API answers 503 and global-table replication out of it stops (the local
+        cloud's outage switch, ``iot_dr_local.outage_switch``), and its broker is killed. What the secondary lacks
+        at that moment can no longer arrive: it is the RPO."""
+        services, cloud, primary = self._services(), self._cloud(), self.options.primary_region
         if self._writer is not None:
             self._writer.stop()
-        outage = self.seen.mark("outage", f"broker of {self.options.primary_region} killed")
-        services.brokers[self.options.primary_region].stop(graceful=False)
-        self.rpo = self._unreplicated_at(outage)
+        outage = self.seen.mark("outage", f"API of {primary} down (503), its broker killed")
+        cloud.set_region_down(primary, True)
+        services.brokers[primary].stop(graceful=False)
+        self.rpo, missing = self._unreplicated_at(outage)
+        self.rpo["primary_api"] = self._probe_api(primary)
         self._wait_clients("secondary", outage, "fail over to the secondary")
         self.seen.mark("failover_complete", "every simulated device subscribed in the secondary")
+        self.rpo["lost"] = self._still_unreplicated(missing)
 
     def _change_in_secondary(self) -> None:
         """Shadow changes made in the secondary while failed over: one-way replication never copies them back."""
@@ -277,13 +285,23 @@ class Drill:
 
     def _fail_back(self) -> None:
         services = self._services()
-        restore = self.seen.mark("restore", f"broker of {self.options.primary_region} started again")
+        restore = self.seen.mark("restore", f"API of {self.options.primary_region} up, its broker started again")
+        self._cloud().set_region_down(self.options.primary_region, False)
         services.brokers[self.options.primary_region].start()
         self._wait_clients("primary", restore, "fail back to the primary")
         self.seen.mark("failback_complete", "every simulated device subscribed in the primary")
         assert self.outage_changes is not None
         self.outage_changes.update(self._fate_of_outage_changes())
         time.sleep(1.0)
+
+    def _read_lag_metric(self) -> None:
+        """The lag the secondary's workers reported to CloudWatch (the local cloud records their EMF lines)."""
+        from iot_dr_local.drill.lag_metric import read_lag_metric
+
+        state_table = self._cloud().launch.secondary_outputs["ReplicationStateTableName"]
+        cloudwatch = self._client("cloudwatch", self.options.secondary_region)
+        start = self.seen.milestones[0].at
+        self.lag_metric = read_lag_metric(cloudwatch, state_table, start, time.time())
 
     def tear_down(self) -> None:
         """Stop everything the drill started, in any phase; collect the devices' summaries first."""
@@ -383,26 +401,48 @@ class Drill:
         value = document.get("state", {}).get("desired", {}).get("drill_seq")
         return value if isinstance(value, int) else None
 
-    def _unreplicated_at(self, outage: float) -> dict[str, Any]:
-        """Primary shadow changes not applied in the secondary right after the outage began (the RPO)."""
-        latest: dict[str, ShadowChange] = {}
-        for change in self.seen.shadow_changes:
-            if change.region == self.options.primary_region:
-                latest[change.thing] = change
+    def _unreplicated_at(self, outage: float) -> tuple[dict[str, Any], list[ShadowChange]]:
+        """Primary shadow changes the secondary lacked right after the outage began (the RPO): a change is missing
+        while the secondary's shadow of its thing holds an older ``drill_seq``. The figures, and the missing changes."""
+        primary = self.options.primary_region
+        changes = [change for change in self.seen.shadow_changes if change.region == primary]
         checked_at = time.time()
-        missing = [
-            change
-            for change in latest.values()
-            if (self._secondary_seq(change.thing, self.options.secondary_region) or 0) < change.seq
-        ]
+        applied = {
+            thing: self._secondary_seq(thing, self.options.secondary_region) or 0
+            for thing in {change.thing for change in changes}
+        }
+        missing = [change for change in changes if change.seq > applied[change.thing]]
         oldest = min((change.at for change in missing), default=None)
         return {
-            "changes_made": sum(1 for c in self.seen.shadow_changes if c.region == self.options.primary_region),
-            "things_checked": len(latest),
+            "changes_made": len(changes),
+            "things_checked": len(applied),
             "unreplicated": len(missing),
             "oldest_unreplicated_age_seconds": None if oldest is None else outage - oldest,
             "checked_seconds_after_outage": checked_at - outage,
-        }
+        }, missing
+
+    def _still_unreplicated(self, missing: list[ShadowChange]) -> int:
+        """Of the changes missing at the outage, those still not applied once every device failed over: the ones
+        that had not left the primary (the rest were already in the secondary's table, waiting to be applied)."""
+        region = self.options.secondary_region
+        applied = {thing: self._secondary_seq(thing, region) or 0 for thing in {change.thing for change in missing}}
+        return sum(1 for change in missing if change.seq > applied[change.thing])
+
+    def _probe_api(self, region: str) -> str:
+        """What one call to ``region``'s IoT API answers now, without retries: "ok" or the error code."""
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from iot_dr.core.aws import error_code
+
+        impatient = self._cloud().client("iot", region, Config(retries={"max_attempts": 1}))
+        try:
+            impatient.list_things(maxResults=1)
+        except ClientError as err:
+            return error_code(err)
+        except BotoCoreError as err:
+            return type(err).__name__
+        return "ok"
 
     def _fate_of_outage_changes(self) -> dict[str, Any]:
         """Where the changes made in the secondary during the outage are after failback: in the primary or only in
