@@ -7,7 +7,7 @@ health checker sees a wrong secret and answers 403, and restoring removes exactl
 no resource path (the stack's ``cloudwatch-alarm`` mode watches a CloudWatch alarm) is inverted instead, and
 restored by clearing ``Inverted``. Both are ``UpdateHealthCheck`` edits, with ``HealthCheckVersion`` so that a
 concurrent edit by someone else makes the call fail instead of being overwritten
-(https://docs.aws.amazon.com/Route53/latest/APIReference/API_UpdateHealthCheck.html).
+(https://docs.aws.amazon.com/cli/v1/reference/route53/update-health-check.html).
 
 Before the edit, ``RECORD_FILE`` is written in the report directory; it is removed once the health check is restored.
 A drill that was killed leaves it behind, and ``iot-dr drill --restore --report DIR`` undoes the edit from it (and
