@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ PRIMARY, SECONDARY = "us-east-1", "us-west-2"
 DRILL = [sys.executable, "-m", "iot_dr_cli.main", "drill"]
 TEST_DEVICE_PREFIX = "iot-dr-drill-"
 
-pytestmark = pytest.mark.skipif(
+needs_daemons = pytest.mark.skipif(
     find_binary("mosquitto") is None or find_binary("knotd") is None,
     reason="mosquitto and knot are needed (apt-get install --no-install-recommends mosquitto knot)",
 )
@@ -156,10 +158,20 @@ def _drill_argv(cloud: Cloud, report: Path) -> list[str]:
     ]  # fmt: skip
 
 
+@needs_daemons
 @pytest.mark.timeout(900)
 def test_the_drill_against_a_deployment_fails_the_health_check_and_restores_it_even_when_interrupted(
     cloud: Cloud, tmp_path: Path
 ) -> None:
+    # The local cloud's outage switch answers on its endpoint and refuses a malformed request.
+    switch = f"{cloud.state.endpoint}/moto-api/iot-dr/outage"
+    with urllib.request.urlopen(switch, timeout=10) as response:
+        assert json.loads(response.read()) == {"down": []}
+    bad = urllib.request.Request(switch, data=b'{"region": 1}', method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bad, timeout=10)
+    assert refused.value.code == 400
+
     check_id = _primary_health_check(cloud)
     record = _add_failover_records(cloud, check_id)
     original = _resource_path(cloud, check_id)
@@ -237,3 +249,43 @@ def test_the_drill_against_a_deployment_fails_the_health_check_and_restores_it_e
         check=False,
     )
     assert (again.returncode, "nothing to restore" in again.stdout) == (0, True)
+
+
+def test_an_unreachable_deployment_is_one_line_on_stderr_and_exit_1(tmp_path: Path) -> None:
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        # Nothing listens on port 1 of the loopback address: every call is refused at once.
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    finished = subprocess.run(
+        [*DRILL, "--aws", "--devices", "2", "--report", str(tmp_path)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 1
+    (line,) = finished.stderr.splitlines()
+    assert line.startswith("iot-dr: error: EndpointConnectionError")
+    assert json.loads((tmp_path / "drill.json").read_text())["outcome"].startswith("EndpointConnectionError")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--dns-server", "resolver.example:53"], "is not an IP address"),
+        (["--switch-timeout", "soon"], "not a number"),
+        (["--switch-timeout", "0"], "--switch-timeout must be between 1 and 86400"),
+    ],
+)
+def test_bad_options_of_the_drill_against_a_deployment_are_usage_errors(
+    arguments: list[str], message: str, tmp_path: Path
+) -> None:
+    finished = subprocess.run(
+        [*DRILL, "--aws", *arguments, "--report", str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert finished.returncode == 2 and message in finished.stderr and "Traceback" not in finished.stderr

@@ -22,6 +22,8 @@ import json
 import time
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from iot_dr.core import aws
 from iot_dr_local.drill import health_check_fault
 from iot_dr_local.drill.health_check_fault import FaultError, HealthCheckFault
@@ -68,6 +70,16 @@ def run_aws_drill(options: DrillOptions) -> int:
         drill.outcome = str(err)
         _error(str(err))
         code = err.exit_code if isinstance(err, DrillError) else EXIT_FAILED
+    except (BotoCoreError, ClientError) as err:
+        # No credentials, an unreachable endpoint, a denied or failed call: one line, never a traceback.
+        drill.outcome = f"{type(err).__name__}: {err}"
+        _error(drill.outcome)
+        code = EXIT_FAILED
+    if (options.report_dir / health_check_fault.RECORD_FILE).exists():
+        _error(
+            f"the primary's health check may still carry the drill's edit: run iot-dr drill --restore --report "
+            f"{options.report_dir}"
+        )
     document = drill.report()
     path = options.report_dir / "drill.json"
     path.write_text(json.dumps(document, indent=2) + "\n")
@@ -88,14 +100,18 @@ def restore_recorded(options: DrillOptions) -> int:
     if fault is None:
         _say(f"nothing to restore: no drill's health-check record in {options.report_dir}")
         return EXIT_OK
-    changed = health_check_fault.restore(aws.client("route53", options.primary_region), fault, options.report_dir)
-    _say(f"health check {fault.health_check_id}: {'restored' if changed else 'already as it was'}")
-    deleted = 0
-    for region in (options.primary_region, options.secondary_region):
-        iot, iot_data = aws.client("iot", region), aws.client("iot-data", region)
-        for name in _run_things(iot, fault.run_id):
-            _delete_thing(iot, iot_data, name)
-            deleted += 1
+    try:
+        changed = health_check_fault.restore(aws.client("route53", options.primary_region), fault, options.report_dir)
+        _say(f"health check {fault.health_check_id}: {'restored' if changed else 'already as it was'}")
+        deleted = 0
+        for region in (options.primary_region, options.secondary_region):
+            iot, iot_data = aws.client("iot", region), aws.client("iot-data", region)
+            for name in _run_things(iot, fault.run_id):
+                _delete_thing(iot, iot_data, name)
+                deleted += 1
+    except (BotoCoreError, ClientError) as err:
+        _error(f"{type(err).__name__}: {err}")
+        return EXIT_FAILED
     _say(f"test devices of run {fault.run_id} deleted: {deleted}")
     return EXIT_OK
 
@@ -155,7 +171,8 @@ class AwsDrill:
                 options.primary_region, options.secondary_region, self.route53, options.stack_postfix
             )
         except OperatorError as err:
-            raise DrillError(str(err)) from err
+            # The operator tools' advice names their own --stack option; the drill's is --stack-postfix.
+            raise DrillError(f"{str(err).split(';')[0]}; name the deployment with --stack-postfix") from err
         if options.record:
             self.record = options.record.rstrip(".")
         elif self.target.record_name:
@@ -197,7 +214,11 @@ class AwsDrill:
             watcher.stop()
         if self.seen.backlog():
             raise DrillError(f"{self.seen.backlog()} test devices did not reach {secondary} in time")
+        # A thing reaches the secondary before its shadow, policies and groups: compare until in parity (or late).
         self.parity = self._parity()
+        while not self.parity["in_parity"] and time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL)
+            self.parity = self._parity()
         self.seen.mark("parity_checked", "in parity" if self.parity["in_parity"] else "NOT in parity")
         _say(f"replicated; the secondary is {'' if self.parity['in_parity'] else 'NOT '}in parity")
         self._writer = Repeating("drill-shadow-writer", self._write_primary_shadow, SHADOW_CHANGE_INTERVAL)

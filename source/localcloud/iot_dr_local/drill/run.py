@@ -81,6 +81,8 @@ def validate(options: DrillOptions) -> None:
         raise DrillError(
             f"--health-check-interval must be between 0.1 and 30, not {options.health_check_interval}", EXIT_USAGE
         )
+    if not 1 <= options.switch_timeout <= 86400:
+        raise DrillError(f"--switch-timeout must be between 1 and 86400, not {options.switch_timeout}", EXIT_USAGE)
     try:
         options.report_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=options.report_dir, prefix=".drill-write-test-"):
