@@ -25,9 +25,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from iot_dr.core import aws
-from iot_dr_local.drill import health_check_fault
+from iot_dr_local.drill import health_check_fault, shadow_changes
 from iot_dr_local.drill.health_check_fault import FaultError, HealthCheckFault
-from iot_dr_local.drill.observations import Observations, Repeating, ShadowChange
+from iot_dr_local.drill.observations import Observations, Repeating
 from iot_dr_local.drill.options import DrillOptions
 from iot_dr_local.drill.run import (
     EXIT_FAILED,
@@ -249,11 +249,8 @@ class AwsDrill:
         self.seen.mark("failback_complete", f"{self.record} answers {self.options.primary_region}")
         assert self.outage_changes is not None
         made = [c for c in self.seen.shadow_changes if c.region == self.options.secondary_region]
-        in_primary = sum(1 for c in made if self._seq_in(c.thing, self.options.primary_region) == c.seq)
-        self.outage_changes.update(
-            copied_to_primary=in_primary,
-            kept_in_secondary=sum(1 for c in made if self._seq_in(c.thing, self.options.secondary_region) == c.seq),
-        )
+        primary, secondary = self.options.primary_region, self.options.secondary_region
+        self.outage_changes.update(shadow_changes.fate(made, self._seq_in(primary), self._seq_in(secondary)))
 
     def _read_lag_metric(self) -> None:
         from iot_dr_local.drill.lag_metric import read_lag_metric
@@ -316,33 +313,21 @@ class AwsDrill:
 
     def _update_shadow(self, thing: str, region: str) -> None:
         self._seq += 1
-        payload = json.dumps({"state": {"desired": {"drill_seq": self._seq}}})
-        self.iot_data[region].update_thing_shadow(thingName=thing, payload=payload)
-        self.seen.shadow_changes.append(ShadowChange(thing, region, self._seq, time.time()))
+        self.seen.shadow_changes.append(shadow_changes.write_change(self.iot_data[region], thing, region, self._seq))
 
     def _write_primary_shadow(self) -> None:
         self._update_shadow(self.things[self._seq % len(self.things)], self.options.primary_region)
 
-    def _seq_in(self, thing: str, region: str) -> int | None:
+    def _seq_in(self, region: str) -> shadow_changes.SeqOf:
         iot_data = self.iot_data[region]
-        try:
-            document = json.loads(iot_data.get_thing_shadow(thingName=thing)["payload"].read())
-        except iot_data.exceptions.ResourceNotFoundException:
-            return None
-        value = document.get("state", {}).get("desired", {}).get("drill_seq")
-        return value if isinstance(value, int) else None
+        return lambda thing: shadow_changes.read_seq(iot_data, thing)
 
     def _backlog_at(self, outage: float) -> dict[str, Any]:
         """Primary shadow changes not yet applied in the secondary when the health check was made to fail."""
         changes = [c for c in self.seen.shadow_changes if c.region == self.options.primary_region]
-        applied = {t: self._seq_in(t, self.options.secondary_region) or 0 for t in {c.thing for c in changes}}
-        missing = [c for c in changes if c.seq > applied[c.thing]]
-        oldest = min((c.at for c in missing), default=None)
+        lacking = shadow_changes.missing(changes, self._seq_in(self.options.secondary_region))
         return {
-            "changes_made": len(changes),
-            "things_checked": len(applied),
-            "unreplicated": len(missing),
-            "oldest_unreplicated_age_seconds": None if oldest is None else outage - oldest,
+            **shadow_changes.backlog(changes, lacking, outage),
             "note": "simulated outage: the primary kept replicating, so these are the backlog, not lost changes",
         }
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from iot_dr_local.drill import report
+from iot_dr_local.drill import report, shadow_changes
 from iot_dr_local.drill.devices import DnsTarget, SimulatedDevice
 from iot_dr_local.drill.observations import Observations, Repeating, Sample, ShadowChange
 from iot_dr_local.drill.options import DrillOptions
@@ -379,12 +379,8 @@ class Drill:
         }
 
     def _update_shadow(self, iot_data: Any, thing: str, region: str) -> ShadowChange:
-        import json
-
         self._seq += 1
-        payload = json.dumps({"state": {"desired": {"drill_seq": self._seq}}})
-        iot_data.update_thing_shadow(thingName=thing, payload=payload)
-        change = ShadowChange(thing, region, self._seq, time.time())
+        change = shadow_changes.write_change(iot_data, thing, region, self._seq)
         self.seen.shadow_changes.append(change)
         return change
 
@@ -392,43 +388,23 @@ class Drill:
         iot_data = self._client("iot-data", self.options.primary_region)
         self._update_shadow(iot_data, self.fleet[self._seq % len(self.fleet)], self.options.primary_region)
 
-    def _secondary_seq(self, thing: str, region: str) -> int | None:
-        import json
-
+    def _seq_in(self, region: str) -> shadow_changes.SeqOf:
         iot_data = self._client("iot-data", region)
-        try:
-            document = json.loads(iot_data.get_thing_shadow(thingName=thing)["payload"].read())
-        except iot_data.exceptions.ResourceNotFoundException:
-            return None
-        value = document.get("state", {}).get("desired", {}).get("drill_seq")
-        return value if isinstance(value, int) else None
+        return lambda thing: shadow_changes.read_seq(iot_data, thing)
 
     def _unreplicated_at(self, outage: float) -> tuple[dict[str, Any], list[ShadowChange]]:
-        """Primary shadow changes the secondary lacked right after the outage began (the RPO): a change is missing
-        while the secondary's shadow of its thing holds an older ``drill_seq``. The figures, and the missing changes."""
-        primary = self.options.primary_region
-        changes = [change for change in self.seen.shadow_changes if change.region == primary]
+        """Primary shadow changes the secondary lacked right after the outage began (the RPO): the figures, and the
+        lacking changes."""
+        changes = [change for change in self.seen.shadow_changes if change.region == self.options.primary_region]
         checked_at = time.time()
-        applied = {
-            thing: self._secondary_seq(thing, self.options.secondary_region) or 0
-            for thing in {change.thing for change in changes}
-        }
-        missing = [change for change in changes if change.seq > applied[change.thing]]
-        oldest = min((change.at for change in missing), default=None)
-        return {
-            "changes_made": len(changes),
-            "things_checked": len(applied),
-            "unreplicated": len(missing),
-            "oldest_unreplicated_age_seconds": None if oldest is None else outage - oldest,
-            "checked_seconds_after_outage": checked_at - outage,
-        }, missing
+        lacking = shadow_changes.missing(changes, self._seq_in(self.options.secondary_region))
+        figures = shadow_changes.backlog(changes, lacking, outage)
+        return {**figures, "checked_seconds_after_outage": checked_at - outage}, lacking
 
-    def _still_unreplicated(self, missing: list[ShadowChange]) -> int:
-        """Of the changes missing at the outage, those still not applied once every device failed over: the ones
+    def _still_unreplicated(self, lacking: list[ShadowChange]) -> int:
+        """Of the changes lacking at the outage, those still not applied once every device failed over: the ones
         that had not left the primary (the rest were already in the secondary's table, waiting to be applied)."""
-        region = self.options.secondary_region
-        applied = {thing: self._secondary_seq(thing, region) or 0 for thing in {change.thing for change in missing}}
-        return sum(1 for change in missing if change.seq > applied[change.thing])
+        return len(shadow_changes.missing(lacking, self._seq_in(self.options.secondary_region)))
 
     def _probe_api(self, region: str) -> str:
         """What one call to ``region``'s IoT API answers now, without retries: "ok" or the error code."""
@@ -447,18 +423,9 @@ class Drill:
         return "ok"
 
     def _fate_of_outage_changes(self) -> dict[str, Any]:
-        """Where the changes made in the secondary during the outage are after failback: in the primary or only in
-        the secondary (drift, as one-way replication leaves them)."""
         made = [c for c in self.seen.shadow_changes if c.region == self.options.secondary_region]
-        in_primary = sum(1 for c in made if self._secondary_seq(c.thing, self.options.primary_region) == c.seq)
-        in_secondary = sum(1 for c in made if self._secondary_seq(c.thing, self.options.secondary_region) == c.seq)
-        return {
-            "copied_to_primary": in_primary,
-            "kept_in_secondary": in_secondary,
-            "fate": "kept in the secondary only, reported as drift: replication is one-way (primary -> secondary)"
-            if in_primary == 0
-            else "copied to the primary",
-        }
+        primary, secondary = self.options.primary_region, self.options.secondary_region
+        return shadow_changes.fate(made, self._seq_in(primary), self._seq_in(secondary))
 
     def _wait_clients(self, role: str, since: float, what: str) -> None:
         deadline = time.monotonic() + SWITCH_TIMEOUT
