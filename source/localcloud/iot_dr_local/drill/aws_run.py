@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import time
 from typing import Any
 
@@ -130,7 +131,8 @@ def _run_things(iot: Any, run_id: str) -> list[str]:
 class AwsDrill:
     def __init__(self, options: DrillOptions) -> None:
         self.options = options
-        self.run_id = time.strftime("%Y%m%d%H%M%S")
+        # Unique per run: its test devices, and only they, carry it.
+        self.run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"
         self.seen = Observations()
         self.target: Any = None
         self.things: list[str] = []
@@ -141,6 +143,7 @@ class AwsDrill:
         self.lag_metric: dict[str, Any] | None = None
         self.cleanup: dict[str, Any] = {}
         self.fault: HealthCheckFault | None = None
+        self.dns_error: str | None = None
         self.outcome = "not finished"
         self._writer: Repeating | None = None
         self._seq = 0
@@ -185,7 +188,10 @@ class AwsDrill:
 
         self.resolver = EndpointResolver(options.dns_server)
         if self._answer_region() != options.primary_region:
-            raise DrillError(f"{self.record} does not answer the primary region now: the drill starts from there")
+            raise DrillError(
+                f"{self.record} does not answer the primary region now ({self.dns_error or 'another answer'}): the "
+                "drill starts from there"
+            )
         self.seen.mark(
             "set_up",
             f"stacks {self.target.primary_stack}, {self.target.secondary_stack}, health check "
@@ -275,13 +281,17 @@ class AwsDrill:
     # -- observing ----------------------------------------------------------------------------------------------
 
     def _answer_region(self) -> str | None:
-        """The region whose endpoint the failover record answers now (named in the CNAME's target)."""
-        target, _ = self.resolver.cname(self.record)
+        """The region whose endpoint the failover record answers now (named in the CNAME's target); None when the
+        answer names neither region or the lookup failed (kept in ``dns_error``: a switch may be under way)."""
+        import dns.exception
+
+        try:
+            target, _ = self.resolver.cname(self.record)
+        except dns.exception.DNSException as err:
+            self.dns_error = f"{type(err).__name__}: {err}"
+            return None
         labels = target.lower().split(".")
-        return next(
-            (r for r in (self.options.primary_region, self.options.secondary_region) if r in labels),
-            None,
-        )
+        return next((r for r in (self.options.primary_region, self.options.secondary_region) if r in labels), None)
 
     def _wait_answer(self, region: str, since: float) -> dict[str, Any]:
         """Poll the record until it answers ``region``: the switch's time after its trigger ``since``."""
@@ -294,13 +304,9 @@ class AwsDrill:
         raise DrillError(f"{self.record} did not answer {region} within {self.options.switch_timeout:.0f} s")
 
     def _watch_replication(self) -> None:
-        iot = self.iot[self.options.secondary_region]
-        for name in [n for n in self.seen.created_at if n not in self.seen.replicated_at]:
-            try:
-                iot.describe_thing(thingName=name)
-            except iot.exceptions.ResourceNotFoundException:
-                continue
-            self.seen.replicated_at[name] = time.time()
+        now = time.time()
+        for name in _run_things(self.iot[self.options.secondary_region], self.run_id):
+            self.seen.replicated_at.setdefault(name, now)
 
     def _parity(self) -> dict[str, Any]:
         from iot_dr.fleet.drift import Region, compare_fleet
