@@ -9,7 +9,8 @@ usage() {
 usage: deployment/run-drill.sh [--devices N] [--clients N] [--report DIR] [iot-dr drill options]
 
 Installs mosquitto and knot if missing (apt-get, with sudo when not root), creates .venv (Python 3.11+) with the
-project's pinned dependencies if needed, then runs `iot-dr drill` with the given options.
+project's pinned dependencies if needed, then runs `iot-dr drill` with the given options. With --aws (and
+--primary-region, --secondary-region) it drills a real deployment instead: see docs/drill-report.md.
 USAGE
 }
 

@@ -97,6 +97,17 @@ def test_a_small_drill_reports_what_its_devices_lived_through(tmp_path: Path) ->
     failed_over = [s for s in samples if failover["dns_updated_at"] < s["at"] < restore]
     assert failed_over and all(s["dns_answer"] == failover["to"] for s in failed_over)
 
+    # The outage took the primary's API down with its broker: the RPO is what the secondary lacked then, and what
+    # it still lacks once failed over could only have come from the primary.
+    rpo = document["rpo"]
+    assert rpo["primary_api"] == "ServiceUnavailableException"
+    assert 0 <= rpo["lost"] <= rpo["unreplicated"] <= rpo["changes_made"]
+    assert (rpo["oldest_unreplicated_age_seconds"] is None) == (rpo["unreplicated"] == 0)
+    # The secondary's workers reported a lag for every event they handled, read back from (local) CloudWatch.
+    metric = document["replication"]["lag_metric"]
+    assert metric["metric"] == "IoTDR/ReplicationLag" and metric["samples"] >= 6
+    assert 0 < metric["average_ms"] <= metric["max_ms"] < 600_000
+
     # Messages: the totals are the devices' own summaries; none acknowledged was lost.
     summaries = [
         next(line["summary"] for line in reversed(_log(path)) if line.get("message") == "summary")

@@ -24,6 +24,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from waiting import eventually
 
 from iot_dr_local.process_refs import ProcessRef
@@ -127,14 +129,24 @@ def ready_endpoint(process: Process) -> str:
     return match.group(1)
 
 
-def iot_client(endpoint: str, region: str) -> Any:
+def iot_client(endpoint: str, region: str, config: Config | None = None) -> Any:
     return boto3.client(
         "iot",
         region_name=region,
         endpoint_url=endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
+        config=config,
     )
+
+
+def api_answer(endpoint: str, region: str) -> str:
+    """What one call (no retries) to the region's IoT API answers: "ok" or the error code."""
+    try:
+        iot_client(endpoint, region, Config(retries={"max_attempts": 1})).list_things(maxResults=1)
+    except ClientError as err:
+        return str(err.response["Error"]["Code"])
+    return "ok"
 
 
 def switches(process: Process) -> list[dict[str, Any]]:
@@ -226,6 +238,8 @@ def test_local_up_serves_and_fails_over_a_dr_device_on_outage_and_back_on_restor
         assert outage.returncode == 0, outage.stderr
         primary_broker = state.brokers[PRIMARY].process
         assert primary_broker is not None and not primary_broker.alive()
+        # The region's API is down too, as in a regional outage; the other region answers.
+        assert (api_answer(endpoint, PRIMARY), api_answer(endpoint, SECONDARY)) == ("ServiceUnavailableException", "ok")
         dropped = device.wait_for_record(lambda r: r.get("message") == "DISCONNECTED", 10, "the disconnect")
         failover_notice = device.wait_for_record(
             lambda r: r.get("message") == f"REGION SWITCH detected: {PRIMARY}.iot-dr.test -> {SECONDARY}.iot-dr.test",
@@ -240,6 +254,7 @@ def test_local_up_serves_and_fails_over_a_dr_device_on_outage_and_back_on_restor
         restore = iot_dr("local", "restore", PRIMARY, "--state-dir", str(state_dir))
         restored_at = time.time()
         assert restore.returncode == 0, restore.stderr
+        assert api_answer(endpoint, PRIMARY) == "ok"
         again = iot_dr("local", "restore", PRIMARY, "--state-dir", str(state_dir))
         assert (again.returncode, "already running" in again.stdout) == (0, True)
         failback_notice = device.wait_for_record(

@@ -46,6 +46,7 @@ from iot_dr_local.failover import DeviceCertificate, FailoverServices
 from iot_dr_local.failover_plan import FailoverSettings
 from iot_dr_local.faults import FaultInjector
 from iot_dr_local.global_tables import GlobalTableReplicator
+from iot_dr_local.outage_switch import OutageRoute
 from iot_dr_local.quota_rules import Rates
 from iot_dr_local.quotas import QuotaLimiter, resolve_rates
 from iot_dr_local.rules_engine import RulesEngine
@@ -99,6 +100,7 @@ class LocalCloud:
         self.api_calls = ApiCallRecorder()
         self.faults = FaultInjector()
         self.quotas = QuotaLimiter(resolve_rates(quotas)) if quotas is not None else None
+        self.outage_route = OutageRoute(self.set_region_down, self.faults.down)
         self._saved_environment: dict[str, str | None] = {}
 
     @property
@@ -108,6 +110,9 @@ class LocalCloud:
     def start(self) -> None:
         locking.install()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        # Before the server answers its first /moto-api request: moto builds that route table once.
+        self.outage_route.install()
+        self._stoppers.append(self.outage_route.uninstall)
         self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
         self._server.start()
         self._port = self._server.get_host_and_port()[1]
@@ -189,6 +194,16 @@ class LocalCloud:
         self._stoppers.extend([trail.uninstall, events.uninstall, self.rules.uninstall])
         self._resetters.append(self.rules.reset)
         self.dispatcher.add_busy_probe(_executions_running)
+
+    def set_region_down(self, region: str, down: bool) -> None:
+        """A regional outage of ``region``'s API (see ``outage_switch``): its requests get 503 and global-table
+        replication into and out of it is held until it is brought up again, when the held writes follow in order."""
+        if down:
+            self.faults.take_down(region)
+        else:
+            self.faults.bring_up(region)
+        if self.replicator is not None:
+            self.replicator.set_paused(region, down)
 
     def client(self, service: str, region: str, config: Config | None = None) -> Any:
         """A client with credentials of its own: Lambda invocations swap this process's environment meanwhile."""
@@ -285,6 +300,9 @@ class LocalCloud:
             self._build_dir = None
 
     def _stop_in_process(self, grace: float) -> None:
+        # A region left down (an interrupted drill) would make the executions' clean-up below wait on 503s.
+        for region in self.faults.down():
+            self.set_region_down(region, False)
         if grace > 0:
             self.wait_idle(grace)
         for stop in self._workers:

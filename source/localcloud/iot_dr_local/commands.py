@@ -54,11 +54,11 @@ def register_local(commands: Any) -> None:
     )
     up.set_defaults(run=_run_up)
     for name, help_text in (
-        ("outage", "stop a region's MQTT broker, as in a regional outage"),
-        ("restore", "start a region's MQTT broker again"),
+        ("outage", "take a region's API down (503) and stop its MQTT broker, as in a regional outage"),
+        ("restore", "bring a region's API up and start its MQTT broker again"),
     ):
         command = local.add_parser(name, help=help_text)
-        command.add_argument("region", help="the region whose broker to stop or start")
+        command.add_argument("region", help="the region to take down or bring up")
         _add_state_dir_argument(command)
         command.set_defaults(run=_run_broker_command)
 
@@ -78,7 +78,8 @@ def register_drill(commands: Any) -> None:
 
     drill = commands.add_parser(
         "drill",
-        help="the disaster-recovery drill on the local cloud: replicate, lose the primary, fail over and back, report",
+        help="the disaster-recovery drill (on the local cloud, or --aws against a deployment): replicate, lose the "
+        "primary, fail over and back, report",
     )
     add_drill_arguments(drill)
     drill.set_defaults(run=_run_drill)
@@ -86,9 +87,20 @@ def register_drill(commands: Any) -> None:
 
 def _run_drill(args: argparse.Namespace) -> NoReturn:
     from iot_dr_local.drill.arguments import options_from
-    from iot_dr_local.drill.run import run_drill
 
-    code = run_drill(options_from(args))
+    options = options_from(args)
+    if args.restore:
+        from iot_dr_local.drill.aws_run import restore_recorded
+
+        code = restore_recorded(options)
+    elif options.aws:
+        from iot_dr_local.drill.aws_run import run_aws_drill
+
+        code = run_aws_drill(options)
+    else:
+        from iot_dr_local.drill.run import run_drill
+
+        code = run_drill(options)
     # As local up: everything is stopped; finalizing moto's heap would only add seconds.
     sys.stdout.flush()
     sys.stderr.flush()

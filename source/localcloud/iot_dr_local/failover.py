@@ -29,7 +29,7 @@ from iot_dr_local.failover_plan import ClientFactory, FailoverPlan, FailoverSett
 from iot_dr_local.mqtt_broker import PRIMARY_BROKER_ADDRESS, SECONDARY_BROKER_ADDRESS, MosquittoBroker
 from iot_dr_local.pki import IssuedCertificate, LocalCA
 from iot_dr_local.processes import DaemonError, find_binary
-from iot_dr_local.route53 import HandlerProbe, RecordSwitch, Route53Emulator
+from iot_dr_local.route53 import HandlerProbe, RecordSwitch, Route53Emulator, edits_from_route53
 
 LOG = logging.getLogger(__name__)
 
@@ -180,7 +180,11 @@ class FailoverServices:
             )
             probe.start()
             self.probes[region_plan.region] = probe
-            emulator.add_health_check(region_plan.health_check, probe)
+            # Health checks the stacks created live in Route 53: an edit there (the guide's failover test) applies.
+            refresh = (
+                edits_from_route53(self._client("route53", plan.primary.region)) if plan.source == "route53" else None
+            )
+            emulator.add_health_check(region_plan.health_check, probe, refresh)
         emulator.add_failover_record(plan.record)
         emulator.start()
 

@@ -17,6 +17,9 @@ from moto.core.utils import camelcase_to_underscores
 
 from iot_dr_local.patching import Patches
 
+# Services AWS serves globally (their endpoints sign with us-east-1): a regional outage does not take them down.
+GLOBAL_SERVICES = frozenset({"route53", "iam", "sts", "organizations", "cloudfront"})
+
 
 @dataclass
 class _Failure:
@@ -67,13 +70,19 @@ class FaultInjector:
         self.fail(service, operation, region, times)
 
     def take_down(self, region: str) -> None:
-        """Every API call to ``region`` fails with 503 until ``bring_up``: a regional outage."""
+        """Every API call to ``region`` (except ``GLOBAL_SERVICES``) fails with 503 until ``bring_up``: a regional
+        outage."""
         with self._lock:
             self._down.add(region)
 
     def bring_up(self, region: str) -> None:
         with self._lock:
             self._down.discard(region)
+
+    def down(self) -> list[str]:
+        """The regions taken down."""
+        with self._lock:
+            return sorted(self._down)
 
     def reset(self) -> None:
         with self._lock:
@@ -84,7 +93,7 @@ class FaultInjector:
     def _fault_for(self, response: BaseResponse) -> tuple[int, dict[str, str], str] | None:
         region = getattr(response, "region", "")
         with self._lock:
-            if region in self._down:
+            if region in self._down and (response.service_name or "") not in GLOBAL_SERVICES:
                 self.injected += 1
                 return _error(503, "ServiceUnavailableException", f"region {region} is unavailable")
             if not self._failures:

@@ -34,6 +34,7 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction, lambda_backends
 from moto.sqs.models import sqs_backends
 
+from iot_dr_local import emf_metrics
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.lambda_worker import error_payload
 from iot_dr_local.locking import SERVICE_LOCK
@@ -301,6 +302,8 @@ class LambdaRuntime:
                 if failure is not None:
                     return failure
             result = worker.invoke(event, request_id, float(function.timeout))
+            # What CloudWatch Logs does with the invocation's output: EMF lines become metric data points.
+            emf_metrics.record(function.account_id, function.region, worker.new_output())
             if result.errored:
                 LOG.info("function error", extra={"function": function.name, "error_type": _error_type(result)})
             return result

@@ -1,9 +1,10 @@
-"""``iot-dr local up|outage|restore``: serve the local two-region cloud; take a region's broker down and back up.
+"""``iot-dr local up|outage|restore``: serve the local two-region cloud; take a region down and back up.
 
 ``local up`` deploys the solution, starts the failover services (a broker per region, the DNS server with the failover
-CNAME, Route 53 emulation) and writes a state file. ``outage`` and ``restore`` are separate processes: they find the
-region's broker in the state file, stop it by PID or start it again with its configuration, and record what they did
-there, so ``local up`` stops every broker process, whoever started it, when it is interrupted.
+CNAME, Route 53 emulation) and writes a state file. ``outage`` and ``restore`` are separate processes: they switch the
+region's API down or up through the local cloud's outage switch (``outage_switch``), find the region's broker in the
+state file, stop it by PID or start it again with its configuration, and record what they did there, so ``local up``
+stops every broker process, whoever started it, when it is interrupted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from iot_dr_local import outage_switch
 from iot_dr_local.failover_plan import FailoverPlanError, FailoverSettings
 from iot_dr_local.mqtt_broker import PRIMARY_BROKER_ADDRESS, SECONDARY_BROKER_ADDRESS, port_open
 from iot_dr_local.ports import TCP, UDP, Port, PortInUse, require_free
@@ -402,26 +404,34 @@ def _running_state(state_file: StateFile) -> Iterator[LocalState]:
         yield state
 
 
-def _broker(state: LocalState, region: str) -> BrokerState:
+def _check_region(state: LocalState, region: str) -> None:
     if region not in (state.primary_region, state.secondary_region):
         raise LocalCommandError(
             f"unknown region {region}: the local cloud runs {state.primary_region} and {state.secondary_region}",
             EXIT_USAGE,
         )
-    broker = state.brokers.get(region)
-    if broker is None:
-        raise LocalCommandError(
-            "the local cloud runs without failover services (--no-failover, or mosquitto/knot missing)"
-        )
-    return broker
+
+
+def _switch_api(state: LocalState, region: str, down: bool) -> None:
+    """Take the region's API down or up through the local cloud's outage switch (``outage_switch``)."""
+    try:
+        outage_switch.switch(state.endpoint, region, down)
+    except OSError as err:
+        raise LocalCommandError(f"{region}: the local cloud at {state.endpoint} did not answer: {err}") from err
 
 
 def outage(region: str, state_dir: Path) -> int:
-    """Kill the region's broker (SIGKILL, as a crashing region would go)."""
+    """A regional outage: the region's API answers 503 (global-table replication to and from it held) and its broker
+    is killed (SIGKILL, as a crashing region would go)."""
     state_file = StateFile(state_dir.resolve())
     try:
         with _running_state(state_file) as state:
-            broker = _broker(state, region)
+            _check_region(state, region)
+            _switch_api(state, region, True)
+            _say(f"{region}: API down (503 ServiceUnavailableException), global-table replication held")
+            broker = state.brokers.get(region)
+            if broker is None:
+                return EXIT_OK
             process = broker.process
             if process is None or not process.alive():
                 _say(f"{region}: the broker is already stopped")
@@ -436,11 +446,17 @@ def outage(region: str, state_dir: Path) -> int:
 
 
 def restore(region: str, state_dir: Path) -> int:
-    """Start the region's broker again with its configuration; ``local up`` stops it when it shuts down."""
+    """Bring the region's API up (held replication follows) and start its broker again with its configuration;
+    ``local up`` stops the broker when it shuts down."""
     state_file = StateFile(state_dir.resolve())
     try:
         with _running_state(state_file) as state:
-            broker = _broker(state, region)
+            _check_region(state, region)
+            _switch_api(state, region, False)
+            _say(f"{region}: API up, held global-table replication released")
+            broker = state.brokers.get(region)
+            if broker is None:
+                return EXIT_OK
             if broker.process is not None and broker.process.alive():
                 _say(f"{region}: the broker is already running (pid {broker.process.pid})")
                 return EXIT_OK

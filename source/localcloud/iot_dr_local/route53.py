@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -52,6 +52,8 @@ class HealthCheckConfig:
     fqdn: str = "localhost"
     headers: Mapping[str, str] = field(default_factory=dict)
     response_timeout: float = RESPONSE_TIMEOUT
+    # Route 53 reports the opposite of what the probes find (UpdateHealthCheck's Inverted).
+    inverted: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.failure_threshold <= 10:
@@ -208,16 +210,25 @@ class HandlerProbe:
                 self._worker = None
 
 
+Refresh = Callable[[HealthCheckConfig], HealthCheckConfig]
+
+
 class _HealthCheck:
-    def __init__(self, config: HealthCheckConfig, probe: Probe) -> None:
+    def __init__(self, config: HealthCheckConfig, probe: Probe, refresh: Refresh | None = None) -> None:
         self.config = config
         self.probe = probe
+        self.refresh = refresh
         self.healthy = True  # Route 53 treats a new health check as healthy until it has data
         self.streak = 0
         self.streak_started_at = 0.0
         self.results: list[ProbeResult] = []
 
     def run_probe(self) -> ProbeResult:
+        if self.refresh is not None:
+            try:
+                self.config = self.refresh(self.config)
+            except Exception:  # the stored settings are unreadable for now: probe with the last ones
+                LOG.warning("health check settings not refreshed", extra={"id": self.config.health_check_id})
         started = time.time()
         try:
             status = int(self.probe(proxy_event(self.config))["statusCode"])
@@ -225,7 +236,7 @@ class _HealthCheck:
             LOG.exception("health-check target failed", extra={"health_check_id": self.config.health_check_id})
             status = 502
         seconds = time.time() - started
-        healthy = 200 <= status < 400 and seconds <= self.config.response_timeout
+        healthy = (200 <= status < 400 and seconds <= self.config.response_timeout) != self.config.inverted
         return ProbeResult(started, status, seconds, healthy)
 
     def record(self, result: ProbeResult) -> StatusChange | None:
@@ -259,8 +270,10 @@ class Route53Emulator:
         self.status_changes: list[StatusChange] = []
         self.switches: list[RecordSwitch] = []
 
-    def add_health_check(self, config: HealthCheckConfig, probe: Probe) -> None:
-        self._checks[config.health_check_id] = _HealthCheck(config, probe)
+    def add_health_check(self, config: HealthCheckConfig, probe: Probe, refresh: Refresh | None = None) -> None:
+        """``refresh`` gives the settings to probe with before each probe, from the current ones: edits made to the
+        stored health check (UpdateHealthCheck) take effect at the next probe, as in Route 53."""
+        self._checks[config.health_check_id] = _HealthCheck(config, probe, refresh)
 
     def add_failover_record(self, record: FailoverRecord) -> None:
         """Register a record; its current answer is whatever the failover rules give now (primary at first)."""
@@ -396,4 +409,16 @@ def health_check_from_route53(
         request_interval=request_interval or float(config.get("RequestInterval", 30)),
         failure_threshold=int(config.get("FailureThreshold", 3)),
         fqdn=config.get("FullyQualifiedDomainName", "localhost"),
+        inverted=bool(config.get("Inverted", False)),
     )
+
+
+def edits_from_route53(route53: Any) -> Refresh:
+    """A ``Refresh`` that takes the edits an operator can make to a health check in place (its resource path, whether
+    it is inverted) from (moto) Route 53, keeping the locally shortened interval and threshold."""
+
+    def refresh(config: HealthCheckConfig) -> HealthCheckConfig:
+        stored = health_check_from_route53(route53, config.health_check_id, config.request_interval)
+        return replace(config, resource_path=stored.resource_path, inverted=stored.inverted)
+
+    return refresh

@@ -95,6 +95,7 @@ class WorkerProcess:
         descriptor, log_path = tempfile.mkstemp(prefix="iot-dr-lambda-", suffix=".log")
         os.close(descriptor)
         self._log_path = Path(log_path)
+        self._log_read = 0
 
     @property
     def alive(self) -> bool:
@@ -153,6 +154,20 @@ class WorkerProcess:
         except (EOFError, OSError):
             return self._failure(request_id, "Runtime.ExitError", self._exit_message(request_id))
         return WorkerResult(answer["payload"], bool(answer["errored"]), answer["log"])
+
+    def new_output(self) -> str:
+        """What the environment printed since the last call (its standard output and error, as Lambda forwards
+        them to CloudWatch Logs)."""
+        try:
+            with self._log_path.open("rb") as log:
+                log.seek(self._log_read)
+                data = log.read()
+        except FileNotFoundError:
+            return ""
+        # Only whole lines: a line still being written is read next time.
+        complete = data[: data.rfind(b"\n") + 1]
+        self._log_read += len(complete)
+        return complete.decode("utf-8", "replace")
 
     def stop(self) -> None:
         """Kill the process (Lambda discards environments without notice), reap it and remove its log."""

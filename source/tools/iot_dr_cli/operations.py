@@ -88,7 +88,8 @@ def _stacks(region: str) -> list[Stack]:
     return stacks
 
 
-def _named_stack(region: str, name: str) -> Stack:
+def named_stack(region: str, name: str) -> Stack:
+    """The stack ``name`` in ``region``; OperatorError when it does not exist."""
     try:
         (stack,) = aws.client("cloudformation", region).describe_stacks(StackName=name)["Stacks"]
     except Exception as err:
@@ -126,7 +127,7 @@ def resolve_targets(
     """
     if table and not stack:
         return SecondaryTargets(region, table, state_machine_arn)
-    secondary = _named_stack(region, stack) if stack else find_stack(region, SECONDARY_OUTPUTS, "secondary")
+    secondary = named_stack(region, stack) if stack else find_stack(region, SECONDARY_OUTPUTS, "secondary")
     outputs = secondary.outputs
     queues = [
         ParkedQueue(region, url, function)

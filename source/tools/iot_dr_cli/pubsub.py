@@ -95,7 +95,8 @@ def _readable_file(flag: str, value: str) -> Path:
     return path
 
 
-def _dns_server(value: str | None) -> tuple[str, int] | None:
+def parse_dns_server(value: str | None) -> tuple[str, int] | None:
+    """``--dns-server host:port`` as (IP address, port); None for None; UsageError when malformed."""
     if value is None:
         return None
     host, _, port = value.rpartition(":")
@@ -200,7 +201,7 @@ def parse_options(argv: Sequence[str]) -> PubSubOptions:
         use_websocket=args.use_websocket,
         signing_region=args.signing_region,
         dr_mode=args.dr_mode,
-        dns_server=_dns_server(args.dns_server),
+        dns_server=parse_dns_server(args.dns_server),
         dns_interval=args.dns_interval,
         reconnect_jitter=args.reconnect_jitter,
         verbosity=args.verbosity,

@@ -26,6 +26,11 @@ class ItemWriter:
         self._table = table_name
         self._ttl_seconds = ttl_seconds
 
+    @property
+    def table_name(self) -> str:
+        """The name of the global table's replica this writer puts items into."""
+        return self._table
+
     def put(self, bodies: Iterable[dict[str, Any]]) -> int:
         """Put each body as one item (PutItem, https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_PutItem.html)
         with a new ``uuid`` and ``expires`` = now + TTL (epoch seconds); returns how many were written. botocore's

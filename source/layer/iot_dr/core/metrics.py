@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 NAMESPACE = "IoTDR"
+REPLICATION_LAG = "ReplicationLag"
+REPLICATION_LAG_DIMENSION = "StateTable"
+DRIFTED_DEVICES = "DriftedDevices"
 
 
 def emf_line(metric: str, value: float, dimensions: dict[str, str], unit: str = "Count") -> str:
@@ -35,3 +39,40 @@ def emf_line(metric: str, value: float, dimensions: dict[str, str], unit: str = 
 def count_parked_event(dead_letter_table: str, stream: TextIO | None = None) -> None:
     """Add one to ``ParkedEvents`` for ``dead_letter_table``: the metric the stack's ParkedEventsAlarm watches."""
     print(emf_line("ParkedEvents", 1, {"DeadLetterTable": dead_letter_table}), file=stream or sys.stdout, flush=True)
+
+
+# Event times before this (ms) are in seconds: 10**11 ms is 1973, 10**11 s is far in the future.
+_SECONDS_BEFORE = 10**11
+
+
+def source_time_ms(event: Mapping[str, Any]) -> int | None:
+    """When the source change happened in the primary, in epoch ms: ``receivedAt`` (the topic rule's ``timestamp()``
+    on shadow items) or ``timestamp`` (registry events, snapshots and reconciliation items); None when neither is a
+    number."""
+    for field in ("receivedAt", "timestamp"):
+        value = event.get(field)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return int(value * 1000) if value < _SECONDS_BEFORE else int(value)
+    return None
+
+
+def replication_lag(state_table: str, event: Mapping[str, Any], stream: TextIO | None = None) -> float | None:
+    """Write ``ReplicationLag`` (ms) for an event just applied in the secondary: now minus its source time (see
+    ``source_time_ms``), for ``state_table`` (the secondary's ledger table, one per deployment): the metric the
+    stack's ReplicationLagAlarm watches. Returns the lag in ms, or None (nothing written) without a source time."""
+    source = source_time_ms(event)
+    if source is None:
+        return None
+    lag = max(0.0, time.time() * 1000 - source)
+    print(
+        emf_line(REPLICATION_LAG, lag, {REPLICATION_LAG_DIMENSION: state_table}, unit="Milliseconds"),
+        file=stream or sys.stdout,
+        flush=True,
+    )
+    return lag
+
+
+def count_drift(global_table: str, drifted: int, stream: TextIO | None = None) -> None:
+    """Write ``DriftedDevices``: devices a reconciliation run found different in the secondary (0 included, so the
+    metric shows every run), for the deployment's global table ``global_table``."""
+    print(emf_line(DRIFTED_DEVICES, drifted, {"GlobalTable": global_table}), file=stream or sys.stdout, flush=True)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from iot_dr.core import aws
+from iot_dr.core import aws, metrics
 from iot_dr.core.errors import MalformedEvent, TransientReplicationError
 from iot_dr.core.event_types import FAMILY_OF, EventType, Family
 from iot_dr.core.logs import lambda_entry
@@ -56,8 +56,10 @@ def parse_input(workflow_input: Any) -> tuple[EventType, dict[str, Any]]:
     return event_type, workflow_input["event"]
 
 
-def apply_event(ctx: Secondary, family: Family, workflow_input: Any) -> dict[str, str]:
-    """Apply one workflow input with the applier of its event type; returns ``{"eventType", "outcome"}``.
+def apply_event(ctx: Secondary, family: Family, workflow_input: Any, state_table: str | None = None) -> dict[str, str]:
+    """Apply one workflow input with the applier of its event type; returns ``{"eventType", "outcome"}``; with
+    ``state_table``, the event's replication lag is written as the ``ReplicationLag`` metric (milliseconds, EMF) once
+    it is handled (applied or superseded).
 
     Raises ``MalformedEvent`` for an input of another family or a bad event, ``TransientReplicationError`` for an
     AWS error worth retrying (``aws.is_transient``), and the applier's own ``ReplicationError``s; the state
@@ -73,6 +75,8 @@ def apply_event(ctx: Secondary, family: Family, workflow_input: Any) -> dict[str
             raise TransientReplicationError(f"{type(err).__name__}: {err}") from err
         raise
     LOG.info("event handled", extra={"eventType": str(event_type), "outcome": str(outcome)})
+    if state_table is not None:
+        metrics.replication_lag(state_table, event)
     return {"eventType": str(event_type), "outcome": str(outcome)}
 
 
@@ -82,6 +86,7 @@ def worker_handler(family: Family) -> Callable[[Any, Any], dict[str, str]]:
     # The correlation id is the replication item's key (its uuid), the same for every retry of the item.
     @lambda_entry(correlation_id_path="event.uuid")
     def handler(event: Any, context: Any) -> dict[str, str]:
-        return apply_event(secondary_context(WorkerSettings.from_env()), family, event)
+        settings = WorkerSettings.from_env()
+        return apply_event(secondary_context(settings), family, event, settings.state_table)
 
     return handler

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from iot_dr.core import metrics
 from iot_dr.core.arns import rewrite_policy_document
 from iot_dr.core.items import ItemWriter
 from iot_dr.fleet.drift import Region, compare_device
@@ -158,6 +159,7 @@ def reconcile(regions: Regions, writer: ItemWriter, query_string: str) -> Reconc
         "reconciled",
         extra={"checked": report.checked, "drifted": len(report.drifted), "itemsWritten": report.items_written},
     )
+    metrics.count_drift(writer.table_name, len(report.drifted))
     return report
 
 

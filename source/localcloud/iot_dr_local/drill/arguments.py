@@ -16,6 +16,17 @@ def _number(value: str) -> float:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
 
 
+def _dns_server(value: str) -> tuple[str, int]:
+    from iot_dr_cli.pubsub import UsageError, parse_dns_server
+
+    try:
+        address = parse_dns_server(value)
+    except UsageError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--dns-server: ")) from None
+    assert address is not None
+    return address
+
+
 def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devices", type=int, default=100, help="devices in the fleet (default 100)")
     parser.add_argument(
@@ -34,6 +45,29 @@ def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--health-check-interval", type=_number, default=0.5, help="seconds between health-check probes (default 0.5)"
     )
+    against = parser.add_argument_group(
+        "against a deployment",
+        "--aws drills the deployment replicating --primary-region to --secondary-region in the account of the AWS "
+        "SDK's credentials (AWS_ENDPOINT_URL honoured): test devices are created and deleted, and the outage is the "
+        "primary's Route 53 health check made to fail, restored afterwards",
+    )
+    against.add_argument("--aws", action="store_true", help="drill the deployment instead of the local cloud")
+    against.add_argument("--stack-postfix", help="the deployment's stack postfix (default: found by its outputs)")
+    against.add_argument("--record", help="the failover record's name (default: found in Route 53)")
+    against.add_argument(
+        "--dns-server", type=_dns_server, help="resolve the failover record here, as host:port (default: the system's)"
+    )
+    against.add_argument(
+        "--switch-timeout",
+        type=_number,
+        default=600.0,
+        help="seconds to wait for replication and for each DNS switch (default 600)",
+    )
+    against.add_argument(
+        "--restore",
+        action="store_true",
+        help="undo the health-check edit a killed drill left (recorded in --report) and exit",
+    )
 
 
 def options_from(args: argparse.Namespace) -> DrillOptions:
@@ -45,4 +79,9 @@ def options_from(args: argparse.Namespace) -> DrillOptions:
         clients=args.clients if args.clients is not None else min(DEFAULT_CLIENTS, max(1, args.devices)),
         outage_seconds=args.outage_seconds,
         health_check_interval=args.health_check_interval,
+        aws=args.aws,
+        stack_postfix=args.stack_postfix,
+        record=args.record,
+        dns_server=args.dns_server,
+        switch_timeout=args.switch_timeout,
     )

@@ -12,7 +12,10 @@ DEFAULT_CLIENTS = 5
 class DrillOptions:
     """``devices``: fleet size (1..MAX_DEVICES); ``clients``: simulated devices publishing throughout (1..MAX_CLIENTS,
     at most ``devices``); ``outage_seconds``: how long the drill stays failed over once every client reconnected;
-    ``message_interval`` seconds between a client's messages; ``health_check_interval`` seconds between probes."""
+    ``message_interval`` seconds between a client's messages; ``health_check_interval`` seconds between probes.
+    With ``aws``: the deployment's stacks by the guide's names with ``stack_postfix`` (found by their outputs
+    otherwise), the failover ``record`` (found in Route 53 otherwise), the resolver ``dns_server`` (address, port;
+    the system's otherwise) and ``switch_timeout`` seconds for replication and each DNS switch."""
 
     devices: int
     report_dir: Path
@@ -22,3 +25,9 @@ class DrillOptions:
     outage_seconds: float = 3.0
     message_interval: float = 0.1
     health_check_interval: float = 0.5
+    # Against a deployment (``aws_run``): where it is and how long a switch may take.
+    aws: bool = False
+    stack_postfix: str | None = None
+    record: str | None = None
+    dns_server: tuple[str, int] | None = None
+    switch_timeout: float = 600.0

@@ -22,7 +22,9 @@ SCHEMA_VERSION = 1
 # (figure path in drill.json, one-line definition) for the HTML table and the schema document.
 DEFINITIONS = (
     ("replication.lag_seconds", "device created in the primary -> first seen in the secondary (p50/p95/max)"),
+    ("replication.lag_metric", "the secondary's IoTDR/ReplicationLag metric: source event -> applied (every event)"),
     ("rpo.unreplicated", "primary shadow changes not yet applied in the secondary when the outage began"),
+    ("rpo.lost", "of those, changes still not applied once every device had failed over (they never left the primary)"),
     ("rpo.oldest_unreplicated_age_seconds", "outage start minus the time of the oldest such change"),
     ("switches[].detection_seconds", "outage (or restore) -> Route 53 emulation decides the health check changed"),
     ("switches[].dns_switch_seconds", "that decision -> the failover CNAME answers the other region"),
@@ -120,6 +122,7 @@ def build(drill: Drill) -> dict[str, Any]:
             "devices_created": len(seen.created_at),
             "devices_replicated": len(lags),
             "lag_seconds": asdict(Stats.of(lags)),
+            "lag_metric": drill.lag_metric,
         },
         "parity_before_outage": drill.parity,
         "rpo": drill.rpo,
@@ -168,6 +171,12 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
         f"  replication lag ({document['replication']['devices_replicated']}/"
         f"{document['replication']['devices_created']} devices): {_stats(document['replication']['lag_seconds'])}",
     ]
+    metric = document["replication"].get("lag_metric")
+    if metric and metric["samples"]:
+        lines.append(
+            f"  ReplicationLag metric ({metric['samples']} events applied): average {metric['average_ms']:.0f} ms, "
+            f"max {metric['max_ms']:.0f} ms"
+        )
     parity = document["parity_before_outage"]
     if parity is not None:
         lines.append(
@@ -177,7 +186,8 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
     if rpo is not None:
         lines.append(
             f"  RPO at the outage: {rpo['unreplicated']} of {rpo['things_checked']} changed shadows not yet in the "
-            f"secondary, oldest {_seconds(rpo['oldest_unreplicated_age_seconds'])}"
+            f"secondary, oldest {_seconds(rpo['oldest_unreplicated_age_seconds'])}; {rpo.get('lost', '?')} never "
+            f"arrived (primary API during the outage: {rpo.get('primary_api', '?')})"
         )
     for switch in document["switches"]:
         lines.append(

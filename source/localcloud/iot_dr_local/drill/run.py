@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from iot_dr_local.drill import report
+from iot_dr_local.drill import report, shadow_changes
 from iot_dr_local.drill.devices import DnsTarget, SimulatedDevice
 from iot_dr_local.drill.observations import Observations, Repeating, Sample, ShadowChange
 from iot_dr_local.drill.options import DrillOptions
@@ -81,6 +81,8 @@ def validate(options: DrillOptions) -> None:
         raise DrillError(
             f"--health-check-interval must be between 0.1 and 30, not {options.health_check_interval}", EXIT_USAGE
         )
+    if not 1 <= options.switch_timeout <= 86400:
+        raise DrillError(f"--switch-timeout must be between 1 and 86400, not {options.switch_timeout}", EXIT_USAGE)
     try:
         options.report_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=options.report_dir, prefix=".drill-write-test-"):
@@ -155,6 +157,7 @@ class Drill:
         self.parity: dict[str, Any] | None = None
         self.rpo: dict[str, Any] | None = None
         self.outage_changes: dict[str, Any] | None = None
+        self.lag_metric: dict[str, Any] | None = None
         self.outcome = "not finished"
         self._sampler: Repeating | None = None
         self._writer: Repeating | None = None
@@ -174,6 +177,7 @@ class Drill:
         self._fail_over()
         self._change_in_secondary()
         self._fail_back()
+        self._read_lag_metric()
         self.outcome = "completed"
 
     def _set_up(self) -> None:
@@ -257,14 +261,20 @@ class Drill:
         time.sleep(1.0)
 
     def _fail_over(self) -> None:
-        services = self._services()
+        """The primary region goes: its API answers 503 and global-table replication out of it stops (the local
+        cloud's outage switch, ``iot_dr_local.outage_switch``), and its broker is killed. What the secondary lacks
+        at that moment can no longer arrive: it is the RPO."""
+        services, cloud, primary = self._services(), self._cloud(), self.options.primary_region
         if self._writer is not None:
             self._writer.stop()
-        outage = self.seen.mark("outage", f"broker of {self.options.primary_region} killed")
-        services.brokers[self.options.primary_region].stop(graceful=False)
-        self.rpo = self._unreplicated_at(outage)
+        outage = self.seen.mark("outage", f"API of {primary} down (503), its broker killed")
+        cloud.set_region_down(primary, True)
+        services.brokers[primary].stop(graceful=False)
+        self.rpo, missing = self._unreplicated_at(outage)
+        self.rpo["primary_api"] = self._probe_api(primary)
         self._wait_clients("secondary", outage, "fail over to the secondary")
         self.seen.mark("failover_complete", "every simulated device subscribed in the secondary")
+        self.rpo["lost"] = self._still_unreplicated(missing)
 
     def _change_in_secondary(self) -> None:
         """Shadow changes made in the secondary while failed over: one-way replication never copies them back."""
@@ -277,13 +287,23 @@ class Drill:
 
     def _fail_back(self) -> None:
         services = self._services()
-        restore = self.seen.mark("restore", f"broker of {self.options.primary_region} started again")
+        restore = self.seen.mark("restore", f"API of {self.options.primary_region} up, its broker started again")
+        self._cloud().set_region_down(self.options.primary_region, False)
         services.brokers[self.options.primary_region].start()
         self._wait_clients("primary", restore, "fail back to the primary")
         self.seen.mark("failback_complete", "every simulated device subscribed in the primary")
         assert self.outage_changes is not None
         self.outage_changes.update(self._fate_of_outage_changes())
         time.sleep(1.0)
+
+    def _read_lag_metric(self) -> None:
+        """The lag the secondary's workers reported to CloudWatch (the local cloud records their EMF lines)."""
+        from iot_dr_local.drill.lag_metric import read_lag_metric
+
+        state_table = self._cloud().launch.secondary_outputs["ReplicationStateTableName"]
+        cloudwatch = self._client("cloudwatch", self.options.secondary_region)
+        start = self.seen.milestones[0].at
+        self.lag_metric = read_lag_metric(cloudwatch, state_table, start, time.time())
 
     def tear_down(self) -> None:
         """Stop everything the drill started, in any phase; collect the devices' summaries first."""
@@ -359,12 +379,8 @@ class Drill:
         }
 
     def _update_shadow(self, iot_data: Any, thing: str, region: str) -> ShadowChange:
-        import json
-
         self._seq += 1
-        payload = json.dumps({"state": {"desired": {"drill_seq": self._seq}}})
-        iot_data.update_thing_shadow(thingName=thing, payload=payload)
-        change = ShadowChange(thing, region, self._seq, time.time())
+        change = shadow_changes.write_change(iot_data, thing, region, self._seq)
         self.seen.shadow_changes.append(change)
         return change
 
@@ -372,51 +388,44 @@ class Drill:
         iot_data = self._client("iot-data", self.options.primary_region)
         self._update_shadow(iot_data, self.fleet[self._seq % len(self.fleet)], self.options.primary_region)
 
-    def _secondary_seq(self, thing: str, region: str) -> int | None:
-        import json
-
+    def _seq_in(self, region: str) -> shadow_changes.SeqOf:
         iot_data = self._client("iot-data", region)
-        try:
-            document = json.loads(iot_data.get_thing_shadow(thingName=thing)["payload"].read())
-        except iot_data.exceptions.ResourceNotFoundException:
-            return None
-        value = document.get("state", {}).get("desired", {}).get("drill_seq")
-        return value if isinstance(value, int) else None
+        return lambda thing: shadow_changes.read_seq(iot_data, thing)
 
-    def _unreplicated_at(self, outage: float) -> dict[str, Any]:
-        """Primary shadow changes not applied in the secondary right after the outage began (the RPO)."""
-        latest: dict[str, ShadowChange] = {}
-        for change in self.seen.shadow_changes:
-            if change.region == self.options.primary_region:
-                latest[change.thing] = change
+    def _unreplicated_at(self, outage: float) -> tuple[dict[str, Any], list[ShadowChange]]:
+        """Primary shadow changes the secondary lacked right after the outage began (the RPO): the figures, and the
+        lacking changes."""
+        changes = [change for change in self.seen.shadow_changes if change.region == self.options.primary_region]
         checked_at = time.time()
-        missing = [
-            change
-            for change in latest.values()
-            if (self._secondary_seq(change.thing, self.options.secondary_region) or 0) < change.seq
-        ]
-        oldest = min((change.at for change in missing), default=None)
-        return {
-            "changes_made": sum(1 for c in self.seen.shadow_changes if c.region == self.options.primary_region),
-            "things_checked": len(latest),
-            "unreplicated": len(missing),
-            "oldest_unreplicated_age_seconds": None if oldest is None else outage - oldest,
-            "checked_seconds_after_outage": checked_at - outage,
-        }
+        lacking = shadow_changes.missing(changes, self._seq_in(self.options.secondary_region))
+        figures = shadow_changes.backlog(changes, lacking, outage)
+        return {**figures, "checked_seconds_after_outage": checked_at - outage}, lacking
+
+    def _still_unreplicated(self, lacking: list[ShadowChange]) -> int:
+        """Of the changes lacking at the outage, those still not applied once every device failed over: the ones
+        that had not left the primary (the rest were already in the secondary's table, waiting to be applied)."""
+        return len(shadow_changes.missing(lacking, self._seq_in(self.options.secondary_region)))
+
+    def _probe_api(self, region: str) -> str:
+        """What one call to ``region``'s IoT API answers now, without retries: "ok" or the error code."""
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from iot_dr.core.aws import error_code
+
+        impatient = self._cloud().client("iot", region, Config(retries={"max_attempts": 1}))
+        try:
+            impatient.list_things(maxResults=1)
+        except ClientError as err:
+            return error_code(err)
+        except BotoCoreError as err:
+            return type(err).__name__
+        return "ok"
 
     def _fate_of_outage_changes(self) -> dict[str, Any]:
-        """Where the changes made in the secondary during the outage are after failback: in the primary or only in
-        the secondary (drift, as one-way replication leaves them)."""
         made = [c for c in self.seen.shadow_changes if c.region == self.options.secondary_region]
-        in_primary = sum(1 for c in made if self._secondary_seq(c.thing, self.options.primary_region) == c.seq)
-        in_secondary = sum(1 for c in made if self._secondary_seq(c.thing, self.options.secondary_region) == c.seq)
-        return {
-            "copied_to_primary": in_primary,
-            "kept_in_secondary": in_secondary,
-            "fate": "kept in the secondary only, reported as drift: replication is one-way (primary -> secondary)"
-            if in_primary == 0
-            else "copied to the primary",
-        }
+        primary, secondary = self.options.primary_region, self.options.secondary_region
+        return shadow_changes.fate(made, self._seq_in(primary), self._seq_in(secondary))
 
     def _wait_clients(self, role: str, since: float, what: str) -> None:
         deadline = time.monotonic() + SWITCH_TIMEOUT
