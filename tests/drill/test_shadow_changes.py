@@ -47,3 +47,12 @@ def test_changes_made_while_failed_over_are_drift_unless_the_primary_holds_them(
 
     copied = fate(made, primary={"a": 7}.get, secondary=in_secondary)
     assert (copied["copied_to_primary"], copied["fate"]) == (1, "copied to the primary")
+
+
+def test_a_change_made_while_failed_over_is_overwritten_by_an_older_primary_change_that_replicated_later() -> None:
+    made = [ShadowChange("a", "us-west-2", 7, 200.0), ShadowChange("b", "us-west-2", 8, 201.0)]
+    # "a" now holds primary change 5, made before the outage and applied in the secondary after change 7.
+    figures = fate(made, primary={"a": 5, "b": 2}.get, secondary={"a": 5, "b": 8}.get)
+    outcome = (figures["copied_to_primary"], figures["kept_in_secondary"], figures["overwritten_by_replication"])
+    assert outcome == (0, 1, 1)
+    assert figures["fate"].endswith("1 overwritten by primary changes from before the outage that replicated later")

@@ -48,14 +48,27 @@ def backlog(changes: list[ShadowChange], lacking: list[ShadowChange], at: float)
 
 
 def fate(made: Iterable[ShadowChange], primary: SeqOf, secondary: SeqOf) -> dict[str, Any]:
-    """Where the changes made in the secondary while failed over are after failback: in the primary, or only in the
-    secondary (drift, as one-way replication leaves them)."""
+    """Where the changes made in the secondary while failed over are after failback: ``copied_to_primary``,
+    ``kept_in_secondary`` (drift, as one-way replication leaves them) or ``overwritten_by_replication`` (a primary
+    change made before the outage reached the secondary after them: the primary stays the source of truth), and
+    ``fate``."""
     made = list(made)
     in_primary = sum(1 for change in made if primary(change.thing) == change.seq)
+    now_in_secondary = [secondary(change.thing) for change in made]
+    pairs = list(zip(made, now_in_secondary, strict=True))
+    kept = sum(1 for change, seq in pairs if seq == change.seq)
+    # The drill's primary changes stop before the outage, so an older number in the secondary came from the primary.
+    overwritten = sum(1 for change, seq in pairs if seq is not None and seq < change.seq)
+    fate_text = (
+        "copied to the primary"
+        if in_primary
+        else "kept in the secondary only, reported as drift: replication is one-way (primary -> secondary)"
+    )
+    if overwritten:
+        fate_text += f"; {overwritten} overwritten by primary changes from before the outage that replicated later"
     return {
         "copied_to_primary": in_primary,
-        "kept_in_secondary": sum(1 for change in made if secondary(change.thing) == change.seq),
-        "fate": "kept in the secondary only, reported as drift: replication is one-way (primary -> secondary)"
-        if in_primary == 0
-        else "copied to the primary",
+        "kept_in_secondary": kept,
+        "overwritten_by_replication": overwritten,
+        "fate": fate_text,
     }
