@@ -21,6 +21,7 @@ from typing import Any
 from iot_dr.core.arns import rewrite_policy_document
 from iot_dr.core.items import ItemWriter
 from iot_dr.fleet.drift import Region, compare_device
+from iot_dr.health.checker_identity import without_checker_things
 from iot_dr.primary.snapshots import (
     certificate_snapshot,
     policy_snapshot,
@@ -137,7 +138,7 @@ def thing_snapshots(iot: Any, thing: str) -> list[dict[str, Any]]:
 
 def reconcile(regions: Regions, writer: ItemWriter, query_string: str) -> ReconcileReport:
     report = ReconcileReport()
-    for thing in primary_thing_names(regions.primary_iot, query_string):
+    for thing in without_checker_things(primary_thing_names(regions.primary_iot, query_string)):
         report.checked += 1
         reason = drift(regions, thing)
         if reason is None:
