@@ -11,6 +11,9 @@ from iot_dr.health import health_check
 
 LOG = logging.getLogger(__name__)
 
+# Init phase, once per execution environment: the credentials are read before the first request starts its budget.
+health_check.warm_up()
+
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Never raises: API Gateway would turn an exception into a 502 that says nothing about the region."""
