@@ -1,24 +1,31 @@
 """Health-check answer time, cold and warm (p50/p99), and under a flood of unauthenticated requests.
 
 Runs the real health-checker handler against a real mosquitto broker with mutual TLS on 127.0.0.2 (the port given
-by --mqtt-port, 0 picks a free one):
+by --mqtt-port, 0 picks a free one), with its credentials from files (as the local cloud's checker) or, with
+--credentials secret, from Secrets Manager (as on AWS; a moto server on loopback):
 
 - cold: a new Python process per sample imports the handler and answers one request (import + first call, as a
-  Lambda cold start without the runtime's own start-up);
+  Lambda cold start without the runtime's own start-up), split into the handler's import and the first call;
 - warm: one process answers --warm requests in a row;
 - flood: --flood-threads threads send requests without the secret for --flood-seconds (bounded, in-process) while
   the main thread sends an authenticated probe every 100 ms; prints the probes' answer times and the flood's codes.
   This measures the handler: API Gateway's throttle and AWS WAF are not in the local path (README, "Health check").
 
     .venv/bin/python benchmarks/health_check_latency.py --cold 20 --warm 200 --mqtt-port 18817
+    .venv/bin/python benchmarks/health_check_latency.py --cold 20 --warm 200 --credentials secret
+
+Where the import time goes: ``python -X importtime -c "import health_checker"`` in
+source/lambda/iot-dr-r53-health-checker with PYTHONPATH=../../layer.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -41,8 +48,11 @@ started = time.monotonic()
 spec = importlib.util.spec_from_file_location("health_checker", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
+imported = time.monotonic()
 status = module.handler(json.loads(sys.argv[2]), None)["statusCode"]
-print(json.dumps({"ms": (time.monotonic() - started) * 1000, "status": status}))
+done = time.monotonic()
+print(json.dumps({"ms": (done - started) * 1000, "import_ms": (imported - started) * 1000,
+                  "call_ms": (done - imported) * 1000, "status": status}))
 """
 
 
@@ -82,6 +92,35 @@ def timed(handler: Any, event: dict[str, Any]) -> tuple[float, int]:
     return (time.monotonic() - started) * 1000, status
 
 
+def free_port(address: str) -> int:
+    """A port free on ``address`` now (mosquitto reads port 0 as a unix socket, so one must be chosen here)."""
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return int(probe.getsockname()[1])
+
+
+def secret_environment(identity: Any) -> tuple[dict[str, str], Any]:
+    """A Secrets Manager (moto server on loopback) holding the checker's credentials; its environment and server."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port("127.0.0.1"), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    secrets = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=env["AWS_ENDPOINT_URL"],
+                           aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    value = {"certificatePem": identity.cert_pem, "privateKey": identity.key_pem, "healthCheckSecret": SECRET}
+    arn = secrets.create_secret(Name="iot-dr-bench-checker", SecretString=json.dumps(value))["ARN"]
+    return {**env, "CREDENTIALS_SECRET_ARN": arn}, server
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold", type=int, default=10)
@@ -89,28 +128,33 @@ def main() -> int:
     parser.add_argument("--flood-threads", type=int, default=4)
     parser.add_argument("--flood-seconds", type=float, default=10.0)
     parser.add_argument("--mqtt-port", type=int, default=0)
+    parser.add_argument("--credentials", choices=("files", "secret"), default="files")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="iot-dr-bench-"))
     work.chmod(0o755)  # mosquitto drops privileges before reading its files
     ca = LocalCA(work / "ca")
     identity = ca.issue_device("iot-dr-r53-checker-bench")
-    broker = MosquittoBroker("bench", PRIMARY_BROKER_ADDRESS, args.mqtt_port, work / "broker", ca, [])
+    port = args.mqtt_port or free_port(PRIMARY_BROKER_ADDRESS)
+    broker = MosquittoBroker("bench", PRIMARY_BROKER_ADDRESS, port, work / "broker", ca, [])
     broker.start()
+    secrets_server = None
     try:
         env = {
             "IOT_ENDPOINT": broker.endpoint.address,
             "IOT_PORT": str(broker.endpoint.port),
             "CA_PATH": str(broker.endpoint.ca_path),
-            "CERT_PATH": str(identity.cert_path),
-            "KEY_PATH": str(identity.key_path),
-            "HEALTH_CHECK_SECRET": SECRET,
             "CLIENT_ID": "iot-dr-r53-checker-bench",
             "AWS_REGION": "us-east-1",
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "ERROR"),
         }
+        if args.credentials == "secret":
+            secret_env, secrets_server = secret_environment(identity)
+            env.update(secret_env)
+        else:
+            env.update(CERT_PATH=str(identity.cert_path), KEY_PATH=str(identity.key_path), HEALTH_CHECK_SECRET=SECRET)
         os.environ.update(env)
-        cold = []
+        cold, cold_import, cold_call = [], [], []
         for _ in range(args.cold):
             out = subprocess.run(
                 [sys.executable, "-c", COLD, str(HANDLER), json.dumps(request(SECRET))],
@@ -123,6 +167,8 @@ def main() -> int:
             if sample["status"] != 200:
                 print(f"cold sample answered {sample['status']} after {sample['ms']:.0f} ms", file=sys.stderr)
             cold.append(sample["ms"])
+            cold_import.append(sample["import_ms"])
+            cold_call.append(sample["call_ms"])
         handler = load_handler()
         warm = [timed(handler, request(SECRET)) for _ in range(args.warm)]
         assert {status for _, status in warm} == {200}
@@ -149,7 +195,10 @@ def main() -> int:
         for thread in threads:
             thread.join()
 
+        print(f"credentials from {args.credentials}")
         print(summary("cold (import + 1st call)", cold))
+        print(summary("  cold: handler import", cold_import))
+        print(summary("  cold: 1st call", cold_call))
         print(summary("warm", [ms for ms, _ in warm]))
         rate = len(flood_ms) / args.flood_seconds
         print(summary("flood: unauthenticated", flood_ms) + f"   codes {dict(flood_codes)}   {rate:.0f} requests/s")
@@ -159,6 +208,8 @@ def main() -> int:
         )
         print(f"probes over 2000 ms: {sum(ms > 2000 for ms, _ in probes)} of {len(probes)}")
     finally:
+        if secrets_server is not None:
+            secrets_server.stop()
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
     return 0

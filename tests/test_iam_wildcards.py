@@ -135,3 +135,25 @@ Resources:
 
     assert len(found) == 1
     assert "iot:DeleteCertificate" in found[0] and "cert/*" in found[0]
+
+
+def _resources_by_role(template: Path) -> dict[str, list[tuple[list[str], list[str]]]]:
+    """(actions, literal resources) of each statement, by the logical id of the role or policy holding it."""
+    found: dict[str, list[tuple[list[str], list[str]]]] = {}
+    for logical_id, _, _, statement in statements(template):
+        actions = statement.get("Action")
+        actions = [actions] if isinstance(actions, str) else list(actions or [])
+        found.setdefault(logical_id, []).append((actions, _strings(statement.get("Resource"))))
+    return found
+
+
+def test_the_launch_function_holds_no_right_over_any_certificate() -> None:
+    """Replication never copies a health checker's identity, so uninstalling has no certificate to remove."""
+    launch = _resources_by_role(REPO / "deployment" / "disaster-recovery-for-aws-iot.template")["LaunchFunctionRole"]
+    assert launch, "LaunchFunctionRole has no statements"
+    on_certificates = [resources for _, resources in launch if any(":cert/" in r for r in resources)]
+    assert on_certificates == []
+    acting_on_certificates = re.compile(
+        r"^iot:(\*|\w*Certificate\w*|(Attach|Detach)(Policy|PrincipalPolicy|ThingPrincipal))$"
+    )
+    assert [a for actions, _ in launch for a in actions if acting_on_certificates.match(a)] == []

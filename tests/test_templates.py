@@ -22,6 +22,7 @@ from cfnlint.helpers import load_resource
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 from iot_dr.core.event_types import APPLY_WAVE, FAMILY_OF, WORKER_STATE
+from iot_dr.health.checker_identity import THING_NAME_PREFIX
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOYMENT = REPO / "deployment"
@@ -43,7 +44,8 @@ LINT_REGIONS = {"us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-north
 
 REGISTRY_SQL = (
     "SELECT *, newuuid() AS uuid, (timestamp() / 1000) + ${ItemTtlSeconds} AS expires FROM '$aws/events/#' "
-    "WHERE topic(3) = 'thing' OR topic(3) = 'thingType' OR topic(3) = 'thingTypeAssociation' "
+    f"WHERE (topic(3) = 'thing' AND NOT startswith(topic(4), '{THING_NAME_PREFIX}')) OR topic(3) = 'thingType' "
+    "OR topic(3) = 'thingTypeAssociation' "
     "OR topic(3) = 'thingGroup' OR topic(3) = 'thingGroupMembership' OR topic(3) = 'thingGroupHierarchy'"
 )
 

@@ -226,6 +226,10 @@ def test_launcher_deploys_replicates_and_uninstall_leaves_nothing_behind(cloud: 
     primary_iot.attach_thing_principal(thingName="deployment-probe", principal=keys["certificateArn"])
     replica = eventually(lambda: _thing_with_principal(secondary_iot, "deployment-probe"), timeout=60)
     assert replica == (keys["certificateId"], {"kind": "probe"})
+    # The primary health checker's identity stays there: the pipeline that just replicated the probe skipped it.
+    checker_thing = _outputs(cloud, PRIMARY, names.health_checker_stack)["CheckerThingName"]
+    with pytest.raises(secondary_iot.exceptions.ResourceNotFoundException):
+        secondary_iot.describe_thing(thingName=checker_thing)
 
     primary_iot.detach_thing_principal(thingName="deployment-probe", principal=keys["certificateArn"])
     primary_iot.delete_thing(thingName="deployment-probe")

@@ -226,6 +226,34 @@ def test_credentials_and_secret_come_from_secrets_manager(
         assert health_check.handle_request(request("from-secrets-manager"), settings)["statusCode"] == 200
 
 
+def test_warm_up_reads_the_secret_before_the_first_request_and_never_raises(
+    environment: dict[str, str], checker_identity: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        value = {"certificatePem": checker_identity.cert_pem, "privateKey": checker_identity.key_pem}
+        secret_arn = secrets.create_secret(
+            Name="warm-checker", SecretString=json.dumps({**value, "healthCheckSecret": "warm"})
+        )["ARN"]
+        env = {
+            **environment,
+            "CERT_PATH": "",
+            "KEY_PATH": "",
+            "HEALTH_CHECK_SECRET": "",
+            "CREDENTIALS_SECRET_ARN": secret_arn,
+        }
+
+        health_check.warm_up(env)
+        # Gone from Secrets Manager: only what warm_up read can admit the request.
+        secrets.delete_secret(SecretId=secret_arn, ForceDeleteWithoutRecovery=True)
+
+        response = health_check.handle_request(request("warm"), HealthCheckSettings.from_env(env))
+    assert response["statusCode"] == 200
+    health_check.warm_up({})  # misconfigured: logged, answered by the first request, never an init failure
+
+
 @pytest.mark.parametrize(
     ("event", "status"),
     [

@@ -10,10 +10,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from identity_support import create_identity, parts_present
 from replication.conftest import PRIMARY, SECONDARY
 from waiting import eventually
 
 from iot_dr.core.dynamo_json import from_item
+from iot_dr.core.event_types import EventType
 from iot_dr_local.cloud import LocalCloud
 
 
@@ -73,6 +75,48 @@ def test_policy_versions_are_captured_with_their_documents(cloud: LocalCloud, pr
     eventually(replicated)
 
 
+def _trigger_reconciliation(cloud: LocalCloud) -> None:
+    rule = next(
+        r["Name"]
+        for r in cloud.client("events", PRIMARY).list_rules()["Rules"]
+        if r.get("ScheduleExpression") and "ReconcileSchedule" in r["Name"]
+    )
+    cloud.scheduler.trigger(PRIMARY, rule)
+
+
+def test_the_health_checkers_identity_never_reaches_the_secondary(
+    cloud: LocalCloud, primary: Any, secondary: Any
+) -> None:
+    checker = create_identity(primary, "iot-dr-r53-checker-sources")
+    # The same calls for a device: the pipeline saw and replicated them, so the checker was skipped, not missed.
+    device = create_identity(primary, "identity-probe")
+    eventually(
+        lambda: (
+            _exists(secondary, device.thing_name)
+            and secondary.list_thing_principals(thingName=device.thing_name)["principals"]
+        ),
+        timeout=60,
+    )
+    assert parts_present(secondary, device) == ["thing", "policy", "certificate"]
+    primary.update_certificate(certificateId=checker.certificate_id, newStatus="INACTIVE")
+    primary.update_certificate(certificateId=checker.certificate_id, newStatus="ACTIVE")
+    assert cloud.wait_idle(60)
+    assert parts_present(secondary, checker) == []
+
+    # The scheduled reconciliation repairs the device's replica and still leaves the checker out.
+    (replica_arn,) = secondary.list_thing_principals(thingName=device.thing_name)["principals"]
+    secondary.detach_thing_principal(thingName=device.thing_name, principal=replica_arn)
+    _trigger_reconciliation(cloud)
+    eventually(
+        lambda: secondary.list_thing_principals(thingName=device.thing_name)["principals"] == [replica_arn], timeout=60
+    )
+    assert cloud.wait_idle(60)
+    assert parts_present(secondary, checker) == []
+    captured = json.dumps([item for kind in EventType for item in primary_items(cloud, str(kind))])
+    assert device.certificate_id in captured
+    assert checker.thing_name not in captured and checker.certificate_id not in captured
+
+
 def test_scheduled_reconciliation_repairs_a_drifted_replica(cloud: LocalCloud, primary: Any, secondary: Any) -> None:
     primary.create_thing(thingName="drifting", attributePayload={"attributes": {"site": "lyon"}})
     certificate = primary.create_keys_and_certificate(setAsActive=True)
@@ -86,12 +130,7 @@ def test_scheduled_reconciliation_repairs_a_drifted_replica(cloud: LocalCloud, p
     secondary.detach_thing_principal(thingName="drifting", principal=replica_arn)
     secondary.update_thing(thingName="drifting", attributePayload={"attributes": {"site": "wrong"}, "merge": False})
 
-    rule = next(
-        r["Name"]
-        for r in cloud.client("events", PRIMARY).list_rules()["Rules"]
-        if r.get("ScheduleExpression") and "ReconcileSchedule" in r["Name"]
-    )
-    cloud.scheduler.trigger(PRIMARY, rule)
+    _trigger_reconciliation(cloud)
     eventually(lambda: secondary.list_thing_principals(thingName="drifting")["principals"] == [replica_arn])
     eventually(lambda: secondary.describe_thing(thingName="drifting")["attributes"] == {"site": "lyon"})
 

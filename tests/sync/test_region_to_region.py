@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 from fleet_support import PRIMARY, SECONDARY, attachment_types, group_layer, out_of_sync, policy_document, seed_fleet
+from identity_support import create_identity, parts_present
 from waiting import eventually
 
 from iot_dr.sync.checkpoint import FileCheckpoint
+from iot_dr_cli import devices_cmp
 from iot_dr_cli.main import main
 from iot_dr_local.cloud import LocalCloud
 
@@ -64,6 +66,25 @@ def test_existing_fleet_is_copied_whole_and_smart_mode_then_skips_it(
     assert (again["skipped"], again["created"], again["repaired"]) == (6, 0, 0)
     assert "CreateThing" not in again["calls"][SECONDARY]
     assert "RegisterCertificateWithoutCA" not in again["calls"][SECONDARY]
+
+
+def test_the_health_checkers_identity_is_never_synced_nor_reported(
+    cloud: LocalCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    iot, secondary = cloud.client("iot", PRIMARY), cloud.client("iot", SECONDARY)
+    fleet = seed_fleet(iot, cloud.client("iot-data", PRIMARY), "ckprobe", 1)
+    checker = create_identity(iot, "iot-dr-r53-checker-ckprobe")
+    query = "thingName:*ckprobe*"  # matches both names
+
+    code, summary = sync(capsys, "--query-string", query, "--mode", "repair")
+
+    assert code == 0, summary
+    assert (summary["seen"], summary["created"], summary["failed"]) == (1, 1, 0)
+    assert out_of_sync(cloud, fleet) == {}
+    assert parts_present(secondary, checker) == []
+    # Nor is it a difference the comparison reports, nor a thing the fleet commands list.
+    assert devices_cmp.main([*FLAGS, "--query-string", query]) == 0
+    assert checker.thing_name not in capsys.readouterr().out
 
 
 def _drift(cloud: LocalCloud, names: list[str]) -> None:

@@ -11,6 +11,9 @@ from iot_dr.health import health_check
 
 LOG = logging.getLogger(__name__)
 
+# Init phase, once per execution environment: the credentials are read before the first request starts its budget.
+health_check.warm_up()
+
 
 @lambda_entry(correlation_id_path="requestContext.requestId || id")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

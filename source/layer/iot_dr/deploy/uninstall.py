@@ -18,7 +18,6 @@ from botocore.exceptions import ClientError
 
 from iot_dr.core import aws
 from iot_dr.core.aws import error_code
-from iot_dr.health import checker_identity
 
 if TYPE_CHECKING:
     from types_boto3_cloudformation import CloudFormationClient
@@ -213,24 +212,17 @@ def _thing_exists(region: str, thing: str) -> bool:
     return True
 
 
-def _remove_checker_identities(config: Deployment, things: dict[str, str], report: UninstallReport) -> None:
-    """The health-checker stacks delete their identities; replication has copied the primary's into the secondary.
+def _check_checker_identities(config: Deployment, things: dict[str, str], report: UninstallReport) -> None:
+    """The health-checker stacks delete their identities; check that their things are gone.
 
-    That copy is the solution's too. Replication is gone by now, so it is removed here, by its exact names.
+    Replication never copies a checker's identity (``iot_dr.health.checker_identity``), so nothing of it is left in
+    the other region for the uninstaller to remove (and it holds no right over certificates to do so).
     """
     for region, thing in things.items():
         if _thing_exists(region, thing):
             report.failures.append(f"health-checker thing {thing} in {region} still exists")
         else:
             report.deleted.append(f"health-checker thing {thing} in {region}")
-    replicated = things.get(config.primary_region)
-    if replicated and _thing_exists(config.secondary_region, replicated):
-        try:
-            checker_identity.delete_identity(aws.client("iot", config.secondary_region), replicated)
-        except ClientError as err:
-            report.failures.append(f"replicated health-checker thing {replicated} in {config.secondary_region}: {err}")
-        else:
-            report.deleted.append(f"replicated health-checker thing {replicated} in {config.secondary_region}")
 
 
 def delete_bucket(region: str, bucket: str, deployment: str) -> str | None:
@@ -274,7 +266,7 @@ def uninstall(
     if not _delete_stacks(first_wave, clock, report, progress):
         report.pending.append(f"stack {config.primary_stack} in {primary} (waits for the stacks above)")
         return report
-    _remove_checker_identities(config, things, report)
+    _check_checker_identities(config, things, report)
     if not _delete_stacks([(primary, config.primary_stack)], clock, report, progress):
         return report
     for region in config.regions:

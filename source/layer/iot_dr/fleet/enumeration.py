@@ -4,6 +4,9 @@
 any size is walked without holding it in memory. With thing indexing off, only ``thingName:<pattern>`` queries (and
 ``*``) can be answered, from ListThings with the pattern matched locally; other queries raise ``IndexingDisabled``.
 Query syntax: https://docs.aws.amazon.com/iot/latest/developerguide/query-syntax.html
+
+The health checkers' own things are never part of a fleet (``iot_dr.health.checker_identity``): no sync copies them,
+no comparison reports them, no bulk deletion removes them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from types_boto3_iot import IoTClient
     from types_boto3_iot.type_defs import ThingDocumentTypeDef
+
+from iot_dr.health.checker_identity import without_checker_things
 
 DEFAULT_QUERY = "thingName:*"
 PAGE_SIZE = 100
@@ -55,7 +60,12 @@ def search_things(iot: IoTClient, query_string: str) -> Iterator[ThingDocumentTy
 
 
 def thing_names(iot: IoTClient, query_string: str = DEFAULT_QUERY) -> Iterator[str]:
-    """Names of the things matching ``query_string`` in ``iot``'s region; raises ``IndexingDisabled``."""
+    """Names of the things matching ``query_string`` in ``iot``'s region, health checkers' things left out; raises
+    ``IndexingDisabled``."""
+    return without_checker_things(_matching_names(iot, query_string))
+
+
+def _matching_names(iot: IoTClient, query_string: str) -> Iterator[str]:
     if indexing_enabled(iot):
         for thing in search_things(iot, query_string):
             yield thing["thingName"]

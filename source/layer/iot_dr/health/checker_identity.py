@@ -2,27 +2,72 @@
 
 The health-checker stack creates and deletes it with native CloudFormation resources
 (``iot_dr.health.checker_credentials`` keeps its key). Here: the policy it gets (the local cloud's checker identity uses
-it too), and the removal of the copy replication makes of the primary's identity in the secondary, which no stack owns
-(``iot_dr.deploy.uninstall``)."""
+it too), and how the rest of the solution recognises it so that it never leaves its region.
+
+Each region's checker proves that region's own IoT endpoint works; a copy in the other region would be an identity no
+stack owns, and removing it would need rights over every certificate there. So the capture in the primary (topic
+rules, CloudTrail capture, reconciliation) and the region syncs skip it. It is recognised by names its stack chooses:
+
+- the thing is ``iot-dr-r53-checker-<id>`` (``THING_NAME_PREFIX``, reserved for the solution: the deployment role's
+  rights on things and policies are limited to it);
+- its policy is ``<thing>-policy``;
+- its certificate, made by IoT from the stack's CSR, has the thing's name as subject common name (the CSR's subject;
+  ``checker_credentials.new_key_and_csr``), which is readable from the certificate alone, before any attachment.
+  Assumption to confirm on AWS: IoT keeps the CSR's subject in the certificate it issues, as the local cloud does
+  (https://docs.aws.amazon.com/iot/latest/apireference/API_CreateCertificateFromCsr.html says only that the
+  certificate is created "using the specified certificate signing request").
+"""
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from botocore.exceptions import ClientError
+from iot_dr.core.event_types import EventType
+from iot_dr.core.x509_subject import subject_common_name
 
-from iot_dr.core.aws import error_code
+THING_NAME_PREFIX = "iot-dr-r53-checker-"
+POLICY_SUFFIX = "-policy"
 
-if TYPE_CHECKING:
-    from types_boto3_iot import IoTClient
 
-LOG = logging.getLogger(__name__)
+def is_checker_thing(thing_name: str) -> bool:
+    """True for a health checker's thing name (the one predicate behind every skip below)."""
+    return thing_name.startswith(THING_NAME_PREFIX)
 
-_DETACH_SETTLE_ATTEMPTS = 10
+
+def without_checker_things(thing_names: Iterable[str]) -> Iterator[str]:
+    """``thing_names`` less the health checkers' things, lazily (a fleet is walked page by page)."""
+    return (name for name in thing_names if not is_checker_thing(name))
+
+
+def is_checker_policy(policy_name: str) -> bool:
+    """True for a health checker's policy name, ``<checker thing>-policy``."""
+    return policy_name.endswith(POLICY_SUFFIX) and is_checker_thing(policy_name)
+
+
+def is_checker_certificate(certificate_pem: str) -> bool:
+    """True when the certificate's subject CN is a checker thing's name; False for any other or unreadable PEM."""
+    try:
+        common_name = subject_common_name(certificate_pem)
+    except ValueError:
+        return False
+    return common_name is not None and is_checker_thing(common_name)
+
+
+def is_checker_snapshot(body: dict[str, Any]) -> bool:
+    """True for a snapshot item body (``iot_dr.primary.snapshots``) of a health checker's thing, its attachments,
+    policy or certificate. A deleted certificate (``exists: False``) carries no PEM and is not recognised: its
+    deletion in the secondary finds nothing to delete."""
+    event_type = body.get("eventType")
+    if event_type in (EventType.THING, EventType.THING_PRINCIPALS):
+        return is_checker_thing(str(body.get("thingName", "")))
+    if event_type == EventType.POLICY:
+        return is_checker_policy(str(body.get("policyName", "")))
+    if event_type == EventType.CERTIFICATE:
+        return bool(body.get("certificatePem")) and is_checker_certificate(str(body["certificatePem"]))
+    if event_type == EventType.POLICY_TARGETS:
+        return any(is_checker_policy(str(name)) for name in body.get("policies", []))
+    return False
 
 
 def policy_name(thing_name: str) -> str:
@@ -46,55 +91,3 @@ def policy_document(partition: str, region: str, account_id: str, thing_name: st
             {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{prefix}:topicfilter/{topic_root}/*"},
         ],
     }
-
-
-def _ignore_missing(call: Callable[[], Any]) -> None:
-    """Deletion is idempotent: a resource that is already gone is what we wanted."""
-    try:
-        call()
-    except ClientError as err:
-        if error_code(err) != "ResourceNotFoundException":
-            raise
-
-
-def _delete_certificate(iot: IoTClient, certificate_arn: str, certificate_id: str) -> None:
-    _ignore_missing(partial(iot.update_certificate, certificateId=certificate_id, newStatus="INACTIVE"))
-    # DetachThingPrincipal is eventually consistent: the certificate can look attached for a few seconds.
-    for attempt in range(1, _DETACH_SETTLE_ATTEMPTS + 1):
-        try:
-            _ignore_missing(partial(iot.delete_certificate, certificateId=certificate_id))
-            return
-        except ClientError as err:
-            if error_code(err) != "DeleteConflictException" or attempt == _DETACH_SETTLE_ATTEMPTS:
-                raise
-            LOG.info("certificate still attached, waiting", extra={"certificate_arn": certificate_arn})
-            time.sleep(min(attempt, 5))
-
-
-def delete_identity(iot: IoTClient, thing_name: str) -> None:
-    """Remove the thing, its certificates and the policy; anything already gone is skipped."""
-    name = policy_name(thing_name)
-    try:
-        principals = iot.list_thing_principals(thingName=thing_name)["principals"]
-    except ClientError as err:
-        if error_code(err) != "ResourceNotFoundException":
-            raise
-        principals = []
-    for certificate_arn in principals:
-        certificate_id = certificate_arn.rsplit("/", 1)[-1]
-        _ignore_missing(partial(iot.detach_policy, policyName=name, target=certificate_arn))
-        _ignore_missing(partial(iot.detach_thing_principal, thingName=thing_name, principal=certificate_arn))
-        _delete_certificate(iot, certificate_arn, certificate_id)
-    _ignore_missing(partial(iot.delete_thing, thingName=thing_name))
-    try:
-        versions = iot.list_policy_versions(policyName=name)["policyVersions"]
-    except ClientError as err:
-        if error_code(err) != "ResourceNotFoundException":
-            raise
-        versions = []
-    for version in versions:
-        if not version["isDefaultVersion"]:
-            _ignore_missing(partial(iot.delete_policy_version, policyName=name, policyVersionId=version["versionId"]))
-    if versions:
-        _ignore_missing(partial(iot.delete_policy, policyName=name))
-    LOG.info("checker identity deleted", extra={"thing_name": thing_name, "certificates": len(principals)})

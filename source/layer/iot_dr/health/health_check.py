@@ -13,6 +13,7 @@ Malformed requests are answered 400, requests without the right secret (or with 
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
@@ -30,9 +31,8 @@ from typing import TYPE_CHECKING, Any
 from awscrt import io, mqtt5
 from awscrt.exceptions import AwsCrtError
 from awsiot import mqtt5_client_builder
-from botocore.config import Config
 
-from iot_dr.core import aws, metrics
+from iot_dr.core import metrics
 
 if TYPE_CHECKING:
     from types_boto3_secretsmanager import SecretsManagerClient
@@ -46,7 +46,11 @@ MAX_TOTAL_TIMEOUT = 1.9
 CREDENTIALS_REFRESH_SECONDS = 300.0
 # One attempt: the standard mode's retry backoff alone can take seconds, and a failed refresh keeps the cached
 # credentials anyway, so a hung Secrets Manager endpoint costs at most connect + read = 0.8 s.
-SECRETS_CLIENT_CONFIG = Config(connect_timeout=0.3, read_timeout=0.5, retries={"mode": "standard", "max_attempts": 1})
+SECRETS_CLIENT_SETTINGS: dict[str, Any] = {
+    "connect_timeout": 0.3,
+    "read_timeout": 0.5,
+    "retries": {"mode": "standard", "max_attempts": 1},
+}
 # Part of the budget kept for stopping the client, so the broker sees a clean DISCONNECT before we answer.
 _STOP_ALLOWANCE = 0.2
 
@@ -188,19 +192,49 @@ class CredentialsCache:
 _CREDENTIALS = CredentialsCache()
 
 
+@functools.cache
+def _secrets_config() -> Any:
+    """One Config object for the process: ``iot_dr.core.aws`` caches clients by the config's identity."""
+    from botocore.config import Config
+
+    return Config(**SECRETS_CLIENT_SETTINGS)
+
+
+def _secrets_client(region: str) -> Any:
+    """A Secrets Manager client with the short timeouts above.
+
+    botocore and boto3 are imported here, not with the module: they are most of the checker's import time (measured
+    with ``python -X importtime``, benchmarks/health_check_latency.py), and a checker whose credentials come from files
+    (the local cloud's) never needs them. With Secrets Manager, ``warm_up`` pays for them before the first request.
+    """
+    from iot_dr.core import aws
+
+    return aws.client("secretsmanager", region, _secrets_config())
+
+
 def load_credentials(settings: HealthCheckSettings) -> CheckerCredentials:
     """The checker's credentials, from Secrets Manager through the cache, or from files (local runs and tests)."""
     if settings.credentials_secret_arn:
         arn = settings.credentials_secret_arn
-        return _CREDENTIALS.get(
-            arn,
-            lambda: credentials_from_secret(aws.client("secretsmanager", settings.region, SECRETS_CLIENT_CONFIG), arn),
-        )
+        return _CREDENTIALS.get(arn, lambda: credentials_from_secret(_secrets_client(settings.region), arn))
     if not (settings.cert_path and settings.key_path and settings.shared_secret):
         raise NoSecretConfigured("no credentials configured")
     return CheckerCredentials(
         Path(settings.cert_path).read_bytes(), Path(settings.key_path).read_bytes(), settings.shared_secret
     )
+
+
+def warm_up(environ: Mapping[str, str] | None = None) -> None:
+    """Lambda's init phase: read the credentials from Secrets Manager into the cache now, so the first request's
+    budget is spent on the MQTT round trip, not on importing botocore and fetching the secret. Never raises: a
+    misconfiguration or an unreachable Secrets Manager is answered by the request (403 or 503), not by a failed init.
+    """
+    try:
+        settings = HealthCheckSettings.from_env(environ)
+        if settings.credentials_secret_arn:
+            load_credentials(settings)
+    except Exception as err:  # the first request reads again and answers with the reason
+        LOG.warning("credentials not preloaded", extra={"detail": str(err)[:300]})
 
 
 def presented_secret(event: Mapping[str, Any], allow_query: bool) -> str | None:

@@ -5,6 +5,9 @@ calls that change them; each becomes exactly one item holding the state of what 
 away (complete state, never a private key): a certificate's PEM and status are read once, by the call that
 changed the certificate, and an attachment carries only the attachment. Resources that predate the solution
 reach the secondary through the scheduled reconciliation (``reconcile``), not through every attachment.
+
+The health checker's own identity stays in its region (``iot_dr.health.checker_identity``): calls on its thing or
+policy are recognised from the record, its certificate from the snapshot's PEM, and none of them is written.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from iot_dr.core.errors import MalformedEvent
 from iot_dr.core.items import ItemWriter
 from iot_dr.core.x509_subject import pem_to_der
+from iot_dr.health.checker_identity import is_checker_policy, is_checker_snapshot, is_checker_thing
 from iot_dr.primary.snapshots import (
     certificate_snapshot,
     policy_snapshot,
@@ -61,7 +65,8 @@ def _certificate_id(detail: dict[str, Any]) -> str:
 
 
 def snapshots_for(iot: IoTClient, detail: dict[str, Any]) -> list[dict[str, Any]]:
-    """The one snapshot a CloudTrail record calls for, as a one-element list (the item bodies to write).
+    """The one snapshot a CloudTrail record calls for, as a one-element list (the item bodies to write); an empty
+    list for a call on the health checker's identity.
 
     Raises MalformedEvent for a record without the fields its call needs or for a call not in ``CAPTURED_CALLS``.
     """
@@ -70,14 +75,18 @@ def snapshots_for(iot: IoTClient, detail: dict[str, Any]) -> list[dict[str, Any]
     if name in CERTIFICATE_CALLS:
         return [certificate_snapshot(iot, _certificate_id(detail))]
     if name in POLICY_CALLS:
-        return [policy_snapshot(iot, _field(request, "policyName"))]
+        policy_name = _field(request, "policyName")
+        return [] if is_checker_policy(policy_name) else [policy_snapshot(iot, policy_name)]
     if name in POLICY_ATTACHMENT_CALLS:
+        if is_checker_policy(str(request.get("policyName") or "")):
+            return []
         target = request.get("target") or request.get("principal")
         if not target:
             raise MalformedEvent(f"{name} record names no target")
         return [policy_targets_snapshot(iot, str(target))]
     if name in THING_PRINCIPAL_CALLS:
-        return [thing_principals_snapshot(iot, _field(request, "thingName"))]
+        thing_name = _field(request, "thingName")
+        return [] if is_checker_thing(thing_name) else [thing_principals_snapshot(iot, thing_name)]
     raise MalformedEvent(f"API call {name!r} is not one the capture handles")
 
 
@@ -91,7 +100,10 @@ def capture(iot: IoTClient, writer: ItemWriter, event: dict[str, Any]) -> dict[s
     if detail.get("errorCode"):
         LOG.info("failed API call, nothing changed", extra={"eventName": detail.get("eventName")})
         return {"captured": 0}
-    snapshots = snapshots_for(iot, detail)
+    snapshots = [s for s in snapshots_for(iot, detail) if not is_checker_snapshot(s)]
+    if not snapshots:
+        LOG.info("health checker identity, not replicated", extra={"eventName": detail.get("eventName")})
+        return {"captured": 0}
     written = writer.put(snapshots)
     LOG.info(
         "captured",

@@ -22,6 +22,7 @@ from iot_dr.core import metrics
 from iot_dr.core.arns import rewrite_policy_document
 from iot_dr.core.items import ItemWriter
 from iot_dr.fleet.drift import Region, compare_device
+from iot_dr.health.checker_identity import without_checker_things
 from iot_dr.primary.snapshots import (
     certificate_snapshot,
     policy_snapshot,
@@ -147,7 +148,7 @@ def reconcile(regions: Regions, writer: ItemWriter, query_string: str) -> Reconc
     """Compare every primary thing matching ``query_string`` with its replica and write fresh snapshots of each
     that drifted to the replication table; returns the report. ClientError propagates."""
     report = ReconcileReport()
-    for thing in primary_thing_names(regions.primary_iot, query_string):
+    for thing in without_checker_things(primary_thing_names(regions.primary_iot, query_string)):
         report.checked += 1
         reason = drift(regions, thing)
         if reason is None:
