@@ -27,6 +27,7 @@ from iot_dr.secondary.replicate.context import describe_or_none
 from iot_dr.sync.checkpoint import Checkpoint, NoCheckpoint
 from iot_dr.sync.settings import SettingsError, SyncSettings
 from iot_dr.sync.shard import owns
+from iot_dr.sync.sizing import Sizing
 
 LOG = logging.getLogger(__name__)
 
@@ -81,10 +82,14 @@ class Summary:
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
     throttles: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
+    workers: int = 0
+    sizing: Sizing | None = None
 
     def as_json(self) -> dict[str, Any]:
         done = self.created + self.repaired + self.skipped
         return {
+            "workers": self.workers,
+            "sizing": self.sizing.as_json() if self.sizing else None,
             "seen": self.seen,
             "created": self.created,
             "repaired": self.repaired,
@@ -105,6 +110,11 @@ class Target(Protocol):
     def apply(self, name: str, existing: bool) -> None: ...
 
 
+def rate_limiter(settings: SyncSettings) -> RateLimiter:
+    """A region's limiter: AWS's default quotas with the settings' overrides, at ``SYNC_SHARE``."""
+    return RateLimiter({**DEFAULT_QUOTAS, **settings.rates}, SYNC_SHARE)
+
+
 @dataclass
 class Endpoints:
     """Both regions with rate-limited, counted clients."""
@@ -115,11 +125,10 @@ class Endpoints:
 
     @classmethod
     def open(cls, settings: SyncSettings) -> Endpoints:
-        quotas = {**DEFAULT_QUOTAS, **settings.rates}
         counters: dict[str, CallCounter] = {}
         regions = []
         for name in (settings.primary_region, settings.secondary_region):
-            limiter = RateLimiter(quotas, SYNC_SHARE)
+            limiter = rate_limiter(settings)
             counter = counters[name] = CallCounter()
             clients = [aws.client(service, name) for service in ("iot", "iot-data")]
             for client in clients:
@@ -184,12 +193,15 @@ def run(
     checkpoint: Checkpoint | None = None,
     progress: Callable[[int], None] | None = None,
     names: Iterator[str] | None = None,
+    sizing: Sizing | None = None,
 ) -> Summary:
     """Sync every device of ``settings.shard`` that the checkpoint has not finished. ``progress(n)`` is called as
-    devices finish. ``names``: the fleet, if not enumerated from the primary with the query. Raises
-    ``SettingsError`` when the query matches no thing."""
+    devices finish. ``names``: the fleet, if not enumerated from the primary with the query. ``sizing``: how many
+    devices at once (``iot_dr.sync.sizing``); ``settings.max_workers`` if None. Raises ``SettingsError`` when the
+    query matches no thing."""
     checkpoint = checkpoint or NoCheckpoint()
-    summary = Summary()
+    workers = sizing.workers if sizing else settings.max_workers
+    summary = Summary(workers=workers, sizing=sizing)
     started = time.monotonic()
     finished, interrupted = checkpoint.load()
     matched = 0
@@ -212,7 +224,7 @@ def run(
 
     fleet = names if names is not None else device_names(endpoints.primary.iot, settings.query_string)
     try:
-        with ThreadPoolExecutor(max_workers=settings.max_workers) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             pending: set[Future[None]] = set()
             for name in fleet:
                 matched += 1
@@ -225,7 +237,7 @@ def run(
                         progress(1)
                     continue
                 # A bounded queue: a fleet of any size is walked without holding it in memory.
-                if len(pending) >= 4 * settings.max_workers:
+                if len(pending) >= 4 * workers:
                     _, pending = wait(pending, return_when=FIRST_COMPLETED)
                 pending.add(pool.submit(one, name))
             wait(pending)
