@@ -65,14 +65,22 @@ class CaptureSettings:
 
 @dataclass(frozen=True)
 class ReconcileSettings:
+    """``cursor_table``: where the sweep keeps its cursor; ``delete_orphans``: ``DELETE_ORPHANS`` is ``true``."""
+
     capture: CaptureSettings
     secondary_region: str
     query_string: str
+    cursor_table: str
+    delete_orphans: bool
 
     @classmethod
     def from_env(cls) -> ReconcileSettings:
         return cls(
-            CaptureSettings.from_env(), _env("SECONDARY_REGION"), os.environ.get("QUERY_STRING") or "thingName:*"
+            CaptureSettings.from_env(),
+            _env("SECONDARY_REGION"),
+            os.environ.get("QUERY_STRING") or "thingName:*",
+            _env("CURSOR_TABLE"),
+            os.environ.get("DELETE_ORPHANS", "false").lower() == "true",
         )
 
 

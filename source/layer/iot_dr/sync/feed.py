@@ -80,11 +80,12 @@ def shadow_event(iot_data: Any, thing: str, shadow: str | None) -> dict[str, Any
 
 
 class TableFeed:
-    """Writes devices of ``primary`` into ``table`` (in the primary region) for the pipeline to replicate."""
+    """Writes devices of ``primary`` into ``table`` (in the primary region) for the pipeline to replicate; items
+    expire after ``ttl_seconds``."""
 
-    def __init__(self, primary: Region, dynamodb: Any, table: str) -> None:
+    def __init__(self, primary: Region, dynamodb: Any, table: str, ttl_seconds: int = ITEM_TTL_SECONDS) -> None:
         self.primary = primary
-        self.writer = ItemWriter(dynamodb, table, ITEM_TTL_SECONDS)
+        self.writer = ItemWriter(dynamodb, table, ttl_seconds)
         self.once = Once()
 
     def _policies(self, target_arn: str) -> None:
