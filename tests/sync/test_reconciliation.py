@@ -4,7 +4,7 @@ only when asked to)."""
 
 from __future__ import annotations
 
-import base64
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -14,13 +14,15 @@ from fleet_support import PRIMARY, SECONDARY, Fleet, out_of_sync
 from waiting import eventually
 
 from iot_dr.sync.cursor import SWEEP_ID, CursorMoved, CursorStore
+from iot_dr.sync.reconcile import SweepReport, report_metrics
 from iot_dr_local.cloud import LocalCloud
 
-FLEET = [f"rec-{index:03d}" for index in range(30)]
+FLEET = [f"rec-{index:03d}" for index in range(60)]
 ORPHAN = "rec-zz-orphan"
-# The rate limits let a run compare about 5 devices per second (half of the 10 per second quotas); with a 5 s
-# timeout a run works for 2/3 of the time it has left, so no run covers the 30 devices.
-TIMEOUT_SECONDS = 5
+# The rate limits let a run compare about 5 devices per second (half of the 10 per second quotas); with a 12 s
+# timeout a run works for 2/3 of the time it has left, so no run covers the 60 devices. The last third covers a
+# batch of drifted devices fed to the pipeline under the same limits.
+TIMEOUT_SECONDS = 12
 SCHEDULED_EVENT = {"version": "0", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
 
 
@@ -58,16 +60,14 @@ def configure(cloud: LocalCloud, **variables: str) -> None:
     )
 
 
-def run_once(cloud: LocalCloud) -> tuple[dict[str, Any], str]:
-    """One scheduled run: its report and the tail of its log."""
+def run_once(cloud: LocalCloud) -> dict[str, Any]:
+    """One scheduled run's report."""
     response = cloud.client("lambda", PRIMARY).invoke(
-        FunctionName=outputs(cloud)["MissingDeviceReplicationFunctionName"],
-        Payload=json.dumps(SCHEDULED_EVENT).encode(),
-        LogType="Tail",
+        FunctionName=outputs(cloud)["MissingDeviceReplicationFunctionName"], Payload=json.dumps(SCHEDULED_EVENT)
     )
-    payload = json.loads(response["Payload"].read())
+    payload: dict[str, Any] = json.loads(response["Payload"].read())
     assert "FunctionError" not in response, payload
-    return payload, base64.b64decode(response.get("LogResult", "")).decode()
+    return payload
 
 
 def stored(cloud: LocalCloud) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def round_of_runs(cloud: LocalCloud) -> list[dict[str, Any]]:
     reports: list[dict[str, Any]] = []
     while not reports or not reports[-1]["complete"]:
         before = stored(cloud).get("cursor") if reports else None
-        report, _ = run_once(cloud)
+        report = run_once(cloud)
         if reports:
             assert report["start"] == before == reports[-1]["cursor"]
         assert report["cursor_saved"]
@@ -112,7 +112,7 @@ def test_runs_bounded_by_the_lambda_time_cover_the_whole_fleet_from_the_stored_c
     assert "cursor" not in item and item["rounds"] == "1"
     eventually(lambda: out_of_sync(cloud, Fleet("rec", FLEET)) == {}, timeout=180, interval=2)
 
-    wrapped, _ = run_once(cloud)
+    wrapped = run_once(cloud)
 
     assert wrapped["start"] is None and wrapped["checked"] > 0 and wrapped["drifted"] == []
 
@@ -142,18 +142,25 @@ def test_a_thing_only_in_the_secondary_is_reported_and_deleted_only_when_asked_t
     assert out_of_sync(cloud, Fleet("rec", FLEET)) == {}
 
 
-def test_the_orphan_metric_is_written_with_the_runs_figures(cloud: LocalCloud) -> None:
-    cloud.client("iot", SECONDARY).create_thing(thingName="rec-zz-metric")
-    configure(cloud, DELETE_ORPHANS="false")
-    logs = []
-    while True:
-        report, log = run_once(cloud)
-        logs.append(log)
-        if report["complete"]:
-            break
-    documents = [json.loads(line) for line in logs[-1].splitlines() if '"ThingsOnlyInSecondary"' in line]
-    assert [d["ThingsOnlyInSecondary"] for d in documents if "_aws" in d] == [1]
-    assert documents[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "IoTDR"
+def test_each_run_writes_its_figures_as_cloudwatch_metrics() -> None:
+    # Lambda sends standard output to CloudWatch Logs, which turns embedded-metric-format lines into metrics.
+    report = SweepReport(checked=7, drifted=["a"], orphans=["x", "y"], deleted=["x"])
+    out = io.StringIO()
+
+    report_metrics(report, out)
+
+    documents = [json.loads(line) for line in out.getvalue().splitlines()]
+    figures = {d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]: d for d in documents}
+    assert {name: d[name] for name, d in figures.items()} == {
+        "DevicesCompared": 7,
+        "DevicesDrifted": 1,
+        "DevicesFailed": 0,
+        "ThingsOnlyInSecondary": 2,
+        "ThingsDeletedFromSecondary": 1,
+    }
+    orphans = figures["ThingsOnlyInSecondary"]
+    assert orphans["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "IoTDR"
+    assert orphans["Sweep"] == "MissingDeviceReplication"
 
 
 def test_two_runs_cannot_both_advance_the_cursor(cloud: LocalCloud) -> None:
