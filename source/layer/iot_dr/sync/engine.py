@@ -24,7 +24,7 @@ from iot_dr.fleet.drift import Region
 from iot_dr.fleet.enumeration import indexing_enabled, name_pattern, thing_names
 from iot_dr.fleet.rate_limit import DEFAULT_QUOTAS, LimitedClient, RateLimiter
 from iot_dr.secondary.replicate.context import describe_or_none
-from iot_dr.sync.checkpoint import Checkpoint, NoCheckpoint
+from iot_dr.sync.checkpoint import Checkpoint, CheckpointLost, NoCheckpoint
 from iot_dr.sync.settings import SettingsError, SyncSettings
 from iot_dr.sync.shard import owns
 from iot_dr.sync.sizing import Sizing
@@ -206,17 +206,23 @@ def run(
     finished, interrupted = checkpoint.load()
     matched = 0
     lock = threading.Lock()
+    lost = threading.Event()
 
     def one(name: str) -> None:
         try:
             checkpoint.start(name)
             outcome = sync_device(endpoints, target, name, settings.mode, name in interrupted)
+            checkpoint.mark(name)
+        except CheckpointLost as err:  # another run took the checkpoint over: this one stops
+            LOG.error("checkpoint lost: stopping", extra={"thingName": name, "reason": _one_line(err)})
+            lost.set()
+            with lock:
+                summary.failed[name] = _one_line(err)
         except Exception as err:  # one device's failure is reported with it; the others go on
             LOG.warning("device failed", extra={"thingName": name, "reason": _one_line(err)})
             with lock:
                 summary.failed[name] = _one_line(err)
         else:
-            checkpoint.mark(name)
             with lock:
                 setattr(summary, outcome, getattr(summary, outcome) + 1)
         if progress:
@@ -227,6 +233,8 @@ def run(
         with ThreadPoolExecutor(max_workers=workers) as pool:
             pending: set[Future[None]] = set()
             for name in fleet:
+                if lost.is_set():
+                    break
                 matched += 1
                 if not owns(settings.shard, name):
                     continue

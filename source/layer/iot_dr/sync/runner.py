@@ -46,4 +46,8 @@ def sync(
     else:
         target = TableFeed(endpoints.primary, aws.client("dynamodb", settings.primary_region), str(settings.table))
     sizing = size_workers(kind, settings.mode, rate_limiter(settings).rate, settings.max_workers)
-    return run(settings, endpoints, target, checkpoint, progress, sizing=sizing)
+    try:
+        return run(settings, endpoints, target, checkpoint, progress, sizing=sizing)
+    finally:
+        if checkpoint is not None:
+            checkpoint.release()
