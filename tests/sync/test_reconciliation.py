@@ -36,6 +36,7 @@ def cloud() -> Iterator[LocalCloud]:
             iot = local.client("iot", region)
             for index, name in enumerate(FLEET):
                 iot.create_thing(thingName=name, attributePayload={"attributes": {"serial": str(index)}})
+            iot.create_thing_group(thingGroupName="rec-group")
             shadow = json.dumps({"state": {"reported": {"on": True}}})
             local.client("iot-data", region).update_thing_shadow(thingName="rec-013", payload=shadow)
         local.prepare_account()
@@ -100,13 +101,15 @@ def test_runs_bounded_by_the_lambda_time_cover_the_whole_fleet_from_the_stored_c
     secondary.delete_thing(thingName="rec-021")
     # A shadow that differs: the sweep compares the device whole, not only the thing.
     data.update_thing_shadow(thingName="rec-013", payload=json.dumps({"state": {"reported": {"on": False}}}))
+    # A membership only the replica has: the sweep removes it, as a repair sync would.
+    secondary.add_thing_to_thing_group(thingGroupName="rec-group", thingName="rec-030")
 
     reports = round_of_runs(cloud)
 
     assert len(reports) >= 2, "one run covered the fleet: the time budget did not bound it"
     assert reports[0]["start"] is None
     assert sum(r["checked"] for r in reports) == len(FLEET)
-    assert sorted(n for r in reports for n in r["drifted"]) == ["rec-007", "rec-013", "rec-021"]
+    assert sorted(n for r in reports for n in r["drifted"]) == ["rec-007", "rec-013", "rec-021", "rec-030"]
     assert all(r["seconds"] < TIMEOUT_SECONDS for r in reports)
     item = stored(cloud)
     assert "cursor" not in item and item["rounds"] == "1"

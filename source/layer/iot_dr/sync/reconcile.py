@@ -4,8 +4,10 @@ Event sources are at-least-once but not perfect (CloudTrail delivery to EventBri
 predate the solution). Each scheduled run, in the primary, compares devices whole (``iot_dr.fleet.device``: thing,
 type, groups, certificates, policies, classic and named shadows) in thing-name order from where the last run
 stopped, feeds each drifted one to the pipeline through the global table (``iot_dr.sync.feed``; it is read-only in
-the secondary), and stops well before the function's timeout. The cursor lives in a DynamoDB item
-(``iot_dr.sync.cursor``); when a run reaches the end of the fleet the next one starts again from the beginning.
+the secondary) with removals of the group memberships only its replica has, and stops well before the function's
+timeout. A named shadow only the replica has stays (the pipeline would need the deleted shadow's version). The
+cursor lives in a DynamoDB item (``iot_dr.sync.cursor``); when a run reaches the end of the fleet the next one
+starts again from the beginning.
 
 A thing present in the secondary and absent from the primary is an orphan: logged, counted in the
 ``ThingsOnlyInSecondary`` metric, and deleted (its thing, shadows and the certificates the primary no longer has,
@@ -26,6 +28,7 @@ from typing import Any, TextIO
 from iot_dr.core import aws
 from iot_dr.core.metrics import emf_line
 from iot_dr.core.settings import ReconcileSettings
+from iot_dr.fleet.device import Difference
 from iot_dr.fleet.drift import Region, compare_device
 from iot_dr.fleet.rate_limit import RateLimiter
 from iot_dr.primary.snapshots import certificate_snapshot, thing_snapshot
@@ -62,6 +65,14 @@ class SweepReport:
     cursor: str | None = None
     complete: bool = False
     cursor_saved: bool = False
+
+
+def extra_groups(differences: list[Difference]) -> list[str]:
+    """Groups the replica belongs to and the primary's thing does not, from a device's differences."""
+    for difference in differences:
+        if difference.field == "thingGroups":
+            return sorted(set(difference.secondary) - set(difference.primary))
+    return []
 
 
 def delete_orphan(primary: Region, secondary: Region, feed: TableFeed, name: str) -> None:
@@ -119,6 +130,9 @@ def sweep(
         report.drifted.append(name)
         try:
             feed.apply(name, existing=True)
+            extra = extra_groups(drift.differences)
+            if extra:
+                feed.remove_memberships(name, extra)
         except DeviceGone:
             return  # deleted in the primary since it was read: the pipeline has its deletion
         except Exception as err:  # reported with the device; the next round compares it again
