@@ -71,7 +71,15 @@ PRIMARY_FUNCTIONS = {
     "MissingDeviceReplicationFunction": (
         "iot-dr-missing-device-replication",
         "missing_device_replication",
-        {"REPLICATION_TABLE", "ITEM_TTL_SECONDS", "SECONDARY_REGION", "QUERY_STRING", "LOG_LEVEL"},
+        {
+            "REPLICATION_TABLE",
+            "ITEM_TTL_SECONDS",
+            "SECONDARY_REGION",
+            "QUERY_STRING",
+            "CURSOR_TABLE",
+            "DELETE_ORPHANS",
+            "LOG_LEVEL",
+        },
     ),
     "JITRFunction": ("iot-dr-jitr", "jitr", {"IOT_POLICY_NAME", "LOG_LEVEL"}),
 }
@@ -103,7 +111,9 @@ EXPECTED_IOT_ACTIONS = {
     },
     (PRIMARY, "MissingDeviceReplicationFunction"): {
         "SearchIndex", "ListThings", "DescribeThing", "ListThingPrincipals", "DescribeCertificate",
-        "ListAttachedPolicies", "GetPolicy", "ListPolicyVersions", "GetPolicyVersion", "GetIndexingConfiguration",
+        "ListAttachedPolicies", "ListPolicyVersions", "GetPolicyVersion", "GetIndexingConfiguration",
+        "ListThingGroupsForThing", "ListNamedShadowsForThing", "GetThingShadow", "DescribeThingType",
+        "DescribeThingGroup",
     },
     (PRIMARY, "JITRFunction"): {
         "DescribeCertificate", "UpdateCertificate", "CreateThing", "DescribeThing", "CreatePolicy", "GetPolicy",
@@ -521,6 +531,27 @@ def test_reconciliation_reads_the_registries_of_both_regions_and_nothing_else() 
     assert regions == {"${AWS::Region}", "${SecondaryRegion}"}
 
 
+def test_reconciliation_keeps_its_cursor_in_a_table_of_its_own_and_deletes_orphans_only_on_request() -> None:
+    table = resources(PRIMARY, "AWS::DynamoDB::Table")["ReconcileCursorTable"]
+    assert table["KeySchema"] == [{"AttributeName": "sweep", "KeyType": "HASH"}]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    statements = role_statements(PRIMARY, function_role(PRIMARY, "MissingDeviceReplicationFunction"))
+    dynamodb = {
+        ref_target(r): {a.removeprefix("dynamodb:") for a in as_list(s["Action"])}
+        for s in statements
+        if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
+        for r in as_list(s["Resource"])
+    }
+    assert dynamodb == {"ReplicationTable": {"PutItem"}, "ReconcileCursorTable": {"GetItem", "PutItem"}}
+    function = resources(PRIMARY, "AWS::Lambda::Function")["MissingDeviceReplicationFunction"]
+    variables = function["Environment"]["Variables"]
+    assert ref_target(variables["CURSOR_TABLE"]) == "ReconcileCursorTable"
+    assert ref_target(variables["DELETE_ORPHANS"]) == "ReconcileDeleteOrphans"
+    assert parameter_defaults(PRIMARY)["ReconcileDeleteOrphans"] == "false"
+    assert load(PRIMARY)["Parameters"]["ReconcileDeleteOrphans"]["AllowedValues"] == ["false", "true"]
+
+
 @pytest.mark.parametrize(
     ("function", "table", "actions"),
     [
@@ -654,7 +685,10 @@ def test_replication_table_is_a_2019_global_table_in_both_regions_with_ttl_and_s
         assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     for path in ALL_TEMPLATES:
         assert "CreateGlobalTable" not in path.read_text()
-    assert not resources(PRIMARY, "AWS::DynamoDB::Table")
+    # The only plain table of the primary is the reconciliation's cursor: not replicated, no stream.
+    plain = resources(PRIMARY, "AWS::DynamoDB::Table")
+    assert set(plain) == {"ReconcileCursorTable"}
+    assert "StreamSpecification" not in plain["ReconcileCursorTable"]
 
 
 @pytest.mark.parametrize(
@@ -807,6 +841,7 @@ def test_reconciliation_runs_on_the_schedule_parameter_within_the_lambda_time_li
             {
                 "GlobalDynamoDBTableName", "CaptureDeadLetterQueueUrl", "CaptureChangesFunctionName",
                 "MissingDeviceReplicationFunctionName", "JITRLambdaFunctionName", "IoTDRLambdaLayerVersionArn",
+                "ReconcileCursorTableName",
             },
         ),
         (

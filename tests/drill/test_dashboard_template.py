@@ -32,17 +32,17 @@ def test_the_dashboard_charts_lag_iterator_age_parked_events_workflow_failures_a
         ("AWS/States", "ExecutionsFailed", "x"),
         ("AWS/States", "ExecutionsTimedOut", "x"),
         ("IoTDR", "ReplicationLag", "x"),
-        ("IoTDR", "DriftedDevices", "x"),
+        ("IoTDR", "DevicesDrifted", "MissingDeviceReplication"),
+        ("IoTDR", "ThingsOnlyInSecondary", "MissingDeviceReplication"),
     }
     assert {
         "DynamoTriggerFunction",
         "DeadLetterTable",
         "ReplicationStateMachine",
         "ReplicationStateTable",
-        "GlobalDynamoDBTableName",
     } <= names
     # Drift is found by the reconciliation in the primary: its widget reads the primary region's metrics.
-    (drift,) = [w for w in widgets if w["properties"]["metrics"][0][1] == "DriftedDevices"]
+    (drift,) = [w for w in widgets if w["properties"]["metrics"][0][1] == "DevicesDrifted"]
     assert drift["properties"]["region"] == "x"
     assert "${PrimaryRegion}" in body
 

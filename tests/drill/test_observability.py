@@ -56,14 +56,6 @@ def test_the_lag_of_an_applied_event_is_written_for_the_state_table() -> None:
     assert out.getvalue().count("\n") == 1
 
 
-def test_a_reconciliation_run_writes_the_devices_it_found_drifted() -> None:
-    out = io.StringIO()
-    metrics.count_drift("IoTDRGlobalTable", 3, out)
-    document = json.loads(out.getvalue())
-    assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["GlobalTable"]]
-    assert (document["DriftedDevices"], document["GlobalTable"]) == (3, "IoTDRGlobalTable")
-
-
 @mock_aws
 def test_emf_lines_of_a_function_become_cloudwatch_data_points_the_drill_reads_back() -> None:
     out = io.StringIO()

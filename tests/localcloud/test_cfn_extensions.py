@@ -308,7 +308,7 @@ def function_template() -> dict[str, Any]:
                     "Role": {"Fn::GetAtt": ["Role", "Arn"]},
                     "Code": {"S3Bucket": "code", "S3Key": "function.zip"},
                     "Layers": [{"Ref": "Layer"}],
-                    "Environment": {"Variables": {"TABLE_NAME": {"Ref": "Results"}}},
+                    "Environment": {"Variables": {"TABLE_NAME": {"Ref": "Results"}, "RETRIES": 3, "DEBUG": False}},
                     "DeadLetterConfig": {"TargetArn": QUEUE_ARN},
                 },
             },
@@ -369,7 +369,8 @@ def test_function_stack_creates_what_it_declares(
     configuration = lambda_client.get_function_configuration(FunctionName="writer")
     assert values["Layer"] == f"arn:aws:lambda:{PRIMARY}:{ACCOUNT_ID}:layer:iot-dr:1"
     assert [layer["Arn"] for layer in configuration["Layers"]] == [values["Layer"]]
-    assert configuration["Environment"] == {"Variables": {"TABLE_NAME": "results"}}
+    # Lambda's variables are strings, whatever type the template gave.
+    assert configuration["Environment"] == {"Variables": {"TABLE_NAME": "results", "RETRIES": "3", "DEBUG": "false"}}
     assert configuration["DeadLetterConfig"] == {"TargetArn": QUEUE_ARN}
     mapping = lambda_client.get_event_source_mapping(UUID=values["Mapping"])
     assert mapping["BatchSize"] == 7

@@ -87,6 +87,23 @@ def test_a_local_cloud_throttles_only_when_asked_to() -> None:
         LocalCloud(quotas="aws-max")
 
 
+def test_uninstalling_the_quotas_of_a_running_local_cloud_lifts_the_emulation_for_iot_too() -> None:
+    # CloudTrail's extension, installed after the quotas, wraps IoT's call_action around the quota check: the
+    # uninstalled check must not stay reachable through it.
+    cloud = LocalCloud(quotas="aws-default")
+    cloud.start()
+    try:
+        quotas = cloud.quotas
+        assert quotas is not None
+        iot = cloud.client("iot", PRIMARY, NO_RETRIES)
+        assert "ThrottlingException 400" in outcomes(iot.list_things, 30)
+        quotas.uninstall()
+        assert outcomes(iot.list_things, 30) == ["OK"] * 30
+        assert outcomes(lambda: iot.list_thing_groups(), 30) == ["OK"] * 30
+    finally:
+        cloud.stop()
+
+
 def test_a_control_plane_burst_above_the_rate_is_throttled_with_a_400_throttling_exception(
     limiter: QuotaLimiter,
 ) -> None:

@@ -4,7 +4,7 @@ global table and the deployed pipeline."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fleet_support import PRIMARY, SECONDARY, Fleet, attachment_types, group_layer, out_of_sync, seed_fleet
@@ -52,6 +52,17 @@ def test_fleet_fed_to_the_table_is_replicated_by_the_pipeline(
         assert attachment_types(secondary, name) == attachment_types(primary, name)
 
 
+def batches(count: int) -> Callable[[], bool]:
+    """A sweep ``stop`` that ends a run after ``count`` batches (it is asked after each batch but the first)."""
+    asked = [0]
+
+    def stop() -> bool:
+        asked[0] += 1
+        return asked[0] >= count
+
+    return stop
+
+
 def test_reconciliation_sweep_goes_round_the_fleet_in_bounded_runs_repairs_drift_and_reports_orphans(
     deployed: tuple[LocalCloud, Fleet],
 ) -> None:
@@ -66,17 +77,17 @@ def test_reconciliation_sweep_goes_round_the_fleet_in_bounded_runs_repairs_drift
     secondary = Region(SECONDARY, iot, data)
     feed = TableFeed(primary, cloud.client("dynamodb", PRIMARY), cloud.launch_config.table_name)
 
-    reports = [sweep(primary, secondary, feed, fleet.query, None, budget=2)]
+    reports = [sweep(primary, secondary, feed, fleet.query, None, batches(1), workers=2)]
     while reports[-1].cursor is not None:
-        reports.append(sweep(primary, secondary, feed, fleet.query, reports[-1].cursor, budget=2))
+        reports.append(sweep(primary, secondary, feed, fleet.query, reports[-1].cursor, batches(1), workers=2))
 
-    assert [r.checked for r in reports] == [2, 2, 1]
+    assert [(r.start, r.checked) for r in reports] == [(None, 2), ("swp-001", 2), ("swp-003", 2)]
     assert [name for r in reports for name in r.drifted] == ["swp-001", "swp-003"]
-    assert reports[-1].orphans == ["swp-zz-orphan"] and reports[-1].deleted == []
+    assert reports[-1].complete and reports[-1].orphans == ["swp-zz-orphan"] and reports[-1].deleted == []
     eventually(lambda: out_of_sync(cloud, fleet) == {}, timeout=180, interval=2)
     assert iot.describe_thing(thingName="swp-zz-orphan")["thingName"] == "swp-zz-orphan"
 
-    deleting = sweep(primary, secondary, feed, fleet.query, "swp-004", budget=2, delete_orphans=True)
+    deleting = sweep(primary, secondary, feed, fleet.query, "swp-004", batches(1), delete_orphans=True)
 
-    assert deleting.deleted == ["swp-zz-orphan"]
+    assert (deleting.checked, deleting.deleted) == (1, ["swp-zz-orphan"])
     eventually(lambda: "swp-zz-orphan" not in [t["thingName"] for t in iot.list_things()["things"]], timeout=180)

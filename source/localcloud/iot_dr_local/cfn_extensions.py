@@ -689,7 +689,14 @@ def _function_create(
     if dropped:
         # DeadLetterConfig is kept by lambda_runtime's patch of update_configuration.
         fn.update_configuration(dropped)
+    # Environment values are strings in Lambda's API (a template's numbers and booleans arrive as text), so a
+    # caller can send GetFunctionConfiguration's variables back in UpdateFunctionConfiguration.
+    fn.environment_vars = {name: _environment_text(value) for name, value in (fn.environment_vars or {}).items()}
     return fn
+
+
+def _environment_text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _key_create(

@@ -66,13 +66,19 @@ class QuotaLimiter:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
         self._patches = Patches()
+        self._enabled = False
         self.throttled: dict[tuple[str, str, str], int] = {}
 
     def install(self) -> None:
+        self._enabled = True
         if not self._patches.applied:
             self._patches.wrap(BaseResponse, "call_action", self._limiting)
 
     def uninstall(self) -> None:
+        """Lift the emulation. Extensions installed later wrap what they found, our wrapper included (CloudTrail
+        wraps ``IoTResponse.call_action``), so restoring ``BaseResponse`` alone would leave IoT calls throttled until
+        they are uninstalled too: the wrapper also stops limiting."""
+        self._enabled = False
         self._patches.restore()
 
     def reset(self) -> None:
@@ -98,8 +104,10 @@ class QuotaLimiter:
     def _limiting(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def call_action(response: BaseResponse) -> Any:
             service = response.service_name or ""
-            if service in THROTTLING_STATUS and not self.admit(
-                getattr(response, "region", ""), service, response._get_action()
+            if (
+                self._enabled
+                and service in THROTTLING_STATUS
+                and not self.admit(getattr(response, "region", ""), service, response._get_action())
             ):
                 return _throttling(THROTTLING_STATUS[service])
             return original(response)

@@ -16,7 +16,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from iot_dr.sync.checkpoint import FileCheckpoint
+from iot_dr.core import aws
+from iot_dr.sync.checkpoint import open_checkpoint
 from iot_dr.sync.runner import KINDS, REGION_TO_DDB, sync
 from iot_dr.sync.settings import SettingsError, from_values
 
@@ -50,7 +51,11 @@ def register(commands: Any) -> None:
     parser.add_argument("--max-workers", help="parallel devices, 1-50; default $MAX_WORKERS or 10")
     parser.add_argument("--table", help="region-to-ddb: the global table; default $DYNAMODB_GLOBAL_TABLE")
     parser.add_argument("--shard", help="i/n: sync only the i-th of n deterministic parts of the fleet; default $SHARD")
-    parser.add_argument("--checkpoint", type=Path, help="file of finished devices: a run started again continues")
+    parser.add_argument(
+        "--checkpoint",
+        help="where finished devices are recorded, so a run started again continues: a file path, or "
+        "dynamodb://<table>/<key> (a table in the primary region keyed by checkpoint and thing); default $CHECKPOINT",
+    )
     parser.add_argument(
         "--rate",
         action="append",
@@ -84,7 +89,9 @@ def _values(args: argparse.Namespace) -> dict[str, str | None]:
 def run_command(args: argparse.Namespace) -> int:
     try:
         settings = from_values(_values(args), needs_table=args.kind == REGION_TO_DDB)
-        checkpoint = FileCheckpoint(args.checkpoint) if args.checkpoint else None
+        location = args.checkpoint or os.environ.get("CHECKPOINT")
+        region = settings.primary_region
+        checkpoint = open_checkpoint(location, lambda: aws.client("dynamodb", region)) if location else None
         # tqdm draws only on a terminal (disable=None); the summary alone goes to standard output.
         with tqdm(desc=args.kind, unit="device", disable=None, file=sys.stderr) as bar:
             summary = sync(args.kind, settings, checkpoint, bar.update)

@@ -14,7 +14,6 @@ from typing import Any, TextIO
 NAMESPACE = "IoTDR"
 REPLICATION_LAG = "ReplicationLag"
 REPLICATION_LAG_DIMENSION = "StateTable"
-DRIFTED_DEVICES = "DriftedDevices"
 
 
 def emf_line(metric: str, value: float, dimensions: dict[str, str], unit: str = "Count") -> str:
@@ -70,9 +69,3 @@ def replication_lag(state_table: str, event: Mapping[str, Any], stream: TextIO |
         flush=True,
     )
     return lag
-
-
-def count_drift(global_table: str, drifted: int, stream: TextIO | None = None) -> None:
-    """Write ``DriftedDevices``: devices a reconciliation run found different in the secondary (0 included, so the
-    metric shows every run), for the deployment's global table ``global_table``."""
-    print(emf_line(DRIFTED_DEVICES, drifted, {"GlobalTable": global_table}), file=stream or sys.stdout, flush=True)

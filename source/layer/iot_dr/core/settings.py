@@ -42,6 +42,15 @@ def optional(env: Mapping[str, str], name: str, default: str) -> str:
     return env.get(name) or default
 
 
+def flag(env: Mapping[str, str], name: str) -> bool:
+    """The optional variable ``name`` as a boolean: ``true`` or ``false`` in any case, false when missing or empty;
+    raises ``ConfigurationError`` for anything else (a typo must not silently mean false)."""
+    text = optional(env, name, "false").lower()
+    if text not in ("true", "false"):
+        raise ConfigurationError(name, f"must be true or false, got {text!r}")
+    return text == "true"
+
+
 def whole_number(env: Mapping[str, str], name: str) -> int:
     """The required variable ``name`` as an int; raises ``ConfigurationError`` when missing or not a whole number."""
     text = required(env, name)
@@ -134,21 +143,26 @@ class CaptureSettings:
 
 @dataclass(frozen=True)
 class ReconcileSettings:
-    """The scheduled reconciliation: the capture settings, the secondary region and the fleet-index query."""
+    """The scheduled reconciliation: the capture settings, the secondary region, the fleet-index query, the table
+    where the sweep keeps its cursor, and whether things only the secondary has are deleted (``DELETE_ORPHANS``)."""
 
     capture: CaptureSettings
     secondary_region: str
     query_string: str
+    cursor_table: str
+    delete_orphans: bool
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReconcileSettings:
-        """The capture variables plus ``SECONDARY_REGION`` and optional ``QUERY_STRING`` (default ``thingName:*``);
-        raises ``ConfigurationError``."""
+        """The capture variables plus ``SECONDARY_REGION``, ``CURSOR_TABLE``, optional ``QUERY_STRING`` (default
+        ``thingName:*``) and ``DELETE_ORPHANS`` (default false); raises ``ConfigurationError``."""
         env = environment(environ)
         return cls(
             CaptureSettings.from_env(env),
             required(env, "SECONDARY_REGION"),
             optional(env, "QUERY_STRING", "thingName:*"),
+            required(env, "CURSOR_TABLE"),
+            flag(env, "DELETE_ORPHANS"),
         )
 
 

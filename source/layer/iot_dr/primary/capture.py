@@ -4,7 +4,7 @@ Registry events do not cover certificates, policies or principal attachments. Ev
 calls that change them; each becomes exactly one item holding the state of what the call changed, read right
 away (complete state, never a private key): a certificate's PEM and status are read once, by the call that
 changed the certificate, and an attachment carries only the attachment. Resources that predate the solution
-reach the secondary through the scheduled reconciliation (``reconcile``), not through every attachment.
+reach the secondary through the scheduled reconciliation (``iot_dr.sync.reconcile``), not through every attachment.
 
 The health checker's own identity stays in its region (``iot_dr.health.checker_identity``): calls on its thing or
 policy are recognised from the record, its certificate from the snapshot's PEM, and none of them is written.

@@ -24,9 +24,10 @@ from iot_dr.fleet.drift import Region
 from iot_dr.fleet.enumeration import indexing_enabled, name_pattern, thing_names
 from iot_dr.fleet.rate_limit import DEFAULT_QUOTAS, LimitedClient, RateLimiter
 from iot_dr.secondary.replicate.context import describe_or_none
-from iot_dr.sync.checkpoint import Checkpoint, NoCheckpoint
+from iot_dr.sync.checkpoint import Checkpoint, CheckpointLost, NoCheckpoint
 from iot_dr.sync.settings import SettingsError, SyncSettings
 from iot_dr.sync.shard import owns
+from iot_dr.sync.sizing import Sizing
 
 if TYPE_CHECKING:
     from types_boto3_iot import IoTClient
@@ -92,12 +93,16 @@ class Summary:
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
     throttles: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
+    workers: int = 0
+    sizing: Sizing | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The summary as JSON: the counts, ``failed`` (a count) and ``failures``, ``calls`` and ``throttles`` per
         region, ``seconds`` and the rate in devices per second."""
         done = self.created + self.repaired + self.skipped
         return {
+            "workers": self.workers,
+            "sizing": self.sizing.as_json() if self.sizing else None,
             "seen": self.seen,
             "created": self.created,
             "repaired": self.repaired,
@@ -119,6 +124,11 @@ class Target(Protocol):
         """Copy or feed device ``name``; ``existing`` says whether it is already in the secondary."""
 
 
+def rate_limiter(settings: SyncSettings) -> RateLimiter:
+    """A region's limiter: AWS's default quotas with the settings' overrides, at ``SYNC_SHARE``."""
+    return RateLimiter({**DEFAULT_QUOTAS, **settings.rates}, SYNC_SHARE)
+
+
 @dataclass
 class Endpoints:
     """Both regions with rate-limited, counted clients."""
@@ -130,11 +140,10 @@ class Endpoints:
     @classmethod
     def open(cls, settings: SyncSettings) -> Endpoints:
         """Rate-limited clients of both regions, with call counters attached."""
-        quotas = {**DEFAULT_QUOTAS, **settings.rates}
         counters: dict[str, CallCounter] = {}
         regions = []
         for name in (settings.primary_region, settings.secondary_region):
-            limiter = RateLimiter(quotas, SYNC_SHARE)
+            limiter = rate_limiter(settings)
             counter = counters[name] = CallCounter()
             clients: list[Any] = [aws.client(service, name) for service in ("iot", "iot-data")]
             for client in clients:
@@ -200,27 +209,36 @@ def run(
     checkpoint: Checkpoint | None = None,
     progress: Callable[[int], None] | None = None,
     names: Iterator[str] | None = None,
+    sizing: Sizing | None = None,
 ) -> Summary:
     """Sync every device of ``settings.shard`` that the checkpoint has not finished. ``progress(n)`` is called as
-    devices finish. ``names``: the fleet, if not enumerated from the primary with the query. Raises
-    ``SettingsError`` when the query matches no thing."""
+    devices finish. ``names``: the fleet, if not enumerated from the primary with the query. ``sizing``: how many
+    devices at once (``iot_dr.sync.sizing``); ``settings.max_workers`` if None. Raises ``SettingsError`` when the
+    query matches no thing."""
     checkpoint = checkpoint or NoCheckpoint()
-    summary = Summary()
+    workers = sizing.workers if sizing else settings.max_workers
+    summary = Summary(workers=workers, sizing=sizing)
     started = time.monotonic()
     finished, interrupted = checkpoint.load()
     matched = 0
     lock = threading.Lock()
+    lost = threading.Event()
 
     def one(name: str) -> None:
         try:
             checkpoint.start(name)
             outcome = sync_device(endpoints, target, name, settings.mode, name in interrupted)
+            checkpoint.mark(name)
+        except CheckpointLost as err:  # another run took the checkpoint over: this one stops
+            LOG.error("checkpoint lost: stopping", extra={"thingName": name, "reason": _one_line(err)})
+            lost.set()
+            with lock:
+                summary.failed[name] = _one_line(err)
         except Exception as err:  # one device's failure is reported with it; the others go on
             LOG.warning("device failed", extra={"thingName": name, "reason": _one_line(err)})
             with lock:
                 summary.failed[name] = _one_line(err)
         else:
-            checkpoint.mark(name)
             with lock:
                 setattr(summary, outcome, getattr(summary, outcome) + 1)
         if progress:
@@ -228,9 +246,11 @@ def run(
 
     fleet = names if names is not None else device_names(endpoints.primary.iot, settings.query_string)
     try:
-        with ThreadPoolExecutor(max_workers=settings.max_workers) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             pending: set[Future[None]] = set()
             for name in fleet:
+                if lost.is_set():
+                    break
                 matched += 1
                 if not owns(settings.shard, name):
                     continue
@@ -241,7 +261,7 @@ def run(
                         progress(1)
                     continue
                 # A bounded queue: a fleet of any size is walked without holding it in memory.
-                if len(pending) >= 4 * settings.max_workers:
+                if len(pending) >= 4 * workers:
                     _, pending = wait(pending, return_when=FIRST_COMPLETED)
                 pending.add(pool.submit(one, name))
             wait(pending)

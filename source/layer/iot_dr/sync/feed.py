@@ -23,7 +23,13 @@ from iot_dr.primary.snapshots import (
     thing_principals_snapshot,
     thing_snapshot,
 )
-from iot_dr.secondary.replicate.context import certificate_id_of, is_not_found, named_shadows, paginate
+from iot_dr.secondary.replicate.context import (
+    certificate_id_of,
+    describe_or_none,
+    is_not_found,
+    named_shadows,
+    paginate,
+)
 from iot_dr.sync.copy import DeviceGone, Once
 
 if TYPE_CHECKING:
@@ -89,12 +95,26 @@ def shadow_event(iot_data: IoTDataPlaneClient, thing: str, shadow: str | None) -
     }
 
 
-class TableFeed:
-    """Writes devices of ``primary`` into ``table`` (in the primary region) for the pipeline to replicate."""
+def membership_event(group_arn: str, thing_arn: str, operation: str) -> dict[str, Any]:
+    """A registry membership event (``operation`` ADDED or REMOVED), stamped now."""
+    return {
+        "eventType": str(EventType.THING_GROUP_MEMBERSHIP),
+        "operation": operation,
+        "groupArn": group_arn,
+        "thingArn": thing_arn,
+        "timestamp": now_ms(),
+    }
 
-    def __init__(self, primary: Region, dynamodb: DynamoDBClient, table: str) -> None:
+
+class TableFeed:
+    """Writes devices of ``primary`` into ``table`` (in the primary region) for the pipeline to replicate; items
+    expire after ``ttl_seconds``."""
+
+    def __init__(
+        self, primary: Region, dynamodb: DynamoDBClient, table: str, ttl_seconds: int = ITEM_TTL_SECONDS
+    ) -> None:
         self.primary = primary
-        self.writer = ItemWriter(dynamodb, table, ITEM_TTL_SECONDS)
+        self.writer = ItemWriter(dynamodb, table, ttl_seconds)
         self.once = Once()
 
     def _policies(self, target_arn: str) -> None:
@@ -132,16 +152,9 @@ class TableFeed:
         self._put(thing)
         for group in paginate(iot, "list_thing_groups_for_thing", "thingGroups", thingName=name):
             self._group(group["groupName"])
-            self._put(
-                {
-                    "eventType": str(EventType.THING_GROUP_MEMBERSHIP),
-                    "operation": "ADDED",
-                    "groupArn": group["groupArn"],
-                    # The thing's ARN has the group's account and region.
-                    "thingArn": group["groupArn"].rsplit(":", 1)[0] + f":thing/{name}",
-                    "timestamp": now_ms(),
-                }
-            )
+            # The thing's ARN has the group's account and region.
+            thing_arn = group["groupArn"].rsplit(":", 1)[0] + f":thing/{name}"
+            self._put(membership_event(group["groupArn"], thing_arn, "ADDED"))
         principals = thing_principals_snapshot(iot, name)
         for attachment in principals["principals"]:
             arn = attachment["principal"]
@@ -152,3 +165,14 @@ class TableFeed:
             event = shadow_event(self.primary.iot_data, name, shadow)
             if event is not None:
                 self._put(event)
+
+    def remove_memberships(self, name: str, groups: list[str]) -> None:
+        """Write REMOVED membership events of the thing ``name`` for ``groups`` (groups its replica belongs to and
+        the primary's thing does not). Raises ``DeviceGone`` when the thing is gone from the primary."""
+        thing = describe_or_none(self.primary.iot.describe_thing, thingName=name)
+        if thing is None:
+            raise DeviceGone(f"thing {name} no longer exists in {self.primary.name}")
+        thing_arn = thing["thingArn"]
+        prefix = thing_arn.rsplit(":", 1)[0]
+        for group in groups:
+            self._put(membership_event(f"{prefix}:thinggroup/{group}", thing_arn, "REMOVED"))

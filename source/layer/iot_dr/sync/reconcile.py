@@ -1,181 +1,93 @@
-"""Missing-device replication: finds things whose replica drifted and feeds fresh snapshots to the pipeline.
+"""The scheduled missing-device replication: an incremental sweep of the fleet on the region syncs' engine.
 
-Event sources are at-least-once but not perfect (CloudTrail delivery to EventBridge is best effort, and things
-may predate the solution). This scheduled sweep runs in the primary, compares each thing with its replica
-(read-only in the secondary) and, for every drifted thing, writes snapshots of the thing, its certificates,
-their policies and attachments; the normal pipeline then applies them.
+Event sources are at-least-once but not perfect (CloudTrail delivery to EventBridge is best effort, and things may
+predate the solution). Each scheduled run, in the primary, compares devices whole (``iot_dr.fleet.device``: thing,
+type, groups, certificates, policies, classic and named shadows) in thing-name order from where the last run
+stopped, feeds each drifted one to the pipeline through the global table (``iot_dr.sync.feed``; it is read-only in
+the secondary) with removals of the group memberships only its replica has, and stops well before the function's
+timeout. A named shadow only the replica has stays (the pipeline would need the deleted shadow's version). The
+cursor lives in a DynamoDB item (``iot_dr.sync.cursor``); when a run reaches the end of the fleet the next one
+starts again from the beginning.
 
-``sweep`` is the same check on the region syncs' engine: the whole device layer (types, groups, memberships,
-shadows too), a bounded number of devices per run from a cursor, and things found only in the secondary reported
-(deleted only on request).
+A thing present in the secondary and absent from the primary is an orphan: logged, counted in the
+``ThingsOnlyInSecondary`` metric, and deleted (its thing, shadows and the certificates the primary no longer has,
+through the pipeline) only when the stack's ``ReconcileDeleteOrphans`` parameter is ``true``: after a failover, the
+secondary may hold devices created there on purpose.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
 
-from iot_dr.core import metrics
-from iot_dr.core.arns import rewrite_policy_document
-from iot_dr.core.items import ItemWriter
+from iot_dr.core import aws
+from iot_dr.core.metrics import emf_line
+from iot_dr.core.settings import ReconcileSettings
+from iot_dr.fleet.device import Difference
 from iot_dr.fleet.drift import Region, compare_device
-from iot_dr.health.checker_identity import without_checker_things
-from iot_dr.primary.snapshots import (
-    certificate_snapshot,
-    policy_snapshot,
-    policy_targets_snapshot,
-    thing_principals_snapshot,
-    thing_snapshot,
-)
-from iot_dr.secondary.replicate.certificates import secondary_status
-from iot_dr.secondary.replicate.context import certificate_id_of, describe_or_none, paginate
+from iot_dr.fleet.rate_limit import RateLimiter
+from iot_dr.primary.snapshots import certificate_snapshot, thing_snapshot
+from iot_dr.secondary.replicate.context import certificate_id_of, paginate
+from iot_dr.sync.copy import DeviceGone
+from iot_dr.sync.cursor import CursorMoved, CursorStore
 from iot_dr.sync.engine import device_names
 from iot_dr.sync.feed import TableFeed
 
-if TYPE_CHECKING:
-    from types_boto3_iot import IoTClient
-
 LOG = logging.getLogger(__name__)
 
-
-@dataclass
-class ReconcileReport:
-    """What a reconciliation did: things checked, those that drifted, and items written to the replication table."""
-
-    checked: int = 0
-    drifted: list[str] = field(default_factory=list)
-    items_written: int = 0
-
-
-@dataclass(frozen=True)
-class Regions:
-    """The IoT clients and names of both regions."""
-
-    primary_iot: IoTClient
-    secondary_iot: IoTClient
-    primary_region: str
-    secondary_region: str
-
-
-def primary_thing_names(iot: IoTClient, query_string: str) -> Iterator[str]:
-    """Things in the primary: from the fleet index when registry indexing is on, else ListThings."""
-    mode = iot.get_indexing_configuration().get("thingIndexingConfiguration", {}).get("thingIndexingMode", "OFF")
-    if mode == "OFF":
-        for thing in paginate(iot, "list_things", "things"):
-            yield thing["thingName"]
-        return
-    token: Any = None  # a page's nextToken (str) or None
-    while True:
-        kwargs: dict[str, Any] = {"indexName": "AWS_Things", "queryString": query_string, "maxResults": 100}
-        page = iot.search_index(**kwargs, **({"nextToken": token} if token else {}))
-        for thing in page.get("things", []):
-            yield thing["thingName"]
-        token = page.get("nextToken")
-        if not token:
-            return
-
-
-def _certificates(iot: IoTClient, thing: str) -> dict[str, str]:
-    """Certificate ID → principal ARN of the certificates attached to ``thing``."""
-    return {
-        certificate_id: arn
-        for arn in paginate(iot, "list_thing_principals", "principals", thingName=thing)
-        if (certificate_id := certificate_id_of(arn))
-    }
-
-
-def _attached_policies(iot: IoTClient, target: str) -> set[str]:
-    return {p["policyName"] for p in paginate(iot, "list_attached_policies", "policies", target=target)}
-
-
-def _default_document(iot: IoTClient, policy: str) -> str | None:
-    described = describe_or_none(iot.get_policy, policyName=policy)
-    return None if described is None else json.dumps(json.loads(described["policyDocument"]), sort_keys=True)
-
-
-def drift(regions: Regions, thing: str) -> str | None:
-    """Why the replica of ``thing`` differs from the primary, or None if it matches."""
-    primary, secondary = regions.primary_iot, regions.secondary_iot
-    source = describe_or_none(primary.describe_thing, thingName=thing)
-    replica = describe_or_none(secondary.describe_thing, thingName=thing)
-    if source is None:
-        return None
-    if replica is None:
-        return "thing missing"
-    if (source.get("attributes") or {}) != (replica.get("attributes") or {}):
-        return "attributes differ"
-    if source.get("thingTypeName") != replica.get("thingTypeName"):
-        return "thing type differs"
-    source_certificates, replica_certificates = _certificates(primary, thing), _certificates(secondary, thing)
-    if set(source_certificates) != set(replica_certificates):
-        return "certificates differ"
-    for certificate_id, arn in source_certificates.items():
-        source_status = primary.describe_certificate(certificateId=certificate_id)["certificateDescription"]["status"]
-        replica_status = secondary.describe_certificate(certificateId=certificate_id)["certificateDescription"][
-            "status"
-        ]
-        if secondary_status(source_status) != replica_status:
-            return f"certificate {certificate_id} status differs"
-        policies = _attached_policies(primary, arn)
-        if policies != _attached_policies(secondary, replica_certificates[certificate_id]):
-            return f"policies of certificate {certificate_id} differ"
-        for policy in policies:
-            source_document = _default_document(primary, policy)
-            wanted = source_document and json.dumps(
-                json.loads(rewrite_policy_document(source_document, regions.primary_region, regions.secondary_region)),
-                sort_keys=True,
-            )
-            if wanted != _default_document(secondary, policy):
-                return f"policy {policy} differs"
-    return None
-
-
-def thing_snapshots(iot: IoTClient, thing: str) -> list[dict[str, Any]]:
-    """Everything the secondary needs to rebuild ``thing`` with its certificates and policies."""
-    snapshots = [thing_snapshot(iot, thing)]
-    for certificate_id, arn in _certificates(iot, thing).items():
-        snapshots.append(certificate_snapshot(iot, certificate_id))
-        snapshots.extend(policy_snapshot(iot, policy) for policy in sorted(_attached_policies(iot, arn)))
-        snapshots.append(policy_targets_snapshot(iot, arn))
-    snapshots.append(thing_principals_snapshot(iot, thing))
-    return snapshots
-
-
-def reconcile(regions: Regions, writer: ItemWriter, query_string: str) -> ReconcileReport:
-    """Compare every primary thing matching ``query_string`` with its replica and write fresh snapshots of each
-    that drifted to the replication table; returns the report. ClientError propagates."""
-    report = ReconcileReport()
-    for thing in without_checker_things(primary_thing_names(regions.primary_iot, query_string)):
-        report.checked += 1
-        reason = drift(regions, thing)
-        if reason is None:
-            continue
-        LOG.info("drift found", extra={"thingName": thing, "reason": reason})
-        report.drifted.append(thing)
-        report.items_written += writer.put(thing_snapshots(regions.primary_iot, thing))
-    LOG.info(
-        "reconciled",
-        extra={"checked": report.checked, "drifted": len(report.drifted), "itemsWritten": report.items_written},
-    )
-    metrics.count_drift(writer.table_name, len(report.drifted))
-    return report
+# Devices compared at once. The sweep shares the account's quotas with the replication, so it takes half of each
+# (SWEEP_SHARE): at AWS's defaults about 5 devices per second, which 4 workers reach at ~0.1 s per call.
+SWEEP_WORKERS = 4
+SWEEP_SHARE = 0.5
+# A run starts no new batch once it has used this share of the time it had left when it started: the rest covers
+# the batch in flight (under throttling, retries back off for seconds) and saving the cursor.
+WORK_SHARE = 2 / 3
+METRIC_DIMENSIONS = {"Sweep": "MissingDeviceReplication"}
 
 
 @dataclass
 class SweepReport:
-    """One bounded run of the sweep. ``cursor``: the last device compared (None when the sweep went round the whole
-    fleet and starts again from the beginning next time); ``orphans``: things in the secondary that the primary no
-    longer has, found when the sweep completes a round; ``deleted``: those queued for deletion (opt-in)."""
+    """One run of the sweep. ``start``: the cursor it resumed from (None: start of a round); ``cursor``: the last
+    device compared, None when the run reached the end of the fleet (``complete``); ``orphans``: things only in the
+    secondary; ``deleted``: orphans queued for deletion (opt-in)."""
 
+    start: str | None = None
     checked: int = 0
     drifted: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     orphans: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     cursor: str | None = None
+    complete: bool = False
+    cursor_saved: bool = False
+
+
+def extra_groups(differences: list[Difference]) -> list[str]:
+    """Groups the replica belongs to and the primary's thing does not, from a device's differences."""
+    for difference in differences:
+        if difference.field == "thingGroups":
+            return sorted(set(difference.secondary) - set(difference.primary))
+    return []
+
+
+def delete_orphan(primary: Region, secondary: Region, feed: TableFeed, name: str) -> None:
+    """Queue the orphan ``name`` for deletion in the secondary: its thing (the secondary deletes its shadows with it)
+    and those of its certificates that the primary does not have. A thing that reappeared in the primary meanwhile
+    is written as it is there instead."""
+    snapshots = [thing_snapshot(primary.iot, name)]
+    for arn in paginate(secondary.iot, "list_thing_principals", "principals", thingName=name):
+        certificate_id = certificate_id_of(arn)
+        if certificate_id is None:
+            continue
+        certificate = certificate_snapshot(primary.iot, certificate_id)
+        if not certificate["exists"]:
+            snapshots.append(certificate)
+    feed.writer.put(snapshots)
 
 
 def sweep(
@@ -184,47 +96,109 @@ def sweep(
     feed: TableFeed,
     query_string: str,
     cursor: str | None,
-    budget: int,
+    stop: Callable[[], bool],
     delete_orphans: bool = False,
+    workers: int = SWEEP_WORKERS,
 ) -> SweepReport:
-    """Compare at most ``budget`` devices (whole device layer, ``iot_dr.fleet.device``) in thing-name order after
-    ``cursor``, and feed each drifted one to the pipeline through ``feed``. When the round reaches the end of the
-    fleet, things present only in the secondary are reported, and queued for deletion if ``delete_orphans``.
+    """Compare the devices after ``cursor`` (thing-name order, both regions' things for ``query_string``) in batches
+    of ``workers`` until ``stop()`` says so (asked after each batch, so every run moves on) or the fleet ends, and
+    feed each drifted device to the pipeline.
 
-    Enumerating names costs one call per 100 things; only the compared devices cost their reads, so a run's work is
-    bounded by ``budget`` whatever the fleet's size.
+    Enumerating the names costs one call per 100 things in each region; only the compared devices cost their reads,
+    so a run's work is bounded by ``stop`` whatever the fleet's size.
     """
-    if budget < 1:
-        raise ValueError(f"budget must be at least 1, got {budget}")
-    report = SweepReport()
-    names = sorted(set(device_names(primary.iot, query_string)))
+    report = SweepReport(start=cursor)
+    names = sorted(set(device_names(primary.iot, query_string)) | set(device_names(secondary.iot, query_string)))
     pending = [name for name in names if cursor is None or name > cursor]
-    for name in pending[:budget]:
-        report.checked += 1
-        report.cursor = name
+
+    def one(name: str) -> None:
         drift = compare_device(primary, secondary, name)
         if drift.error is not None:
             report.failed[name] = drift.error
-            continue
+            return
         if drift.in_sync:
-            continue
+            return
+        [first] = drift.differences[:1]
+        if first.field == "thing" and first.primary is False:
+            LOG.warning("thing only in the secondary", extra={"thingName": name, "delete": delete_orphans})
+            report.orphans.append(name)
+            if delete_orphans:
+                delete_orphan(primary, secondary, feed, name)
+                report.deleted.append(name)
+            return
         LOG.info("drift found", extra={"thingName": name, "fields": [d.field for d in drift.differences]})
         report.drifted.append(name)
         try:
             feed.apply(name, existing=True)
+            extra = extra_groups(drift.differences)
+            if extra:
+                feed.remove_memberships(name, extra)
+        except DeviceGone:
+            return  # deleted in the primary since it was read: the pipeline has its deletion
         except Exception as err:  # reported with the device; the next round compares it again
             report.failed[name] = f"{type(err).__name__}: {err}"
-    if len(pending) <= budget:
-        report.cursor = None
-        present = set(names)
-        report.orphans = sorted(set(device_names(secondary.iot, query_string)) - present)
-        for name in report.orphans:
-            LOG.warning("thing only in the secondary", extra={"thingName": name, "delete": delete_orphans})
-            if delete_orphans:
-                feed.writer.put([thing_snapshot(primary.iot, name)])
-                report.deleted.append(name)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(pending), workers):
+            if start and stop():
+                break
+            batch = pending[start : start + workers]
+            list(pool.map(one, batch))
+            report.checked += len(batch)
+            report.cursor = batch[-1]
+        else:
+            report.cursor, report.complete = None, True
+    for found in (report.drifted, report.orphans, report.deleted):
+        found.sort()
     LOG.info(
         "swept",
-        extra={"checked": report.checked, "drifted": len(report.drifted), "orphans": len(report.orphans)},
+        extra={
+            "checked": report.checked,
+            "drifted": len(report.drifted),
+            "orphans": len(report.orphans),
+            "cursor": report.cursor,
+        },
     )
     return report
+
+
+def time_budget(remaining_ms: Callable[[], int]) -> Callable[[], bool]:
+    """A ``stop`` for ``sweep``: true once ``WORK_SHARE`` of the time left at this call has passed
+    (``remaining_ms``: the Lambda context's ``get_remaining_time_in_millis``)."""
+    stop_at = remaining_ms() * (1 - WORK_SHARE)
+    return lambda: remaining_ms() <= stop_at
+
+
+def report_metrics(report: SweepReport, stream: TextIO | None = None) -> None:
+    """The run's figures as embedded-metric-format lines (``iot_dr.core.metrics``)."""
+    for metric, value in (
+        ("DevicesCompared", report.checked),
+        ("DevicesDrifted", len(report.drifted)),
+        ("DevicesFailed", len(report.failed)),
+        ("ThingsOnlyInSecondary", len(report.orphans)),
+        ("ThingsDeletedFromSecondary", len(report.deleted)),
+    ):
+        print(emf_line(metric, value, METRIC_DIMENSIONS), file=stream or sys.stdout, flush=True)
+
+
+def scheduled_sweep(settings: ReconcileSettings, remaining_ms: Callable[[], int]) -> dict[str, Any]:
+    """One scheduled run: load the cursor, sweep until the time budget is spent, save the cursor, report."""
+    stop = time_budget(remaining_ms)
+    capture = settings.capture
+    primary = Region.limited(capture.region, RateLimiter(share=SWEEP_SHARE))
+    secondary = Region.limited(settings.secondary_region, RateLimiter(share=SWEEP_SHARE))
+    dynamodb = aws.client("dynamodb", capture.region)
+    store = CursorStore(dynamodb, settings.cursor_table)
+    loaded = store.load(settings.query_string)
+    feed = TableFeed(primary, dynamodb, capture.replication_table, capture.item_ttl_seconds)
+    started = time.monotonic()
+    report = sweep(
+        primary, secondary, feed, settings.query_string, loaded.cursor, stop, delete_orphans=settings.delete_orphans
+    )
+    try:
+        store.save(loaded, settings.query_string, report.cursor, report.complete)
+        report.cursor_saved = True
+    except CursorMoved as err:
+        LOG.warning("cursor not saved", extra={"reason": str(err)})
+    report_metrics(report)
+    return {**asdict(report), "seconds": round(time.monotonic() - started, 3)}

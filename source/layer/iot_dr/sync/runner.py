@@ -8,9 +8,10 @@ from iot_dr.core import aws
 from iot_dr.secondary.replicate.context import is_not_found
 from iot_dr.sync.checkpoint import Checkpoint
 from iot_dr.sync.copy import DeviceCopier
-from iot_dr.sync.engine import Endpoints, Summary, Target, run
+from iot_dr.sync.engine import Endpoints, Summary, Target, rate_limiter, run
 from iot_dr.sync.feed import TableFeed
 from iot_dr.sync.settings import SettingsError, SyncSettings
+from iot_dr.sync.sizing import size_workers
 
 REGION_TO_REGION = "region-to-region"
 REGION_TO_DDB = "region-to-ddb"
@@ -51,4 +52,9 @@ def sync(
         target = DeviceCopier(endpoints.primary, endpoints.secondary)
     else:
         target = TableFeed(endpoints.primary, aws.client("dynamodb", settings.primary_region), table)
-    return run(settings, endpoints, target, checkpoint, progress)
+    sizing = size_workers(kind, settings.mode, rate_limiter(settings).rate, settings.max_workers)
+    try:
+        return run(settings, endpoints, target, checkpoint, progress, sizing=sizing)
+    finally:
+        if checkpoint is not None:
+            checkpoint.release()
