@@ -4,14 +4,9 @@ stack."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import boto3
 import pytest
-
-from iot_dr_local import cfn_extensions
-from iot_dr_local.dispatcher import Dispatcher
-from iot_dr_local.global_tables import GlobalTableReplicator
 
 REGION = "us-east-1"
 TEMPLATE = {
@@ -40,17 +35,8 @@ TEMPLATE = {
 }
 
 
-@pytest.fixture
-def extensions(aws: str, dispatcher: Dispatcher) -> Iterator[None]:
-    global_tables = GlobalTableReplicator(dispatcher)
-    global_tables.install()
-    cfn_extensions.install(global_tables)
-    yield
-    cfn_extensions.uninstall()
-    global_tables.uninstall()
-
-
-def test_alarm_is_created_with_its_metric_and_topic_and_deleted_with_the_stack(extensions: None) -> None:
+@pytest.mark.usefixtures("cloudformation_extensions")
+def test_alarm_is_created_with_its_metric_and_topic_and_deleted_with_the_stack() -> None:
     cloudformation = boto3.client("cloudformation", region_name=REGION)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     cloudformation.create_stack(StackName="alarms", TemplateBody=json.dumps(TEMPLATE))

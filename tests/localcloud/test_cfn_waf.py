@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import boto3
 import pytest
-
-from iot_dr_local import cfn_extensions
-from iot_dr_local.dispatcher import Dispatcher
-from iot_dr_local.global_tables import GlobalTableReplicator
 
 REGION = "us-east-1"
 RULE = {
@@ -68,17 +63,8 @@ TEMPLATE = {
 }
 
 
-@pytest.fixture
-def extensions(aws: str, dispatcher: Dispatcher) -> Iterator[None]:
-    global_tables = GlobalTableReplicator(dispatcher)
-    global_tables.install()
-    cfn_extensions.install(global_tables)
-    yield
-    cfn_extensions.uninstall()
-    global_tables.uninstall()
-
-
-def test_web_acl_is_created_with_its_rules_and_attached_to_the_stage(extensions: None) -> None:
+@pytest.mark.usefixtures("cloudformation_extensions")
+def test_web_acl_is_created_with_its_rules_and_attached_to_the_stage() -> None:
     cloudformation = boto3.client("cloudformation", region_name=REGION)
     wafv2 = boto3.client("wafv2", region_name=REGION)
     cloudformation.create_stack(StackName="waf", TemplateBody=json.dumps(TEMPLATE))
