@@ -14,6 +14,7 @@ from typing import Any
 
 from iot_dr.core.event_types import EventType
 from iot_dr.core.items import ItemWriter, now_ms
+from iot_dr.fleet.device import shadow_document
 from iot_dr.fleet.drift import Region
 from iot_dr.primary.snapshots import (
     certificate_snapshot,
@@ -22,7 +23,7 @@ from iot_dr.primary.snapshots import (
     thing_principals_snapshot,
     thing_snapshot,
 )
-from iot_dr.secondary.replicate.context import certificate_id_of, is_not_found, named_shadows, paginate
+from iot_dr.secondary.replicate.context import certificate_id_of, named_shadows, paginate
 from iot_dr.sync.copy import DeviceGone, Once
 
 # Items the sync writes live as long as the pipeline's own (the table's TTL attribute ``expires``).
@@ -59,13 +60,9 @@ def thing_group_event(described: dict[str, Any]) -> dict[str, Any]:
 
 def shadow_event(iot_data: Any, thing: str, shadow: str | None) -> dict[str, Any] | None:
     """The shadow as an ``update/documents`` item (the topic rule's shape); None when it does not exist."""
-    named = {"shadowName": shadow} if shadow else {}
-    try:
-        document = json.loads(iot_data.get_thing_shadow(thingName=thing, **named)["payload"].read())
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise
+    document = shadow_document(iot_data, thing, shadow)
+    if document is None:
+        return None
     sections = {s: v for s, v in (document.get("state") or {}).items() if s in ("desired", "reported")}
     current = {"state": sections, "version": int(document.get("version") or 0)}
     # "previous" marks the message as an update of an existing shadow, not its creation.
