@@ -4,26 +4,16 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from local_cloud_support import PRIMARY, SECONDARY
 from private_ca_support import activate, create_pca, csr, new_root, sign
 
 from iot_dr_local.cloud import LocalCloud
-
-PRIMARY, SECONDARY = "us-east-1", "us-west-2"
-
-
-@pytest.fixture(scope="module")
-def cloud() -> Iterator[LocalCloud]:
-    local = LocalCloud(PRIMARY, SECONDARY)
-    local.start()
-    yield local
-    local.stop()
 
 
 @pytest.fixture
