@@ -3,10 +3,9 @@ stack."""
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import pytest
+from stack_support import delete, deploy, outputs
 
 REGION = "us-east-1"
 TEMPLATE = {
@@ -37,11 +36,9 @@ TEMPLATE = {
 
 @pytest.mark.usefixtures("cloudformation_extensions")
 def test_alarm_is_created_with_its_metric_and_topic_and_deleted_with_the_stack() -> None:
-    cloudformation = boto3.client("cloudformation", region_name=REGION)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    cloudformation.create_stack(StackName="alarms", TemplateBody=json.dumps(TEMPLATE))
-    stack = cloudformation.describe_stacks(StackName="alarms")["Stacks"][0]
-    name = stack["Outputs"][0]["OutputValue"]
+    stack = deploy(TEMPLATE, REGION)
+    name = outputs(stack)["Alarm"]
 
     (alarm,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
     topic_arn = boto3.client("sns", region_name=REGION).list_topics()["Topics"][0]["TopicArn"]
@@ -55,6 +52,6 @@ def test_alarm_is_created_with_its_metric_and_topic_and_deleted_with_the_stack()
     assert alarm["AlarmActions"] == alarm["OKActions"] == [topic_arn]
     assert alarm["TreatMissingData"] == "notBreaching"
 
-    cloudformation.delete_stack(StackName="alarms")
+    delete(region=REGION)
 
     assert cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []

@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from stack_support import delete, deploy, outputs
 
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.global_tables import GlobalTableReplicator
@@ -49,20 +50,6 @@ KEYED_BY_PK = {
 def replicator(lambdas: LambdaRuntime, cloudformation_extensions: GlobalTableReplicator) -> GlobalTableReplicator:
     """CloudFormation extensions installed, with Lambda functions running in worker processes."""
     return cloudformation_extensions
-
-
-def deploy(template: dict[str, Any], region: str = PRIMARY, name: str = "stack") -> dict[str, Any]:
-    cloudformation = boto3.client("cloudformation", region_name=region)
-    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"])
-    return dict(cloudformation.describe_stacks(StackName=name)["Stacks"][0])
-
-
-def outputs(stack: dict[str, Any]) -> dict[str, str]:
-    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
-
-
-def delete(name: str = "stack", region: str = PRIMARY) -> None:
-    boto3.client("cloudformation", region_name=region).delete_stack(StackName=name)
 
 
 def upload_code(package: Callable[[dict[str, str]], bytes], key: str, files: dict[str, str]) -> None:

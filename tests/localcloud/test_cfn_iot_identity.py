@@ -3,10 +3,9 @@ CloudFormation: created with Ref and GetAtt as in AWS, removed with their stack.
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import pytest
+from stack_support import delete, deploy, outputs
 
 from iot_dr.health.checker_credentials import new_key_and_csr
 
@@ -53,25 +52,21 @@ def template(csr: str) -> dict[str, object]:
 
 @pytest.mark.usefixtures("cloudformation_extensions")
 def test_certificate_from_a_csr_is_attached_to_its_policy_and_thing_and_removed_with_the_stack() -> None:
-    cloudformation = boto3.client("cloudformation", region_name=REGION)
     iot = boto3.client("iot", region_name=REGION)
     _, csr = new_key_and_csr("checker")
-    cloudformation.create_stack(StackName="identity", TemplateBody=json.dumps(template(csr)))
-    stack = cloudformation.describe_stacks(StackName="identity")["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    stack = deploy(template(csr), REGION)
+    values = outputs(stack)
 
-    certificate = iot.describe_certificate(certificateId=outputs["Ref"])["certificateDescription"]
+    certificate = iot.describe_certificate(certificateId=values["Ref"])["certificateDescription"]
     assert stack["StackStatus"] == "CREATE_COMPLETE"
-    assert (outputs["Id"], outputs["Arn"]) == (certificate["certificateId"], certificate["certificateArn"])
+    assert (values["Id"], values["Arn"]) == (certificate["certificateId"], certificate["certificateArn"])
     assert certificate["status"] == "ACTIVE"
-    assert [p["policyName"] for p in iot.list_attached_policies(target=outputs["Arn"])["policies"]] == [
-        "checker-policy"
-    ]
-    assert iot.list_principal_things(principal=outputs["Arn"])["things"] == ["checker"]
-    assert outputs["PolicyAttachment"] == f"checker-policy|{outputs['Arn']}"
-    assert outputs["ThingAttachment"] == f"checker|{outputs['Arn']}"
+    assert [p["policyName"] for p in iot.list_attached_policies(target=values["Arn"])["policies"]] == ["checker-policy"]
+    assert iot.list_principal_things(principal=values["Arn"])["things"] == ["checker"]
+    assert values["PolicyAttachment"] == f"checker-policy|{values['Arn']}"
+    assert values["ThingAttachment"] == f"checker|{values['Arn']}"
 
-    cloudformation.delete_stack(StackName="identity")
+    delete(region=REGION)
 
     assert iot.list_certificates()["certificates"] == []
     assert iot.list_things()["things"] == []

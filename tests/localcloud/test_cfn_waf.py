@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import pytest
+from stack_support import delete, deploy, outputs
 
 REGION = "us-east-1"
 RULE = {
@@ -65,19 +64,17 @@ TEMPLATE = {
 
 @pytest.mark.usefixtures("cloudformation_extensions")
 def test_web_acl_is_created_with_its_rules_and_attached_to_the_stage() -> None:
-    cloudformation = boto3.client("cloudformation", region_name=REGION)
     wafv2 = boto3.client("wafv2", region_name=REGION)
-    cloudformation.create_stack(StackName="waf", TemplateBody=json.dumps(TEMPLATE))
-    stack = cloudformation.describe_stacks(StackName="waf")["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
-    stage_arn = f"arn:aws:apigateway:{REGION}::/restapis/{outputs['Api']}/stages/v1"
+    stack = deploy(TEMPLATE, REGION)
+    values = outputs(stack)
+    stage_arn = f"arn:aws:apigateway:{REGION}::/restapis/{values['Api']}/stages/v1"
 
     attached = wafv2.get_web_acl_for_resource(ResourceArn=stage_arn)["WebACL"]
 
     assert stack["StackStatus"] == "CREATE_COMPLETE"
-    assert attached["ARN"] == outputs["AclArn"]
+    assert attached["ARN"] == values["AclArn"]
     assert attached["Rules"][0]["Statement"]["RateBasedStatement"]["Limit"] == 100
 
-    cloudformation.delete_stack(StackName="waf")
+    delete(region=REGION)
 
     assert wafv2.list_web_acls(Scope="REGIONAL")["WebACLs"] == []
