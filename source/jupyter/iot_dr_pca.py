@@ -28,6 +28,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 CONFIG_FILE = "iot-dr-pca.json"
@@ -155,7 +156,8 @@ def load_or_create_key(path: Path) -> rsa.RSAPrivateKey:
     return key
 
 
-def csr_pem(key: rsa.RSAPrivateKey, common_name: str) -> bytes:
+def csr_pem(key: CertificateIssuerPrivateKeyTypes, common_name: str) -> bytes:
+    """A CSR (PEM) for ``key`` whose subject is only ``common_name``."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     return (
         x509.CertificateSigningRequestBuilder()
@@ -165,8 +167,19 @@ def csr_pem(key: rsa.RSAPrivateKey, common_name: str) -> bytes:
     )
 
 
-def _ca_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
+def ca_certificate(
+    subject: x509.Name,
+    public_key: CertificatePublicKeyTypes,
+    issuer: x509.Name,
+    issuer_key: CertificateIssuerPrivateKeyTypes,
+    days: int,
+    path_length: int | None,
+) -> x509.Certificate:
+    """A CA certificate (key usage: certificate and CRL signing) for ``public_key``, signed with SHA-256 by
+    ``issuer_key``, valid from five minutes ago (clock skew) for ``days``. Self-signed when ``issuer_key`` is the
+    subject's own key; otherwise it names the issuer's key (authority key identifier)."""
+    now = datetime.datetime.now(datetime.UTC)
+    usage = x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
         key_encipherment=False,
@@ -177,6 +190,22 @@ def _ca_usage() -> x509.KeyUsage:
         encipher_only=False,
         decipher_only=False,
     )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+    if issuer_key.public_key() != public_key:
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
+        builder = builder.add_extension(aki, critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
 
 
 # ------------------------------------------------------------------------------------- 02: root and PCA
@@ -191,20 +220,7 @@ def ensure_root_ca(config: Config) -> tuple[x509.Certificate, rsa.RSAPrivateKey]
         if cert.public_key() == key.public_key():
             return cert, key
     name = x509_name(config.root_subject)
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=ROOT_VALIDITY_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(_ca_usage(), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    cert = ca_certificate(name, key.public_key(), name, key, ROOT_VALIDITY_DAYS, path_length=None)
     _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM).decode())
     return cert, key
 
@@ -272,24 +288,12 @@ def ensure_pca(acm_pca: Any, config: Config, root: tuple[x509.Certificate, rsa.R
     return arn
 
 
-def sign_subordinate(csr: str, root: tuple[x509.Certificate, rsa.RSAPrivateKey]) -> str:
-    """The Private CA's certificate: its CSR's subject and key, signed by the root, CA with path length 0."""
+def sign_subordinate(csr: str, root: tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes]) -> str:
+    """The Private CA's certificate (PEM): its CSR's subject and key, signed by the root, CA with path length 0."""
     request = x509.load_pem_x509_csr(csr.encode())
     root_cert, root_key = root
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(request.subject)
-        .issuer_name(root_cert.subject)
-        .public_key(request.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=SUBORDINATE_VALIDITY_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_ca_usage(), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(request.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
-        .sign(root_key, hashes.SHA256())
+    cert = ca_certificate(
+        request.subject, request.public_key(), root_cert.subject, root_key, SUBORDINATE_VALIDITY_DAYS, path_length=0
     )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 

@@ -18,11 +18,10 @@ from cfnlint.decode import decode
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
+from local_cloud_support import PRIMARY
 
 from iot_dr.health import checker_credentials, checker_identity
 from iot_dr_local.cloud import LocalCloud
-
-REGION, OTHER = "us-east-1", "us-west-2"
 
 
 @dataclass
@@ -60,16 +59,6 @@ class CloudFormationEndpoint:
         self._server.server_close()
 
 
-@pytest.fixture(scope="module")
-def cloud() -> Iterator[LocalCloud]:
-    local = LocalCloud(REGION, OTHER)
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
-
-
 @pytest.fixture
 def cloudformation() -> Iterator[CloudFormationEndpoint]:
     endpoint = CloudFormationEndpoint()
@@ -80,7 +69,7 @@ def cloudformation() -> Iterator[CloudFormationEndpoint]:
 @pytest.fixture
 def secret_arn(cloud: LocalCloud) -> str:
     # CloudFormation's placeholder value, as AWS::SecretsManager::Secret with GenerateSecretString leaves it.
-    created = cloud.client("secretsmanager", REGION).create_secret(
+    created = cloud.client("secretsmanager", PRIMARY).create_secret(
         Name=f"checker-{uuid.uuid4()}", SecretString="x" * 32
     )
     return str(created["ARN"])
@@ -94,7 +83,7 @@ def event(resource_type: str, request_type: str, url: str, **properties: str) ->
     return {
         "RequestType": request_type,
         "ResponseURL": url,
-        "StackId": f"arn:aws:cloudformation:{REGION}:123456789012:stack/checker/{uuid.uuid4()}",
+        "StackId": f"arn:aws:cloudformation:{PRIMARY}:123456789012:stack/checker/{uuid.uuid4()}",
         "RequestId": f"request-{uuid.uuid4()}",
         "LogicalResourceId": "CheckerKey"
         if resource_type == checker_credentials.KEY_RESOURCE
@@ -104,15 +93,26 @@ def event(resource_type: str, request_type: str, url: str, **properties: str) ->
     }
 
 
+def key_request(request_type: str, url: str, thing: str, secret_arn: str) -> dict[str, Any]:
+    """A request for the checker's key resource (the key and CSR kept in ``secret_arn``)."""
+    return event(checker_credentials.KEY_RESOURCE, request_type, url, ThingName=thing, CredentialsSecretArn=secret_arn)
+
+
+def certificate_request(url: str, certificate_id: str, secret_arn: str) -> dict[str, Any]:
+    """A Create request for the resource that adds certificate ``certificate_id`` to the secret."""
+    properties = {"CertificateId": certificate_id, "CredentialsSecretArn": secret_arn}
+    return event(checker_credentials.CERTIFICATE_RESOURCE, "Create", url, **properties)
+
+
 def handle(cloud: LocalCloud, request: dict[str, Any]) -> None:
     checker_credentials.handle_event(
-        request, Context(), cloud.client("iot", REGION), cloud.client("secretsmanager", REGION)
+        request, Context(), cloud.client("iot", PRIMARY), cloud.client("secretsmanager", PRIMARY)
     )
 
 
 def stored(cloud: LocalCloud, secret_arn: str) -> dict[str, str]:
     return dict(
-        json.loads(cloud.client("secretsmanager", REGION).get_secret_value(SecretId=secret_arn)["SecretString"])
+        json.loads(cloud.client("secretsmanager", PRIMARY).get_secret_value(SecretId=secret_arn)["SecretString"])
     )
 
 
@@ -120,21 +120,12 @@ def test_the_key_stays_in_the_secret_and_only_its_csr_and_the_endpoint_reach_clo
     cloud: LocalCloud, cloudformation: CloudFormationEndpoint, secret_arn: str
 ) -> None:
     thing = thing_name()
-    handle(
-        cloud,
-        event(
-            checker_credentials.KEY_RESOURCE,
-            "Create",
-            cloudformation.url,
-            ThingName=thing,
-            CredentialsSecretArn=secret_arn,
-        ),
-    )
+    handle(cloud, key_request("Create", cloudformation.url, thing, secret_arn))
 
     [response] = cloudformation.responses
     assert response["Status"] == "SUCCESS", response.get("Reason")
     assert set(response["Data"]) == {"CertificateSigningRequest", "Endpoint"}
-    assert response["Data"]["Endpoint"].endswith(f"-ats.iot.{REGION}.amazonaws.com")
+    assert response["Data"]["Endpoint"].endswith(f"-ats.iot.{PRIMARY}.amazonaws.com")
     secret = stored(cloud, secret_arn)
     assert set(secret) == {"privateKey", "healthCheckSecret"}
     assert "PRIVATE KEY" not in json.dumps(response) and secret["healthCheckSecret"] not in json.dumps(response)
@@ -144,34 +135,19 @@ def test_the_key_stays_in_the_secret_and_only_its_csr_and_the_endpoint_reach_clo
     assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == thing
     assert csr.public_key().public_numbers() == key.public_key().public_numbers()  # type: ignore[union-attr]
     # Nothing was created in IoT: the certificate is CloudFormation's.
-    assert cloud.client("iot", REGION).list_certificates()["certificates"] == []
+    assert cloud.client("iot", PRIMARY).list_certificates()["certificates"] == []
 
 
 def test_the_certificate_made_from_the_csr_is_added_to_the_secret(
     cloud: LocalCloud, cloudformation: CloudFormationEndpoint, secret_arn: str
 ) -> None:
-    iot = cloud.client("iot", REGION)
-    handle(
-        cloud,
-        event(
-            checker_credentials.KEY_RESOURCE,
-            "Create",
-            cloudformation.url,
-            ThingName=thing_name(),
-            CredentialsSecretArn=secret_arn,
-        ),
-    )
+    iot = cloud.client("iot", PRIMARY)
+    handle(cloud, key_request("Create", cloudformation.url, thing_name(), secret_arn))
     csr = cloudformation.responses[0]["Data"]["CertificateSigningRequest"]
     certificate = iot.create_certificate_from_csr(certificateSigningRequest=csr, setAsActive=True)
     before = stored(cloud, secret_arn)
 
-    handle(
-        cloud,
-        event(
-            checker_credentials.CERTIFICATE_RESOURCE, "Create", cloudformation.url,
-            CertificateId=certificate["certificateId"], CredentialsSecretArn=secret_arn,
-        ),
-    )  # fmt: skip
+    handle(cloud, certificate_request(cloudformation.url, certificate["certificateId"], secret_arn))
 
     answer = cloudformation.responses[1]
     assert (answer["Status"], answer["PhysicalResourceId"]) == ("SUCCESS", certificate["certificateId"])
@@ -182,28 +158,13 @@ def test_the_certificate_made_from_the_csr_is_added_to_the_secret(
 def test_a_certificate_for_another_key_is_refused_and_the_secret_is_left_alone(
     cloud: LocalCloud, cloudformation: CloudFormationEndpoint, secret_arn: str
 ) -> None:
-    iot = cloud.client("iot", REGION)
-    handle(
-        cloud,
-        event(
-            checker_credentials.KEY_RESOURCE,
-            "Create",
-            cloudformation.url,
-            ThingName=thing_name(),
-            CredentialsSecretArn=secret_arn,
-        ),
-    )
+    iot = cloud.client("iot", PRIMARY)
+    handle(cloud, key_request("Create", cloudformation.url, thing_name(), secret_arn))
     _, other_csr = checker_credentials.new_key_and_csr("someone-else")
     other = iot.create_certificate_from_csr(certificateSigningRequest=other_csr, setAsActive=False)
     before = stored(cloud, secret_arn)
 
-    handle(
-        cloud,
-        event(
-            checker_credentials.CERTIFICATE_RESOURCE, "Create", cloudformation.url,
-            CertificateId=other["certificateId"], CredentialsSecretArn=secret_arn,
-        ),
-    )  # fmt: skip
+    handle(cloud, certificate_request(cloudformation.url, other["certificateId"], secret_arn))
 
     failed = cloudformation.responses[1]
     assert failed["Status"] == "FAILED"
@@ -241,28 +202,15 @@ def test_update_makes_a_new_key_under_a_new_physical_id_and_delete_removes_nothi
     cloud: LocalCloud, cloudformation: CloudFormationEndpoint, secret_arn: str
 ) -> None:
     thing = thing_name()
-    handle(
-        cloud,
-        event(
-            checker_credentials.KEY_RESOURCE,
-            "Create",
-            cloudformation.url,
-            ThingName=thing,
-            CredentialsSecretArn=secret_arn,
-        ),
-    )
+    handle(cloud, key_request("Create", cloudformation.url, thing, secret_arn))
     first = cloudformation.responses[0]
-    update = event(
-        checker_credentials.KEY_RESOURCE, "Update", cloudformation.url, ThingName=thing, CredentialsSecretArn=secret_arn
-    )
+    update = key_request("Update", cloudformation.url, thing, secret_arn)
     update.update(PhysicalResourceId=first["PhysicalResourceId"], OldResourceProperties={"ThingName": "old"})
     handle(cloud, update)
     second = cloudformation.responses[1]
     secret = stored(cloud, secret_arn)
 
-    delete = event(
-        checker_credentials.KEY_RESOURCE, "Delete", cloudformation.url, ThingName=thing, CredentialsSecretArn=secret_arn
-    )
+    delete = key_request("Delete", cloudformation.url, thing, secret_arn)
     delete["PhysicalResourceId"] = first["PhysicalResourceId"]
     handle(cloud, delete)
 
@@ -286,7 +234,7 @@ def test_the_template_policy_is_the_one_the_local_checker_identity_uses() -> Non
         text = arn["Fn::Sub"]
         for name, value in (
             ("AWS::Partition", "aws"),
-            ("AWS::Region", REGION),
+            ("AWS::Region", PRIMARY),
             ("AWS::AccountId", "123456789012"),
             ("CheckerThing", thing),
         ):
@@ -294,4 +242,4 @@ def test_the_template_policy_is_the_one_the_local_checker_identity_uses() -> Non
         return str(text)
 
     declared = [{"Effect": s["Effect"], "Action": s["Action"], "Resource": resolve(s["Resource"])} for s in statements]
-    assert declared == checker_identity.policy_document("aws", REGION, "123456789012", thing)["Statement"]
+    assert declared == checker_identity.policy_document("aws", PRIMARY, "123456789012", thing)["Statement"]

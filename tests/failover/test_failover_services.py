@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from local_cloud_support import PRIMARY, SECONDARY
 from waiting import eventually
 
 from iot_dr_local.cloud import LocalCloud
@@ -19,7 +20,6 @@ from iot_dr_local.failover_plan import FailoverSettings
 from iot_dr_local.processes import find_binary
 from iot_dr_local.route53 import Route53Emulator, proxy_event
 
-PRIMARY, SECONDARY = "us-east-1", "us-west-2"
 # Long enough that the background loop probes once at start and then leaves the probing to the test.
 IDLE_INTERVAL = 600.0
 THRESHOLD = 2
@@ -28,14 +28,6 @@ pytestmark = pytest.mark.skipif(
     find_binary("mosquitto") is None or find_binary("knotd") is None,
     reason="mosquitto and knot are needed (apt-get install --no-install-recommends mosquitto knot)",
 )
-
-
-@pytest.fixture(scope="module")
-def cloud() -> Iterator[LocalCloud]:
-    local = LocalCloud(PRIMARY, SECONDARY)
-    local.start()
-    yield local
-    local.stop()
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ import pytest
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from iot_dr_local import lambda_runtime, locking, moto_speedups
+from iot_dr_local import cfn_extensions, lambda_runtime, locking, moto_speedups
 from iot_dr_local.dispatcher import Dispatcher
+from iot_dr_local.global_tables import GlobalTableReplicator
 
 PRIMARY = "us-east-1"
 LAMBDA_ROLE_POLICY = {
@@ -83,6 +84,17 @@ def lambdas(aws: str, dispatcher: Dispatcher) -> Iterator[lambda_runtime.LambdaR
     runtime = lambda_runtime.install(aws, dispatcher)
     yield runtime
     lambda_runtime.stop()
+
+
+@pytest.fixture
+def cloudformation_extensions(aws: str, dispatcher: Dispatcher) -> Iterator[GlobalTableReplicator]:
+    """The local cloud's CloudFormation resource types and fixes installed; yields the global tables' replicator."""
+    global_tables = GlobalTableReplicator(dispatcher)
+    global_tables.install()
+    cfn_extensions.install(global_tables)
+    yield global_tables
+    cfn_extensions.uninstall()
+    global_tables.uninstall()
 
 
 def _package(files: dict[str, str]) -> bytes:

@@ -3,15 +3,9 @@ stack."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-
 import boto3
 import pytest
-
-from iot_dr_local import cfn_extensions
-from iot_dr_local.dispatcher import Dispatcher
-from iot_dr_local.global_tables import GlobalTableReplicator
+from stack_support import delete, deploy, outputs
 
 REGION = "us-east-1"
 TEMPLATE = {
@@ -40,22 +34,11 @@ TEMPLATE = {
 }
 
 
-@pytest.fixture
-def extensions(aws: str, dispatcher: Dispatcher) -> Iterator[None]:
-    global_tables = GlobalTableReplicator(dispatcher)
-    global_tables.install()
-    cfn_extensions.install(global_tables)
-    yield
-    cfn_extensions.uninstall()
-    global_tables.uninstall()
-
-
-def test_alarm_is_created_with_its_metric_and_topic_and_deleted_with_the_stack(extensions: None) -> None:
-    cloudformation = boto3.client("cloudformation", region_name=REGION)
+@pytest.mark.usefixtures("cloudformation_extensions")
+def test_alarm_is_created_with_its_metric_and_topic_and_deleted_with_the_stack() -> None:
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    cloudformation.create_stack(StackName="alarms", TemplateBody=json.dumps(TEMPLATE))
-    stack = cloudformation.describe_stacks(StackName="alarms")["Stacks"][0]
-    name = stack["Outputs"][0]["OutputValue"]
+    stack = deploy(TEMPLATE, REGION)
+    name = outputs(stack)["Alarm"]
 
     (alarm,) = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
     topic_arn = boto3.client("sns", region_name=REGION).list_topics()["Topics"][0]["TopicArn"]
@@ -69,6 +52,6 @@ def test_alarm_is_created_with_its_metric_and_topic_and_deleted_with_the_stack(e
     assert alarm["AlarmActions"] == alarm["OKActions"] == [topic_arn]
     assert alarm["TreatMissingData"] == "notBreaching"
 
-    cloudformation.delete_stack(StackName="alarms")
+    delete(region=REGION)
 
     assert cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []

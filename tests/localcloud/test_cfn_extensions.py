@@ -3,14 +3,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from stack_support import delete, deploy, outputs
 
-from iot_dr_local import cfn_extensions
 from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.global_tables import GlobalTableReplicator
 from iot_dr_local.lambda_runtime import LambdaRuntime
@@ -47,28 +47,9 @@ KEYED_BY_PK = {
 
 
 @pytest.fixture
-def replicator(lambdas: LambdaRuntime, dispatcher: Dispatcher) -> Iterator[GlobalTableReplicator]:
-    """CloudFormation extensions installed, with Lambda functions running in-process."""
-    global_tables = GlobalTableReplicator(dispatcher)
-    global_tables.install()
-    cfn_extensions.install(global_tables)
-    yield global_tables
-    cfn_extensions.uninstall()
-    global_tables.uninstall()
-
-
-def deploy(template: dict[str, Any], region: str = PRIMARY, name: str = "stack") -> dict[str, Any]:
-    cloudformation = boto3.client("cloudformation", region_name=region)
-    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"])
-    return dict(cloudformation.describe_stacks(StackName=name)["Stacks"][0])
-
-
-def outputs(stack: dict[str, Any]) -> dict[str, str]:
-    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
-
-
-def delete(name: str = "stack", region: str = PRIMARY) -> None:
-    boto3.client("cloudformation", region_name=region).delete_stack(StackName=name)
+def replicator(lambdas: LambdaRuntime, cloudformation_extensions: GlobalTableReplicator) -> GlobalTableReplicator:
+    """CloudFormation extensions installed, with Lambda functions running in worker processes."""
+    return cloudformation_extensions
 
 
 def upload_code(package: Callable[[dict[str, str]], bytes], key: str, files: dict[str, str]) -> None:

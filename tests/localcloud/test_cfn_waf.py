@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-
 import boto3
 import pytest
-
-from iot_dr_local import cfn_extensions
-from iot_dr_local.dispatcher import Dispatcher
-from iot_dr_local.global_tables import GlobalTableReplicator
+from stack_support import delete, deploy, outputs
 
 REGION = "us-east-1"
 RULE = {
@@ -68,30 +62,19 @@ TEMPLATE = {
 }
 
 
-@pytest.fixture
-def extensions(aws: str, dispatcher: Dispatcher) -> Iterator[None]:
-    global_tables = GlobalTableReplicator(dispatcher)
-    global_tables.install()
-    cfn_extensions.install(global_tables)
-    yield
-    cfn_extensions.uninstall()
-    global_tables.uninstall()
-
-
-def test_web_acl_is_created_with_its_rules_and_attached_to_the_stage(extensions: None) -> None:
-    cloudformation = boto3.client("cloudformation", region_name=REGION)
+@pytest.mark.usefixtures("cloudformation_extensions")
+def test_web_acl_is_created_with_its_rules_and_attached_to_the_stage() -> None:
     wafv2 = boto3.client("wafv2", region_name=REGION)
-    cloudformation.create_stack(StackName="waf", TemplateBody=json.dumps(TEMPLATE))
-    stack = cloudformation.describe_stacks(StackName="waf")["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
-    stage_arn = f"arn:aws:apigateway:{REGION}::/restapis/{outputs['Api']}/stages/v1"
+    stack = deploy(TEMPLATE, REGION)
+    values = outputs(stack)
+    stage_arn = f"arn:aws:apigateway:{REGION}::/restapis/{values['Api']}/stages/v1"
 
     attached = wafv2.get_web_acl_for_resource(ResourceArn=stage_arn)["WebACL"]
 
     assert stack["StackStatus"] == "CREATE_COMPLETE"
-    assert attached["ARN"] == outputs["AclArn"]
+    assert attached["ARN"] == values["AclArn"]
     assert attached["Rules"][0]["Statement"]["RateBasedStatement"]["Limit"] == 100
 
-    cloudformation.delete_stack(StackName="waf")
+    delete(region=REGION)
 
     assert wafv2.list_web_acls(Scope="REGIONAL")["WebACLs"] == []

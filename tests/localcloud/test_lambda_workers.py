@@ -4,12 +4,9 @@ local cloud down."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
-import textwrap
 import time
-import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -204,18 +201,12 @@ def test_what_a_handler_prints_does_not_disturb_its_response(make_function: Call
     assert lambda_runtime.invoke_function(ACCOUNT_ID, PRIMARY, "noisy", {"n": 1}) == {"answer": 2}
 
 
-def _zip(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, source in files.items():
-            archive.writestr(name, textwrap.dedent(source))
-    return buffer.getvalue()
-
-
-def test_layers_are_on_the_path_under_opt_python(make_function: Callable[..., str]) -> None:
+def test_layers_are_on_the_path_under_opt_python(
+    make_function: Callable[..., str], package: Callable[[dict[str, str]], bytes]
+) -> None:
     client = boto3.client("lambda", region_name=PRIMARY)
     layer = client.publish_layer_version(
-        LayerName="shared", Content={"ZipFile": _zip({"python/shared_words.py": "WORD = 'from the layer'\n"})}
+        LayerName="shared", Content={"ZipFile": package({"python/shared_words.py": "WORD = 'from the layer'\n"})}
     )["LayerVersionArn"]
     make_function(
         "uses-layer",

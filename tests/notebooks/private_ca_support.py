@@ -1,15 +1,15 @@
-"""A local root CA and an ACTIVE subordinate Private CA signed by it, made with the API calls notebook 02 makes."""
+"""A local root CA and an ACTIVE subordinate Private CA signed by it, made as notebook 02 makes them (with
+``iot_dr_pca``, the notebooks' functions), for tests that need a Private CA without running the notebooks."""
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
 from typing import Any
 
+import iot_dr_pca
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 SUBJECT = {"Organization": "IoT DR tests", "CommonName": "Test Device CA"}
 
@@ -26,38 +26,13 @@ class Root:
 
 def new_root(common_name: str = "Test Root") -> Root:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return Root(certificate, key)
+    name = iot_dr_pca.x509_name({"CommonName": common_name})
+    return Root(iot_dr_pca.ca_certificate(name, key.public_key(), name, key, days=30, path_length=None), key)
 
 
-def sign(root: Root, csr_pem: str, ca: bool = True) -> bytes:
-    """A certificate for the CSR's subject and key, signed by ``root``."""
-    csr = x509.load_pem_x509_csr(csr_pem.encode())
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(root.certificate.subject)
-        .public_key(csr.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=20))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
-        .sign(root.key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.PEM)
-    )
+def sign(root: Root, csr_pem: str) -> bytes:
+    """A subordinate CA certificate (PEM) for the CSR's subject and key, signed by ``root``."""
+    return iot_dr_pca.sign_subordinate(csr_pem, (root.certificate, root.key)).encode()
 
 
 def create_pca(acm_pca: Any, subject: dict[str, str] | None = None, token: str | None = None) -> str:
@@ -87,9 +62,4 @@ def activate(acm_pca: Any, arn: str, root: Root) -> bytes:
 
 def csr(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
-    request = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .sign(key, hashes.SHA256())
-    )
-    return key, request.public_bytes(serialization.Encoding.PEM)
+    return key, iot_dr_pca.csr_pem(key, common_name)

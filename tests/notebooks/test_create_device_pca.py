@@ -6,31 +6,22 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
+from local_cloud_support import PRIMARY, SECONDARY
 from private_ca_support import activate, create_pca, new_root
 
 from iot_dr_local.cloud import LocalCloud
 
-PRIMARY, SECONDARY = "us-east-1", "us-west-2"
 SCRIPT = Path(__file__).resolve().parents[2] / "source" / "tools" / "create-device-pca.sh"
 
 pytestmark = pytest.mark.skipif(
     shutil.which("aws") is None or shutil.which("openssl") is None or shutil.which("jq") is None,
     reason="the script needs the AWS CLI, openssl and jq",
 )
-
-
-@pytest.fixture(scope="module")
-def cloud() -> Iterator[LocalCloud]:
-    local = LocalCloud(PRIMARY, SECONDARY)
-    local.start()
-    yield local
-    local.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +11,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from event_fixtures import load_event
+from local_cloud_support import PRIMARY, SECONDARY
 
 from iot_dr_local.cloud import LocalCloud
 from iot_dr_local.device_gateway import NOT_AUTHORIZED, SERVER_UNAVAILABLE, ProtocolError, connack, read_connect
 from iot_dr_local.jitr_emulation import admit, certificate_id
 from iot_dr_local.pki import LocalCA
-
-PRIMARY, SECONDARY = "us-east-1", "us-west-2"
-
 
 # ------------------------------------------------------------------------------------------ wire format
 
@@ -68,14 +65,6 @@ def test_anything_but_a_connect_is_a_protocol_error(data: bytes) -> None:
 
 
 # ------------------------------------------------------------------------------------------- admission
-
-
-@pytest.fixture(scope="module")
-def cloud() -> Iterator[LocalCloud]:
-    local = LocalCloud(PRIMARY, SECONDARY)
-    local.start()
-    yield local
-    local.stop()
 
 
 @pytest.fixture

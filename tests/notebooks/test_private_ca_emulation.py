@@ -4,26 +4,16 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from private_ca_support import activate, create_pca, csr, new_root, sign
+from local_cloud_support import PRIMARY, SECONDARY
+from private_ca_support import SUBJECT, activate, create_pca, csr, new_root, sign
 
 from iot_dr_local.cloud import LocalCloud
-
-PRIMARY, SECONDARY = "us-east-1", "us-west-2"
-
-
-@pytest.fixture(scope="module")
-def cloud() -> Iterator[LocalCloud]:
-    local = LocalCloud(PRIMARY, SECONDARY)
-    local.start()
-    yield local
-    local.stop()
 
 
 @pytest.fixture
@@ -183,8 +173,10 @@ def test_a_verification_certificate_for_another_regions_code_is_refused(cloud: L
 def test_a_verification_certificate_not_signed_by_the_ca_is_refused(cloud: LocalCloud, acm_pca: Any) -> None:
     _, ca_pem = registered_pca(cloud, acm_pca)
     iot = cloud.client("iot", PRIMARY)
-    _, request = csr(iot.get_registration_code()["registrationCode"])
-    forged = sign(new_root("Forger"), request.decode(), ca=False).decode()
+    # Issued for this region's code, but by another Private CA (under another root).
+    other_arn = create_pca(acm_pca, {**SUBJECT, "CommonName": "Forger CA"})
+    activate(acm_pca, other_arn, new_root("Forger"))
+    forged = verification_for(acm_pca, other_arn, iot.get_registration_code()["registrationCode"])
 
     with pytest.raises(ClientError) as raised:
         iot.register_ca_certificate(caCertificate=ca_pem, verificationCertificate=forged, setAsActive=True)

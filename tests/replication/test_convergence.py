@@ -24,8 +24,8 @@ from typing import Any, NamedTuple
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from local_cloud_support import PRIMARY
 from moto.iot.models import iot_backends
-from replication.conftest import PRIMARY
 
 from iot_dr.core.dynamo_json import from_item
 from iot_dr.core.errors import DependencyNotReady

@@ -12,7 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from event_fixtures import load_event
-from replication.conftest import PRIMARY, SECONDARY
+from local_cloud_support import PRIMARY, SECONDARY
 from waiting import eventually
 
 from iot_dr.core.dynamo_json import to_item

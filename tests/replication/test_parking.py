@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from event_fixtures import load_event
-from replication.conftest import PRIMARY, SECONDARY
+from local_cloud_support import PRIMARY, SECONDARY
 from replication.test_failures import put_replication_item
 from waiting import eventually
 

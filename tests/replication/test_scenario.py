@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import pytest
-from replication.conftest import PRIMARY, SECONDARY
+from local_cloud_support import PRIMARY, SECONDARY
 from waiting import eventually
 
 from iot_dr_cli.inventory import as_seen_from, differences, read_inventory

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from identity_support import create_identity, parts_present
-from replication.conftest import PRIMARY, SECONDARY
+from local_cloud_support import PRIMARY, SECONDARY
 from waiting import eventually
 
 from iot_dr.core.dynamo_json import from_item

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from event_fixtures import load_event
-from replication.conftest import PRIMARY
+from local_cloud_support import PRIMARY
 from replication.test_failures import dead_letters, parked, put_replication_item, secondary_thing
 from waiting import eventually
 

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from iot_dr.fleet.drift import Region, compare_fleet
+from local_cloud_support import PRIMARY, SECONDARY
 
-PRIMARY, SECONDARY = "us-east-1", "us-west-2"
+from iot_dr.fleet.drift import Region, compare_fleet
 
 
 def policy_document(region: str, thing: str) -> str:

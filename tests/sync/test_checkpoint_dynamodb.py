@@ -12,7 +12,8 @@ import uuid
 from typing import Any
 
 import pytest
-from fleet_support import PRIMARY, SECONDARY, out_of_sync, seed_fleet
+from fleet_support import out_of_sync, seed_fleet
+from local_cloud_support import PRIMARY, SECONDARY
 from waiting import eventually
 
 from iot_dr.sync.checkpoint import CheckpointBusy, CheckpointLost, DynamoCheckpoint

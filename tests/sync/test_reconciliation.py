@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fleet_support import PRIMARY, SECONDARY, Fleet, out_of_sync
+from fleet_support import Fleet, out_of_sync
+from local_cloud_support import PRIMARY, SECONDARY
 from waiting import eventually
 
 from iot_dr.sync.cursor import SWEEP_ID, CursorMoved, CursorStore

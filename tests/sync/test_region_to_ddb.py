@@ -7,7 +7,8 @@ import json
 from collections.abc import Callable, Iterator
 
 import pytest
-from fleet_support import PRIMARY, SECONDARY, Fleet, attachment_types, group_layer, out_of_sync, seed_fleet
+from fleet_support import Fleet, attachment_types, group_layer, out_of_sync, seed_fleet
+from local_cloud_support import PRIMARY, SECONDARY, running_cloud
 from waiting import eventually
 
 from iot_dr.fleet.drift import Region
@@ -21,15 +22,11 @@ FAST_RETRIES = {"RetryIntervalSeconds": "1", "RetryBackoffRate": "1.5", "RetryMa
 
 @pytest.fixture(scope="module")
 def deployed() -> Iterator[tuple[LocalCloud, Fleet]]:
-    local = LocalCloud(PRIMARY, SECONDARY)
-    local.start()
-    try:
+    with running_cloud() as local:
         fleet = seed_fleet(local.client("iot", PRIMARY), local.client("iot-data", PRIMARY), "ddb", 5)
         local.prepare_account()
         local.deploy(**FAST_RETRIES)
         yield local, fleet
-    finally:
-        local.stop()
 
 
 def test_fleet_fed_to_the_table_is_replicated_by_the_pipeline(

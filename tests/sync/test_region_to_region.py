@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_support import PRIMARY, SECONDARY, attachment_types, group_layer, out_of_sync, policy_document, seed_fleet
+from fleet_support import attachment_types, group_layer, out_of_sync, policy_document, seed_fleet
 from identity_support import create_identity, parts_present
+from local_cloud_support import PRIMARY, SECONDARY
 from waiting import eventually
 
 from iot_dr.sync.checkpoint import FileCheckpoint

@@ -9,7 +9,8 @@ import threading
 import time
 
 import pytest
-from fleet_support import PRIMARY, SECONDARY, seed_fleet
+from fleet_support import seed_fleet
+from local_cloud_support import PRIMARY, SECONDARY
 
 from iot_dr.fleet.rate_limit import DEFAULT_QUOTAS, RateLimiter
 from iot_dr.sync.engine import SYNC_SHARE, Endpoints, run

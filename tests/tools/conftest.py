@@ -8,31 +8,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from tool_support import PRIMARY, SECONDARY, parse_toolsrc
+from local_cloud_support import FAST_RETRIES, PRIMARY, running_cloud
+from tool_support import parse_toolsrc
 
 from iot_dr_local.cloud import LocalCloud
-
-FAST_RETRIES = {
-    "RetryIntervalSeconds": "1",
-    "RetryBackoffRate": "1.5",
-    "RetryMaxAttempts": "6",
-    "RetryMaxDelaySeconds": "5",
-}
 
 
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[LocalCloud]:
-    local = LocalCloud(PRIMARY, SECONDARY)
-    local.start()
-    try:
-        local.prepare_account()
-        local.deploy(**FAST_RETRIES)
+    with running_cloud(FAST_RETRIES) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")
@@ -46,23 +33,3 @@ def tool_env(toolsrc: dict[str, str]) -> dict[str, str]:
     # LOG_LEVEL is left out: the local cloud sets it in this process while a Lambda handler or probe runs.
     environment = {k: v for k, v in os.environ.items() if k != "LOG_LEVEL"}
     return {**environment, **toolsrc, "AWS_DEFAULT_REGION": PRIMARY}
-
-
-@pytest.fixture
-def primary(cloud: LocalCloud) -> Any:
-    return cloud.client("iot", PRIMARY)
-
-
-@pytest.fixture
-def secondary(cloud: LocalCloud) -> Any:
-    return cloud.client("iot", SECONDARY)
-
-
-@pytest.fixture
-def primary_data(cloud: LocalCloud) -> Any:
-    return cloud.client("iot-data", PRIMARY)
-
-
-@pytest.fixture
-def secondary_data(cloud: LocalCloud) -> Any:
-    return cloud.client("iot-data", SECONDARY)

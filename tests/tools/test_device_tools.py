@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tool_support import PRIMARY, SECONDARY, needs_aws_cli, run_tool
+from local_cloud_support import PRIMARY, SECONDARY
+from tool_support import needs_aws_cli, run_tool
 from waiting import eventually
 
 from iot_dr.fleet.drift import Region, compare_fleet

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tool_support import PRIMARY, SECONDARY, run_tool
+from local_cloud_support import PRIMARY, SECONDARY
+from tool_support import run_tool
 from waiting import eventually
 
 from iot_dr_local.cloud import LocalCloud

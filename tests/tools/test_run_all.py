@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tool_support import PRIMARY, SECONDARY, TOOLS, needs_aws_cli, run_tool
+from local_cloud_support import PRIMARY, SECONDARY
+from tool_support import TOOLS, needs_aws_cli, run_tool
 
 from iot_dr_local.cloud import LocalCloud
 

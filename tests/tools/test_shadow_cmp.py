@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tool_support import SECONDARY, run_tool
+from local_cloud_support import SECONDARY
+from tool_support import run_tool
 from waiting import eventually
 
 from iot_dr_local.cloud import LocalCloud

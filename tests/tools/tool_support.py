@@ -12,7 +12,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "source" / "tools"
-PRIMARY, SECONDARY = "us-east-1", "us-west-2"
 
 
 def parse_toolsrc(text: str) -> dict[str, str]:

@@ -16,12 +16,12 @@ import threading
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from moto.iot.models import FakeCertificate, IoTBackend
 
 from iot_dr_local.patching import Patches
-from iot_dr_local.pki import LocalCA
+from iot_dr_local.pki import LocalCA, build_certificate
 
 _patches = Patches()
 _lock = threading.Lock()
@@ -54,17 +54,7 @@ def _certificate_pem(subject: x509.Name, public_key: Any) -> str:
         certificate = ca.sign_client_key(subject, public_key)
     else:
         issuer, key = _fallback_issuer()
-        now = datetime.datetime.now(datetime.UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=365))
-            .sign(key, hashes.SHA256())
-        )
+        certificate = build_certificate(subject, public_key, issuer, key, [], validity=datetime.timedelta(days=365))
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 

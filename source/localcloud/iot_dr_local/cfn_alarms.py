@@ -10,32 +10,18 @@ from typing import Any
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.common_models import CloudFormationModel
 
+from iot_dr_local.cfn_resource import AddedResource
+
 
 @dataclass(eq=False)
-class MetricAlarm(CloudFormationModel):
+class MetricAlarm(AddedResource, CloudFormationModel):
     """A single-metric alarm (the form the solution's templates use), kept in the region's CloudWatch backend."""
 
-    account_id: str
-    region: str
+    TYPE = "AWS::CloudWatch::Alarm"
+    NAME_PROPERTY = "AlarmName"
+    REF = "name"
+
     name: str
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudWatch::Alarm"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "AlarmName"
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
-    ) -> MetricAlarm:
-        return cls.from_properties(account_id, region_name, resource_name, cloudformation_json["Properties"])
 
     @classmethod
     def from_properties(cls, account_id: str, region: str, name: str, properties: dict[str, Any]) -> MetricAlarm:

@@ -22,7 +22,8 @@ import os
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from types import MappingProxyType
+from typing import Any
 
 import boto3
 from moto.apigateway.models import RestAPI, apigateway_backends
@@ -49,6 +50,7 @@ from moto.stepfunctions.utils import cfn_to_api_tags
 from iot_dr_local import lambda_runtime
 from iot_dr_local.cfn_alarms import MetricAlarm
 from iot_dr_local.cfn_iot_identity import Certificate, PolicyPrincipalAttachment, ThingPrincipalAttachment
+from iot_dr_local.cfn_resource import AddedResource, UpdatableResource
 from iot_dr_local.cfn_waf import WebAcl, WebAclAssociation
 from iot_dr_local.global_tables import GlobalTableReplicator
 from iot_dr_local.patching import Patches
@@ -82,90 +84,19 @@ def api_shape(value: Any) -> Any:
 
 
 @dataclass(eq=False)
-class _AddedResource:
-    """What moto asks of a resource type added here; each type states only what is its own.
-
-    A type names itself (``TYPE``), its name property (``NAME_PROPERTY``) and the attribute Ref gives
-    (``REF``), and builds a resource from the template's properties in ``from_properties``. It lists this
-    class before ``CloudFormationModel`` among its bases, so moto still finds it among that class's direct
-    subclasses.
-    """
-
-    TYPE: ClassVar[str]
-    NAME_PROPERTY: ClassVar[str] = ""
-    REF: ClassVar[str]
-
-    account_id: str
-    region: str
-
-    @property
-    def physical_resource_id(self) -> str:
-        return str(getattr(self, self.REF))
-
-    @classmethod
-    def cloudformation_type(cls) -> str:
-        return cls.TYPE
-
-    @classmethod
-    def cloudformation_name_type(cls) -> str:
-        return cls.NAME_PROPERTY
-
-    @classmethod
-    def create_from_cloudformation_json(
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Self:
-        return cls.from_properties(account_id, region_name, resource_name, cloudformation_json["Properties"])
-
-    @classmethod
-    def from_properties(cls, account_id: str, region: str, name: str, properties: dict[str, Any]) -> Self:
-        raise NotImplementedError
-
-
-class _UpdatableResource(_AddedResource):
-    """A type whose resources a stack update can change; types without it keep moto's abstract update."""
-
-    @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: Self,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> Self:
-        return original_resource.updated(account_id, region_name, new_resource_name, cloudformation_json["Properties"])
-
-    def updated(self, account_id: str, region: str, new_name: str, properties: dict[str, Any]) -> Self:
-        raise NotImplementedError
-
-
-@dataclass(eq=False)
-class TopicRule(_UpdatableResource, CloudFormationModel):
+class TopicRule(UpdatableResource, CloudFormationModel):
     """AWS::IoT::TopicRule, created in the stack region's IoT backend."""
 
     TYPE = "AWS::IoT::TopicRule"
     NAME_PROPERTY = "RuleName"
     REF = "name"
+    ATTRIBUTES = MappingProxyType({"Arn": "arn"})
 
     name: str
 
     @property
     def arn(self) -> str:
         return f"arn:aws:iot:{self.region}:{self.account_id}:rule/{self.name}"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Arn"
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        if attribute_name == "Arn":
-            return self.arn
-        raise UnformattedGetAttTemplateException()
 
     @staticmethod
     def _rule(payload: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +127,7 @@ class TopicRule(_UpdatableResource, CloudFormationModel):
 
 
 @dataclass(eq=False)
-class GlobalTable(_UpdatableResource, CloudFormationModel):
+class GlobalTable(UpdatableResource, CloudFormationModel):
     """AWS::DynamoDB::GlobalTable: one table per replica region, kept in step by the replicator."""
 
     TYPE = "AWS::DynamoDB::GlobalTable"
@@ -247,7 +178,7 @@ class GlobalTable(_UpdatableResource, CloudFormationModel):
 
 
 @dataclass(eq=False)
-class QueuePolicy(_UpdatableResource, CloudFormationModel):
+class QueuePolicy(UpdatableResource, CloudFormationModel):
     """AWS::SQS::QueuePolicy: the policy document set as the ``Policy`` attribute of each listed queue."""
 
     TYPE = "AWS::SQS::QueuePolicy"
@@ -279,7 +210,7 @@ class QueuePolicy(_UpdatableResource, CloudFormationModel):
 
 
 @dataclass(eq=False)
-class Secret(_AddedResource, CloudFormationModel):
+class Secret(AddedResource, CloudFormationModel):
     """AWS::SecretsManager::Secret: Ref is the ARN; GenerateSecretString is honoured; deletion is immediate."""
 
     TYPE = "AWS::SecretsManager::Secret"
@@ -331,7 +262,7 @@ def _generated_secret(backend: Any, properties: dict[str, Any]) -> str:
 
 
 @dataclass(eq=False)
-class ApiStage(_AddedResource, CloudFormationModel):
+class ApiStage(AddedResource, CloudFormationModel):
     """AWS::ApiGateway::Stage: a stage of a deployment; Ref is the stage name."""
 
     TYPE = "AWS::ApiGateway::Stage"

@@ -10,10 +10,13 @@ form of a certificate is supported (what the health-checker template uses): a te
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar, Self
 
 from moto.core.common_models import CloudFormationModel
 from moto.iot.models import iot_backends
+
+from iot_dr_local.cfn_resource import AddedResource
 
 _UNSUPPORTED_CERTIFICATE_PROPERTIES = ("CertificatePem", "CACertificatePem", "CertificateMode")
 _STATUSES = ("ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "PENDING_ACTIVATION")
@@ -24,49 +27,29 @@ def _backend(account_id: str, region: str) -> Any:
 
 
 @dataclass(eq=False)
-class Certificate(CloudFormationModel):
-    account_id: str
-    region: str
+class Certificate(AddedResource, CloudFormationModel):
+    TYPE = "AWS::IoT::Certificate"
+    REF = "certificate_id"
+    ATTRIBUTES = MappingProxyType({"Arn": "arn", "Id": "certificate_id"})
+
     certificate_id: str
     arn: str
 
-    @property
-    def physical_resource_id(self) -> str:
-        return self.certificate_id
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::IoT::Certificate"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
     @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in ("Arn", "Id")
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        return self.arn if attribute_name == "Arn" else self.certificate_id
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
-    ) -> Certificate:
-        properties = cloudformation_json["Properties"]
-        unsupported = [name for name in _UNSUPPORTED_CERTIFICATE_PROPERTIES if name in properties]
+    def from_properties(cls, account_id: str, region: str, name: str, properties: dict[str, Any]) -> Certificate:
+        unsupported = [key for key in _UNSUPPORTED_CERTIFICATE_PROPERTIES if key in properties]
         if unsupported or "CertificateSigningRequest" not in properties:
             raise ValueError(
-                f"AWS::IoT::Certificate {resource_name}: the local cloud creates certificates from "
+                f"AWS::IoT::Certificate {name}: the local cloud creates certificates from "
                 f"CertificateSigningRequest only (unsupported: {', '.join(unsupported) or 'no CSR given'})"
             )
         status = properties["Status"]
         if status not in _STATUSES:
-            raise ValueError(f"AWS::IoT::Certificate {resource_name}: Status {status} is not one of {_STATUSES}")
-        backend = _backend(account_id, region_name)
+            raise ValueError(f"AWS::IoT::Certificate {name}: Status {status} is not one of {_STATUSES}")
+        backend = _backend(account_id, region)
         certificate = backend.create_certificate_from_csr(properties["CertificateSigningRequest"], set_as_active=False)
         backend.update_certificate(certificate.certificate_id, status)
-        return cls(account_id, region_name, certificate.certificate_id, certificate.arn)
+        return cls(account_id, region, certificate.certificate_id, certificate.arn)
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = _backend(account_id, region_name)
@@ -77,66 +60,51 @@ class Certificate(CloudFormationModel):
 
 
 @dataclass(eq=False)
-class PolicyPrincipalAttachment(CloudFormationModel):
-    account_id: str
-    region: str
-    policy_name: str
+class _PrincipalAttachment(AddedResource):
+    """A principal attached to a target (a policy or a thing); Ref is ``target|principal``.
+
+    A type names the target's property (``TARGET_PROPERTY``) and the IoT backend's methods that attach and detach
+    (both take the target's name, then the principal) and its set of ``(principal, target)`` pairs (``ATTACHED``).
+    """
+
+    TARGET_PROPERTY: ClassVar[str]
+    ATTACH: ClassVar[str]
+    DETACH: ClassVar[str]
+    ATTACHED: ClassVar[str]
+    REF = "reference"
+
+    target: str
     principal: str
 
     @property
-    def physical_resource_id(self) -> str:
-        return f"{self.policy_name}|{self.principal}"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::IoT::PolicyPrincipalAttachment"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
+    def reference(self) -> str:
+        return f"{self.target}|{self.principal}"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
-    ) -> PolicyPrincipalAttachment:
-        properties = cloudformation_json["Properties"]
-        _backend(account_id, region_name).attach_policy(properties["PolicyName"], properties["Principal"])
-        return cls(account_id, region_name, properties["PolicyName"], properties["Principal"])
+    def from_properties(cls, account_id: str, region: str, name: str, properties: dict[str, Any]) -> Self:
+        target, principal = properties[cls.TARGET_PROPERTY], properties["Principal"]
+        getattr(_backend(account_id, region), cls.ATTACH)(target, principal)
+        return cls(account_id, region, target, principal)
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = _backend(account_id, region_name)
-        if (self.principal, self.policy_name) in backend.principal_policies:
-            backend.detach_policy(self.policy_name, self.principal)
+        if (self.principal, self.target) in getattr(backend, self.ATTACHED):
+            getattr(backend, self.DETACH)(self.target, self.principal)
 
 
 @dataclass(eq=False)
-class ThingPrincipalAttachment(CloudFormationModel):
-    account_id: str
-    region: str
-    thing_name: str
-    principal: str
+class PolicyPrincipalAttachment(_PrincipalAttachment, CloudFormationModel):
+    TYPE = "AWS::IoT::PolicyPrincipalAttachment"
+    TARGET_PROPERTY = "PolicyName"
+    ATTACH = "attach_policy"
+    DETACH = "detach_policy"
+    ATTACHED = "principal_policies"
 
-    @property
-    def physical_resource_id(self) -> str:
-        return f"{self.thing_name}|{self.principal}"
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::IoT::ThingPrincipalAttachment"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
-    ) -> ThingPrincipalAttachment:
-        properties = cloudformation_json["Properties"]
-        _backend(account_id, region_name).attach_thing_principal(properties["ThingName"], properties["Principal"])
-        return cls(account_id, region_name, properties["ThingName"], properties["Principal"])
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        backend = _backend(account_id, region_name)
-        if (self.principal, self.thing_name) in backend.principal_things:
-            backend.detach_thing_principal(self.thing_name, self.principal)
+@dataclass(eq=False)
+class ThingPrincipalAttachment(_PrincipalAttachment, CloudFormationModel):
+    TYPE = "AWS::IoT::ThingPrincipalAttachment"
+    TARGET_PROPERTY = "ThingName"
+    ATTACH = "attach_thing_principal"
+    DETACH = "detach_thing_principal"
+    ATTACHED = "principal_things"

@@ -7,10 +7,13 @@ The local cloud records the rules; it does not evaluate them (no request reaches
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from moto.core.common_models import CloudFormationModel
 from moto.wafv2.models import wafv2_backends
+
+from iot_dr_local.cfn_resource import AddedResource
 
 
 def _backend(account_id: str, region: str) -> Any:
@@ -18,41 +21,26 @@ def _backend(account_id: str, region: str) -> Any:
 
 
 @dataclass(eq=False)
-class WebAcl(CloudFormationModel):
-    account_id: str
-    region: str
+class WebAcl(AddedResource, CloudFormationModel):
+    TYPE = "AWS::WAFv2::WebACL"
+    NAME_PROPERTY = "Name"
+    REF = "reference"
+    ATTRIBUTES = MappingProxyType({"Arn": "arn", "Id": "acl_id"})
+
     name: str
     acl_id: str
     scope: str
     arn: str
 
     @property
-    def physical_resource_id(self) -> str:
+    def reference(self) -> str:
         return f"{self.name}|{self.acl_id}|{self.scope}"
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::WAFv2::WebACL"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
-
     @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in ("Arn", "Id")
-
-    def get_cfn_attribute(self, attribute_name: str) -> str:
-        return self.arn if attribute_name == "Arn" else self.acl_id
-
-    @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
-    ) -> WebAcl:
-        properties = cloudformation_json["Properties"]
-        name = properties.get("Name", resource_name)
-        acl = _backend(account_id, region_name).create_web_acl(
-            name=name,
+    def from_properties(cls, account_id: str, region: str, name: str, properties: dict[str, Any]) -> WebAcl:
+        acl_name = properties.get("Name", name)
+        acl = _backend(account_id, region).create_web_acl(
+            name=acl_name,
             visibility_config=properties["VisibilityConfig"],
             default_action=properties["DefaultAction"],
             scope=properties["Scope"],
@@ -65,7 +53,7 @@ class WebAcl(CloudFormationModel):
             custom_response_bodies=None,
             token_domains=None,
         )
-        return cls(account_id, region_name, name, acl.id, properties["Scope"], acl.arn)
+        return cls(account_id, region, acl_name, acl.id, properties["Scope"], acl.arn)
 
     def delete(self, account_id: str, region_name: str) -> None:
         backend = _backend(account_id, region_name)
@@ -75,30 +63,16 @@ class WebAcl(CloudFormationModel):
 
 
 @dataclass(eq=False)
-class WebAclAssociation(CloudFormationModel):
-    account_id: str
-    region: str
+class WebAclAssociation(AddedResource, CloudFormationModel):
+    TYPE = "AWS::WAFv2::WebACLAssociation"
+    REF = "resource_arn"
+
     resource_arn: str
 
-    @property
-    def physical_resource_id(self) -> str:
-        return self.resource_arn
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::WAFv2::WebACLAssociation"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
-    ) -> WebAclAssociation:
-        properties = cloudformation_json["Properties"]
-        _backend(account_id, region_name).associate_web_acl(properties["WebACLArn"], properties["ResourceArn"])
-        return cls(account_id, region_name, properties["ResourceArn"])
+    def from_properties(cls, account_id: str, region: str, name: str, properties: dict[str, Any]) -> WebAclAssociation:
+        _backend(account_id, region).associate_web_acl(properties["WebACLArn"], properties["ResourceArn"])
+        return cls(account_id, region, properties["ResourceArn"])
 
     def delete(self, account_id: str, region_name: str) -> None:
         _backend(account_id, region_name).disassociate_web_acl(self.resource_arn)

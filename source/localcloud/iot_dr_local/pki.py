@@ -67,6 +67,37 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
+def build_certificate(
+    subject: x509.Name,
+    public_key: Any,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    extensions: list[tuple[x509.ExtensionType, bool]],
+    validity: datetime.timedelta = _VALIDITY,
+) -> x509.Certificate:
+    """A certificate for ``public_key`` signed with SHA-256 by ``issuer_key``, valid from a few minutes ago (clock
+    skew) for ``validity``, with ``extensions`` (extension, critical) and its key identifiers; self-signed (no
+    authority key identifier) when ``issuer_key`` is the subject's own key."""
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _CLOCK_SKEW)
+        .not_valid_after(now + validity)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+    if issuer_key.public_key() != public_key:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
+        )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
 class LocalCA:
     """A self-signed CA kept in ``directory`` (``ca.pem``, ``ca.key``) that issues server and device certificates."""
 
@@ -83,9 +114,12 @@ class LocalCA:
         else:
             directory.mkdir(parents=True, exist_ok=True)
             self._key = _new_key()
-            self._cert = self._build(
-                subject=_name("IoT DR local CA"),
+            name = _name("IoT DR local CA")
+            self._cert = build_certificate(
+                subject=name,
                 public_key=self._key.public_key(),
+                issuer=name,
+                issuer_key=self._key,
                 extensions=[
                     (x509.BasicConstraints(ca=True, path_length=0), True),
                     (
@@ -103,7 +137,6 @@ class LocalCA:
                         True,
                     ),
                 ],
-                issuer=None,
             )
             _write_key(self.key_path, self._key)
             _write_cert(self.cert_path, self._cert)
@@ -111,32 +144,6 @@ class LocalCA:
     @property
     def cert_pem(self) -> str:
         return self.cert_path.read_text()
-
-    def _build(
-        self,
-        subject: x509.Name,
-        public_key: ec.EllipticCurvePublicKey,
-        extensions: list[tuple[x509.ExtensionType, bool]],
-        issuer: x509.Name | None,
-    ) -> x509.Certificate:
-        now = datetime.datetime.now(datetime.UTC)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer or subject)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _CLOCK_SKEW)
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        )
-        if issuer is not None:
-            builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
-            )
-        for extension, critical in extensions:
-            builder = builder.add_extension(extension, critical=critical)
-        return builder.sign(self._key, hashes.SHA256())
 
     def _issue(self, name: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]) -> IssuedCertificate:
         key = _new_key()
@@ -146,7 +153,7 @@ class LocalCA:
         ]
         if sans:
             extensions.append((x509.SubjectAlternativeName(sans), False))
-        cert = self._build(_name(name), key.public_key(), extensions, issuer=self._cert.subject)
+        cert = build_certificate(_name(name), key.public_key(), self._cert.subject, self._key, extensions)
         issued = IssuedCertificate(name, self.directory / f"{name}.pem", self.directory / f"{name}.key")
         _write_key(issued.key_path, key)
         _write_cert(issued.cert_path, cert)
@@ -164,7 +171,7 @@ class LocalCA:
             (x509.BasicConstraints(ca=False, path_length=None), True),
             (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False),
         ]
-        return self._build(subject, public_key, extensions, issuer=self._cert.subject)
+        return build_certificate(subject, public_key, self._cert.subject, self._key, extensions)
 
     def issue_device(self, name: str) -> IssuedCertificate:
         """A device certificate whose common name is the thing name (mosquitto uses it as the user name)."""

@@ -27,15 +27,26 @@ def canonical_document(document: str) -> str:
     return json.dumps(json.loads(document), sort_keys=True)
 
 
-def shadow_state(iot_data: IoTDataPlaneClient, thing: str, shadow: str | None) -> dict[str, Any] | None:
-    """The ``desired`` and ``reported`` sections of a shadow (``shadow`` None: the classic one); None if absent."""
+def shadow_document(iot_data: IoTDataPlaneClient, thing: str, shadow: str | None) -> dict[str, Any] | None:
+    """The shadow document ``GetThingShadow`` returns (``shadow`` None: the classic shadow); None if absent.
+
+    https://docs.aws.amazon.com/iot/latest/developerguide/device-shadow-document.html
+    """
     named = {"shadowName": shadow} if shadow else {}
     try:
-        document = json.loads(iot_data.get_thing_shadow(thingName=thing, **named)["payload"].read())
+        document: dict[str, Any] = json.loads(iot_data.get_thing_shadow(thingName=thing, **named)["payload"].read())
     except Exception as err:
         if is_not_found(err):
             return None
         raise
+    return document
+
+
+def shadow_state(iot_data: IoTDataPlaneClient, thing: str, shadow: str | None) -> dict[str, Any] | None:
+    """The ``desired`` and ``reported`` sections of a shadow (``shadow`` None: the classic one); None if absent."""
+    document = shadow_document(iot_data, thing, shadow)
+    if document is None:
+        return None
     state = document.get("state", {})
     return {section: state[section] for section in ("desired", "reported") if section in state}
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.event_types import EventType
 from iot_dr.core.items import ItemWriter, now_ms
+from iot_dr.fleet.device import shadow_document
 from iot_dr.fleet.drift import Region
 from iot_dr.primary.snapshots import (
     certificate_snapshot,
@@ -26,7 +27,6 @@ from iot_dr.primary.snapshots import (
 from iot_dr.secondary.replicate.context import (
     certificate_id_of,
     describe_or_none,
-    is_not_found,
     named_shadows,
     paginate,
 )
@@ -75,13 +75,9 @@ def thing_group_event(described: Mapping[str, Any]) -> dict[str, Any]:
 
 def shadow_event(iot_data: IoTDataPlaneClient, thing: str, shadow: str | None) -> dict[str, Any] | None:
     """The shadow as an ``update/documents`` item (the topic rule's shape); None when it does not exist."""
-    named = {"shadowName": shadow} if shadow else {}
-    try:
-        document = json.loads(iot_data.get_thing_shadow(thingName=thing, **named)["payload"].read())
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise
+    document = shadow_document(iot_data, thing, shadow)
+    if document is None:
+        return None
     sections = {s: v for s, v in (document.get("state") or {}).items() if s in ("desired", "reported")}
     current = {"state": sections, "version": int(document.get("version") or 0)}
     # "previous" marks the message as an update of an existing shadow, not its creation.
