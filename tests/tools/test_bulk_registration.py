@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from tool_support import PRIMARY, run_tool
+from local_cloud_support import PRIMARY
+from tool_support import run_tool
 
 from iot_dr_local import bulk_registration
 from iot_dr_local.cloud import LocalCloud
