@@ -36,6 +36,7 @@ FULL_ENV = {
     "REPLICATION_TABLE": "replication",
     "ITEM_TTL_SECONDS": "86400",
     "CODEBUILD_PROJECT": "launcher",
+    "CURSOR_TABLE": "sweep-cursor",
 }
 
 # Each function's settings and the variables it cannot run without.
@@ -45,7 +46,10 @@ REQUIRED: list[tuple[Callable[[Mapping[str, str]], object], tuple[str, ...]]] = 
     (TriggerSettings.from_env, ("STATE_MACHINE_ARN", "DEAD_LETTER_TABLE", "AWS_REGION")),
     (DeadLetterSettings.from_env, ("DEAD_LETTER_TABLE", "FALLBACK_QUEUE_URL", "AWS_REGION")),
     (CaptureSettings.from_env, ("REPLICATION_TABLE", "ITEM_TTL_SECONDS", "AWS_REGION")),
-    (ReconcileSettings.from_env, ("REPLICATION_TABLE", "ITEM_TTL_SECONDS", "AWS_REGION", "SECONDARY_REGION")),
+    (
+        ReconcileSettings.from_env,
+        ("REPLICATION_TABLE", "ITEM_TTL_SECONDS", "AWS_REGION", "SECONDARY_REGION", "CURSOR_TABLE"),
+    ),
     (JitrSettings.from_env, ("AWS_REGION",)),
     (LaunchSettings.from_env, ("CODEBUILD_PROJECT",)),
 ]
@@ -93,7 +97,7 @@ def test_values_are_read_with_their_units() -> None:
     assert worker == WorkerSettings("state", "eu-west-1", "us-east-1", 7 * 86400)
     reconcile = ReconcileSettings.from_env(FULL_ENV)
     assert reconcile == ReconcileSettings(
-        CaptureSettings("replication", 86400, "eu-west-1"), "eu-west-1", "thingName:*"
+        CaptureSettings("replication", 86400, "eu-west-1"), "eu-west-1", "thingName:*", "sweep-cursor", False
     )
     assert JitrSettings.from_env(FULL_ENV) == JitrSettings("IoTDR-JITR_Policy", "eu-west-1")
 
@@ -101,7 +105,15 @@ def test_values_are_read_with_their_units() -> None:
 def test_optional_variables_override_their_defaults() -> None:
     env = {**FULL_ENV, "QUERY_STRING": "thingTypeName:sensor", "IOT_POLICY_NAME": "fleet-policy"}
     assert ReconcileSettings.from_env(env).query_string == "thingTypeName:sensor"
+    assert ReconcileSettings.from_env({**env, "DELETE_ORPHANS": "TRUE"}).delete_orphans
     assert JitrSettings.from_env(env).policy_name == "fleet-policy"
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "ture"])
+def test_a_flag_that_is_neither_true_nor_false_names_its_variable(value: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"DELETE_ORPHANS must be true or false, got '{value}'") as raised:
+        ReconcileSettings.from_env({**FULL_ENV, "DELETE_ORPHANS": value})
+    assert raised.value.variable == "DELETE_ORPHANS"
 
 
 def test_from_env_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
