@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the checks need on a fresh Debian or Ubuntu machine, then runs them:
-# ruff, mypy (the layer), shellcheck (deployment scripts and shell tools), cfn-lint and checkov on every template, and the whole pytest suite
+# ruff (lint and format check), mypy (the layer), shellcheck (deployment scripts and shell tools), cfn-lint and
+# checkov on every template, and the whole pytest suite
 # (which starts its own local cloud, MQTT brokers and DNS server on 127.0.0.0/8 and stops them again).
 set -euo pipefail
 
@@ -15,7 +16,8 @@ usage: deployment/run-unit-tests.sh [pytest arguments...]
 
 Creates .venv (Python 3.11+), installs the project with the local cloud (the "local" extra), its pinned development
 tools, checkov and the AWS CLI (each in a virtual environment of its own), installs the system packages the checks
-need (mosquitto, knot, shellcheck, jq, openssl) when it can, and runs ruff, shellcheck, cfn-lint, checkov and pytest.
+need (mosquitto, knot, shellcheck, jq, openssl) when it can, and runs ruff (lint and format check), mypy, shellcheck,
+cfn-lint, checkov and pytest.
 Extra arguments go to pytest, e.g. deployment/run-unit-tests.sh -k shadows
 Tests run in parallel, one worker per core (pytest-xdist); PYTEST_WORKERS=N sets the number, 0 runs them serially.
 USAGE
@@ -93,6 +95,8 @@ main() {
     awscli_env "$root"
     echo "== ruff (lint; every public callable of the layer has a docstring: pydocstyle D1)"
     .venv/bin/ruff check .
+    echo "== ruff format (check only)"
+    .venv/bin/ruff format --check .
     echo "== mypy (layer, strict)"
     (cd source/layer && ../../.venv/bin/mypy --config-file ../../pyproject.toml iot_dr)
     echo "== shellcheck"

@@ -89,3 +89,12 @@ def test_the_event_is_never_logged_even_when_powertools_is_told_to() -> None:
     lines = run(EVENT, POWERTOOLS_LOGGER_LOG_EVENT="true", LOG_LEVEL="DEBUG")
     assert lines  # run() asserts the secret appears in no output
     assert not [line for line in lines if isinstance(line.get("message"), dict)]
+
+
+def test_records_keep_the_spaced_json_the_tools_printed_before() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(EVENT)], capture_output=True, text=True, check=True, timeout=60
+    )
+    parked = next(line for line in completed.stdout.splitlines() if '"event parked"' in line)
+    # Operators grep the tools' output for '"key": value'; Powertools' default serializer would write '"key":value'.
+    assert '"stage": "worker"' in parked and '"level": "WARNING"' in parked

@@ -12,6 +12,7 @@ secrets (the health check's), so ``log_event`` is off whatever ``POWERTOOLS_LOGG
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
@@ -22,6 +23,9 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger
 
 SERVICE = "iot-dr"
+# JSON with json.dumps's usual ", " and ": " separators, as the tools printed before Powertools (whose default is
+# compact): operators grep the tools' output for keys such as '"received": 2'.
+_SERIALIZER = functools.partial(json.dumps, default=str)
 _NOISY_LOGGERS = ("botocore", "boto3", "urllib3")
 
 HandlerT = TypeVar("HandlerT", bound=Callable[[Any, Any], Any])
@@ -43,7 +47,10 @@ def configure_logging(level: str | None = None) -> Logger:
         if _logger is None:
             chosen = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
             logger = Logger(
-                service=os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE, level=chosen, stream=sys.stdout
+                service=os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE,
+                level=chosen,
+                stream=sys.stdout,
+                json_serializer=_SERIALIZER,
             )
             root = logging.getLogger()
             root.setLevel(chosen)
