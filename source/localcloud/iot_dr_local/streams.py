@@ -3,8 +3,8 @@
 moto calls a mapped function synchronously inside ``put_item`` and then empties the shard; it also writes
 two records for an ``update_item`` that creates an item and labels every record ``us-east-1``. Here the
 shard only collects records, and ``StreamPoller`` reads every enabled mapping on its own checkpoint with
-the mapping's batch size and batching window, partial batch responses, bisection, retry and record-age limits and on-failure
-destination, the way the Lambda service does.
+the mapping's batch size and batching window, partial batch responses, bisection, retry and record-age limits
+and on-failure destination, the way the Lambda service does.
 """
 
 from __future__ import annotations
