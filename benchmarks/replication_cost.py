@@ -45,7 +45,7 @@ def provision(cloud: LocalCloud, count: int) -> None:
 
 FUNCTION_MEMORY_GB = {
     "CaptureChangesFunction": 0.25,
-    "DynamoTriggerFunction": 0.25,
+    "DynamoTriggerFunction": 0.125,
     "ThingCrudFunction": 0.25,
     "ThingTypeCrudFunction": 0.25,
     "ThingGroupCrudFunction": 0.25,
@@ -85,7 +85,7 @@ class Phase:
             item_bytes=self.per(item_bytes),
             ledger_write_units=self.per(sum(self.calls[k] for k in secondary if k[1:] == ("dynamodb", "put_item"))),
             ledger_read_units=self.per(sum(self.calls[k] for k in secondary if k[1:] == ("dynamodb", "get_item"))),
-            express_requests=self.per(sum(self.calls[k] for k in secondary if k[2] == "start_execution")),
+            express_requests=self.per(sum(self.calls[k] for k in secondary if k[2] == "start_sync_execution")),
             express_gb_seconds=self.per(self.execution_seconds * cost_model.SFN_EXPRESS_MIN_MEMORY_GB),
             lambda_invocations=self.per(sum(self.invocations.values())),
             lambda_gb_seconds=self.per(sum(s * FUNCTION_MEMORY_GB.get(f, 0.25) for f, s in self.seconds.items())),

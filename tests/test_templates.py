@@ -23,6 +23,7 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 
 from iot_dr.core.event_types import APPLY_WAVE, FAMILY_OF, WORKER_STATE
 from iot_dr.health.checker_identity import THING_NAME_PREFIX
+from iot_dr.secondary.workflow import EXPRESS_MAX_DURATION_SECONDS, SYNC_EXECUTION_CONFIG
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOYMENT = REPO / "deployment"
@@ -577,13 +578,23 @@ def test_secondary_functions_reach_only_their_own_table(function: str, table: st
     assert {a.removeprefix("dynamodb:") for a in as_list(statement["Action"])} == actions
 
 
-def test_trigger_may_read_the_stream_start_the_workflow_and_park_failures() -> None:
+def test_trigger_may_read_the_stream_run_the_workflow_synchronously_and_park_failures() -> None:
     statements = role_statements(SECONDARY, function_role(SECONDARY, "DynamoTriggerFunction"))
     by_action = {a: s for s in statements for a in as_list(s["Action"])}
     stream = by_action["dynamodb:GetRecords"]["Resource"]["Fn::Sub"]
     assert stream.endswith(":table/${GlobalDynamoDBTableName}/stream/*")
-    assert ref_target(by_action["states:StartExecution"]["Resource"]) == "ReplicationStateMachine"
+    assert ref_target(by_action["states:StartSyncExecution"]["Resource"]) == "ReplicationStateMachine"
+    assert "states:StartExecution" not in by_action
     assert ref_target(by_action["sqs:SendMessage"]["Resource"]) == "TriggerFailureQueue"
+
+
+def test_the_trigger_outlasts_an_express_execution_and_a_shard_runs_batches_side_by_side() -> None:
+    function = resources(SECONDARY, "AWS::Lambda::Function")["DynamoTriggerFunction"]
+    # Express executions last at most 5 minutes; Lambda functions at most 15.
+    assert EXPRESS_MAX_DURATION_SECONDS < function["Timeout"] <= 900
+    assert SYNC_EXECUTION_CONFIG.read_timeout > EXPRESS_MAX_DURATION_SECONDS
+    factor = load(SECONDARY)["Parameters"]["StreamParallelizationFactor"]
+    assert 1 <= factor["MinValue"] <= factor["Default"] <= factor["MaxValue"] <= 10
 
 
 def test_state_machine_may_invoke_exactly_the_six_workflow_functions() -> None:
@@ -873,6 +884,7 @@ def test_stream_mapping_reports_partial_failures_bisects_and_keeps_exhausted_bat
         "BisectBatchOnFunctionError": True,
         "MaximumRetryAttempts": {"Ref": "StreamMaximumRetryAttempts"},
         "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["TriggerFailureQueue", "Arn"]}}},
+        "ParallelizationFactor": {"Ref": "StreamParallelizationFactor"},
     }
 
 
@@ -1004,8 +1016,25 @@ def test_every_worker_retries_a_bounded_number_of_times_then_parks_the_event() -
         2,
         8,
     )
+    assert park["OutputPath"] == "$.Payload"
     assert park["End"] is True
-    assert set(states) == workers | {"ChooseEventType", "UnknownEventType", "ParkEvent"}
+    # An item that cannot even be parked ends as "not applied", which the trigger reports for retry.
+    assert park["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.parkError", "Next": "NotApplied"}]
+    assert states["NotApplied"] == {
+        "Type": "Pass",
+        "Comment": states["NotApplied"]["Comment"],
+        "Parameters": {"notApplied": True, "error.$": "$.parkError.Error"},
+        "End": True,
+    }
+    assert set(states) == workers | {"ChooseEventType", "UnknownEventType", "ParkEvent", "NotApplied"}
+
+
+def test_the_workflow_output_has_one_result_per_item_in_each_wave() -> None:
+    definition = state_machine_definition(parameter_defaults(SECONDARY))
+    waves = definition["States"]["ApplyWaves"]
+    items = waves["ItemProcessor"]["States"]["ApplyItems"]
+    # Without a ResultPath a Map outputs its iterations' results in input order (workflow.apply_items reads them).
+    assert "ResultPath" not in waves and "ResultPath" not in items and "OutputPath" not in waves
 
 
 def test_retries_and_parking_fit_in_the_express_workflow_time_limit() -> None:

@@ -6,7 +6,8 @@ import json
 
 from iot_dr.core.event_types import APPLY_WAVE, FAMILY_OF, WORKER_STATE, EventType
 from iot_dr.parking.dead_letters import workflow_dead_letter_id
-from iot_dr.secondary.trigger import chunks, execution_input, trigger_dead_letter_id
+from iot_dr.secondary.trigger import chunks, trigger_dead_letter_id
+from iot_dr.secondary.workflow import execution_input
 
 
 def item(event_type: EventType, size: int = 10) -> dict:

@@ -167,6 +167,22 @@ def test_records_arrive_in_batches_in_the_lambda_event_shape(
     assert "NewImage" not in records[4]["dynamodb"]
 
 
+def test_a_batch_gathers_records_for_the_batching_window_unless_it_is_full(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    consumer(make_function)
+    map_stream(source, BatchSize=3, MaximumBatchingWindowInSeconds=5)
+    put(source, "a")
+    time.sleep(0.5)
+    put(source, "b")
+    assert dispatcher.wait_idle(timeout=20)
+    put(source, "c", "d", "e")  # a full batch goes at once, whatever the window
+    started = time.monotonic()
+    assert dispatcher.wait_idle(timeout=20)
+    assert batches() == [["a", "b"], ["c", "d", "e"]]
+    assert time.monotonic() - started < 4
+
+
 def test_update_that_creates_an_item_writes_one_insert_record(aws: str, source: Any) -> None:
     source.update_item(Key={"pk": "new"}, UpdateExpression="SET n = :n", ExpressionAttributeValues={":n": 1})
 

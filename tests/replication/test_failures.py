@@ -139,7 +139,7 @@ def test_throttling_in_the_secondary_is_absorbed_with_backoff(cloud: LocalCloud,
 def test_start_execution_failures_are_reported_and_retried_by_the_stream(cloud: LocalCloud, primary: Any) -> None:
     # An error the SDK does not retry: the trigger reports the record as a batch item failure and the event
     # source mapping delivers it again.
-    cloud.faults.fail("stepfunctions", "start_execution", SECONDARY, times=2, code="ExecutionLimitExceeded")
+    cloud.faults.fail("stepfunctions", "start_sync_execution", SECONDARY, times=2, code="KmsThrottlingException")
     before = cloud.faults.injected
     primary.create_thing(thingName="redelivered-thing")
     eventually(lambda: secondary_thing(cloud, "redelivered-thing"), timeout=60)

@@ -97,7 +97,7 @@ def test_a_stream_batch_the_workflow_never_accepted_is_listed_and_replayed(
 ) -> None:
     assert cloud.wait_idle(60)
     # The workflow service refuses longer than the stream mapping retries: the mapping sends only a pointer.
-    cloud.faults.fail("stepfunctions", "start_execution", SECONDARY, times=50, code="ExecutionLimitExceeded")
+    cloud.faults.fail("stepfunctions", "start_sync_execution", SECONDARY, times=50, code="KmsThrottlingException")
     group = f"outage-group-{uuid.uuid4().hex[:8]}"
     primary.create_thing_group(thingGroupName=group)
     try:

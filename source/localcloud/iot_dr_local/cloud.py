@@ -51,6 +51,7 @@ from iot_dr_local.quota_rules import Rates
 from iot_dr_local.quotas import QuotaLimiter, resolve_rates
 from iot_dr_local.rules_engine import RulesEngine
 from iot_dr_local.scheduler import Scheduler
+from iot_dr_local.step_functions import StepFunctionsExtension
 from iot_dr_local.streams import StreamPoller
 
 LOG = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class LocalCloud:
         self.failover: FailoverServices | None = None
         self.api_calls = ApiCallRecorder()
         self.faults = FaultInjector()
+        self.step_functions = StepFunctionsExtension(self.faults)
         self.quotas = QuotaLimiter(resolve_rates(quotas)) if quotas is not None else None
         self.outage_route = OutageRoute(self.set_region_down, self.faults.down)
         self._saved_environment: dict[str, str | None] = {}
@@ -158,6 +160,10 @@ class LocalCloud:
         moto_fixes.install()
         moto_speedups.install()
         self._stoppers.extend([s3_policies.uninstall, moto_fixes.uninstall, moto_speedups.uninstall])
+        # After moto_speedups: it wraps the evaluation entry point the speedups replace.
+        self.step_functions.install()
+        self._stoppers.append(self.step_functions.uninstall)
+        self._resetters.append(self.step_functions.reset)
         # Private CA and CA registration as the notebooks and just-in-time registration use them.
         acm_pca.install()
         ca_registration.install()
@@ -206,11 +212,20 @@ class LocalCloud:
             self.replicator.set_paused(region, down)
 
     def client(self, service: str, region: str, config: Config | None = None) -> Any:
-        """A client with credentials of its own: Lambda invocations swap this process's environment meanwhile."""
+        """A client with credentials of its own: Lambda invocations swap this process's environment meanwhile.
+
+        Operations with a host prefix (StartSyncExecution's ``sync-``) reach the local endpoint as given, as
+        ``iot_dr.core.aws`` clients do under ``AWS_ENDPOINT_URL``."""
         session = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", aws_session_token="testing"
         )
-        return session.client(service, region_name=region, endpoint_url=self.endpoint, config=config)
+        as_given = Config(inject_host_prefix=False)
+        return session.client(
+            service,
+            region_name=region,
+            endpoint_url=self.endpoint,
+            config=config.merge(as_given) if config else as_given,
+        )
 
     def start_failover(self, directory: Path, settings: FailoverSettings | None = None) -> FailoverServices:
         """Start each region's MQTT broker, the DNS server with the failover CNAME and the Route 53 emulation.

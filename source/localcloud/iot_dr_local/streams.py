@@ -3,8 +3,8 @@
 moto calls a mapped function synchronously inside ``put_item`` and then empties the shard; it also writes
 two records for an ``update_item`` that creates an item and labels every record ``us-east-1``. Here the
 shard only collects records, and ``StreamPoller`` reads every enabled mapping on its own checkpoint with
-the mapping's batch size, partial batch responses, bisection, retry and record-age limits and on-failure
-destination, the way the Lambda service does.
+the mapping's batch size and batching window, partial batch responses, bisection, retry and record-age limits
+and on-failure destination, the way the Lambda service does.
 """
 
 from __future__ import annotations
@@ -317,6 +317,8 @@ class StreamPoller:
                         continue
                     if shard is None or checkpoint.position >= len(shard.items):
                         continue
+                    if self._gathering(esm, checkpoint, shard, now=time.time()):
+                        continue
                     checkpoint.in_flight = True
                 due.append(esm.uuid)
             with self._lock:
@@ -324,6 +326,18 @@ class StreamPoller:
                     if not self._checkpoints[forgotten].in_flight:
                         del self._checkpoints[forgotten]
         return due
+
+    @staticmethod
+    def _gathering(esm: EventSourceMapping, checkpoint: _Checkpoint, shard: StreamShard, now: float) -> bool:
+        """Whether a new batch still waits for records: Lambda "gathers records for up to
+        MaximumBatchingWindowInSeconds" unless the batch is full
+        (https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html). A retry does not wait."""
+        window = float(esm.max_batch_window or 0)
+        if not window or checkpoint.attempts or checkpoint.limit:
+            return False
+        if len(shard.items) - checkpoint.position >= int(esm.batch_size):
+            return False
+        return now - _arrival(shard.items[checkpoint.position].record) < window
 
     def _process(self, mapping_id: str) -> None:
         with self._lock:

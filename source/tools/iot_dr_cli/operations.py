@@ -34,6 +34,7 @@ from iot_dr.parking.parked_queues import (
     replay_stream_batch,
 )
 from iot_dr.parking.replay import ReplayReport, replay
+from iot_dr.secondary.workflow import SYNC_EXECUTION_CONFIG
 
 SECONDARY_OUTPUTS = ("DeadLetterTableName", "StateMachineArn", "TriggerFailureQueueUrl")
 PRIMARY_OUTPUTS = ("CaptureDeadLetterQueueUrl", "CaptureChangesFunctionName", "GlobalDynamoDBTableName")
@@ -223,7 +224,7 @@ def replay_dead_letters(region: str, targets: SecondaryTargets, ids: list[str] |
         raise OperatorError("replay needs the state machine: pass --stack or --state-machine-arn")
     wanted = set(ids) if ids else None
     report = replay(
-        aws.client("stepfunctions", region),
+        aws.client("stepfunctions", region, SYNC_EXECUTION_CONFIG),
         DeadLetters(aws.client("dynamodb", region), targets.dead_letter_table),
         targets.state_machine_arn,
         wanted,
@@ -259,11 +260,13 @@ def _replay_one(targets: SecondaryTargets, queue: ParkedQueue, letter: QueuedLet
             aws.client("dynamodb", targets.region), targets.replica_table, letter, targets.item_ttl_seconds
         )
     elif letter.kind == PARKED_ITEM:
-        replay_parked_item(aws.client("stepfunctions", targets.region), str(targets.state_machine_arn), letter)
+        replay_parked_item(
+            aws.client("stepfunctions", targets.region, SYNC_EXECUTION_CONFIG), str(targets.state_machine_arn), letter
+        )
     elif letter.kind == STREAM_ON_FAILURE:
         replay_stream_batch(
             aws.client("dynamodbstreams", targets.region),
-            aws.client("stepfunctions", targets.region),
+            aws.client("stepfunctions", targets.region, SYNC_EXECUTION_CONFIG),
             str(targets.state_machine_arn),
             letter,
         )

@@ -3,6 +3,12 @@
 Every client uses botocore's standard retry mode. Endpoints come from botocore's own resolution, which
 honours ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>``; only the IoT data plane needs an
 account-specific endpoint, and it is looked up with ``describe_endpoint`` only when no override is set.
+
+Some operations put a prefix before the endpoint's host (Step Functions' StartSyncExecution goes to
+``sync-states.<region>.amazonaws.com``). An overridden endpoint is used as given: botocore's
+``inject_host_prefix=False`` is meant for "clients providing custom endpoints that should not have their host
+prefix modified" (https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html), and a prefix
+before an address such as ``127.0.0.1`` names no host. ``AWS_DISABLE_HOST_PREFIX_INJECTION``, when set, decides.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
     from types_boto3_secretsmanager import SecretsManagerClient
 
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, connect_timeout=5, read_timeout=30)
+_AS_GIVEN = Config(inject_host_prefix=False)
 
 _cache: dict[tuple[str, str, str | None, str | None, int], Any] = {}
 _cache_lock = threading.Lock()
@@ -68,6 +75,8 @@ def client(service: str, region: str, config: Config | None = None) -> Any:
                 cached = _iot_data_client(region)
             else:
                 merged = RETRY_CONFIG.merge(config) if config else RETRY_CONFIG
+                if _override_for(env_name) and "AWS_DISABLE_HOST_PREFIX_INJECTION" not in os.environ:
+                    merged = merged.merge(_AS_GIVEN)
                 # The service is only known at run time here; the overloads above give callers the typed client.
                 session: Any = boto3.session.Session()
                 cached = session.client(service, region_name=region, config=merged)

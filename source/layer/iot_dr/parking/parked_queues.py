@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.dynamo_json import to_item
-from iot_dr.secondary.trigger import chunks, execution_input, workflow_input_from_record
+from iot_dr.secondary.trigger import chunks, workflow_input_from_record
+from iot_dr.secondary.workflow import apply_items
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient
@@ -204,25 +205,25 @@ def stream_records(streams: DynamoDBStreamsClient, batch_info: dict[str, Any]) -
 def replay_stream_batch(
     streams: DynamoDBStreamsClient, sfn: SFNClient, state_machine_arn: str, letter: QueuedLetter
 ) -> int:
-    """Start the workflow for the pointed-to records; returns how many records it was started for."""
+    """Run the workflow on the pointed-to records (``sfn`` with ``workflow.SYNC_EXECUTION_CONFIG``); returns how
+    many records it applied or parked. Raises ``workflow.WorkflowNotSucceeded``, RuntimeError if it could neither
+    apply nor park some records, or the service's error: the message then stays queued."""
     records = [r for r in stream_records(streams, letter.body["DDBStreamBatchInfo"]) if r.get("eventName") != "REMOVE"]
     inputs = [(record, workflow_input_from_record(record)) for record in records]
     for group in chunks(inputs):
-        sfn.start_execution(
-            stateMachineArn=state_machine_arn,
-            name=f"replay-{uuid.uuid4()}",
-            input=json.dumps(execution_input([workflow_input for _, workflow_input in group])),
-        )
+        _apply_all(sfn, state_machine_arn, [workflow_input for _, workflow_input in group])
     return len(inputs)
 
 
 def replay_parked_item(sfn: SFNClient, state_machine_arn: str, letter: QueuedLetter) -> None:
-    """Start the workflow for the item a dead letter in the fallback queue holds."""
-    sfn.start_execution(
-        stateMachineArn=state_machine_arn,
-        name=f"replay-{uuid.uuid4()}",
-        input=json.dumps(execution_input([letter.body["deadLetter"]["payload"]])),
-    )
+    """Run the workflow on the item a dead letter in the fallback queue holds (raises as ``replay_stream_batch``)."""
+    _apply_all(sfn, state_machine_arn, [letter.body["deadLetter"]["payload"]])
+
+
+def _apply_all(sfn: SFNClient, state_machine_arn: str, items: list[dict[str, Any]]) -> None:
+    not_applied = apply_items(sfn, state_machine_arn, f"replay-{uuid.uuid4()}", items)
+    if not_applied:
+        raise RuntimeError(f"the workflow could neither apply nor park {len(not_applied)} of {len(items)} items")
 
 
 def replay_function_event(lambdas: LambdaClient, function_name: str, letter: QueuedLetter) -> None:

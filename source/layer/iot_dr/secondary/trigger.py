@@ -2,9 +2,10 @@
 
 A record that can never succeed (no image, not a DynamoDB image, unknown type) is parked at once with its
 reason and never blocks the batch. The others go to the workflow in as few executions as its input limit
-allows. If starting an execution fails, its records are reported back (``batchItemFailures``), so the event
-source mapping retries them, bisects the batch, and finally hands them to its on-failure destination.
-Express workflows run at least once; the version ledger absorbs duplicates.
+allows, run synchronously and side by side (``workflow.apply_items``). The records of an execution that could
+not start, failed or timed out, and each record the workflow could neither apply nor park, are reported back
+(``batchItemFailures``), so the event source mapping retries them, bisects the batch, and finally hands them to
+its on-failure destination. Express workflows run at least once; the version ledger absorbs duplicates.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.aws import error_code
 from iot_dr.core.dynamo_json import from_item
 from iot_dr.core.errors import MalformedEvent
-from iot_dr.core.event_types import APPLY_WAVE, EventType
+from iot_dr.core.event_types import EventType
 from iot_dr.parking.dead_letters import STAGE_TRIGGER, DeadLetters
+from iot_dr.secondary.workflow import WorkflowNotSucceeded, apply_items
 
 if TYPE_CHECKING:
     from types_boto3_stepfunctions import SFNClient
@@ -93,7 +96,9 @@ def handle_batch(
 ) -> dict[str, Any]:
     """Handle one DynamoDB stream batch; returns ``{"batchItemFailures": [{"itemIdentifier": <sequence number>}]}``.
 
-    A failure to park a malformed record is reported as that record's failure, so it is retried, not dropped.
+    ``sfn`` is a Step Functions client with ``workflow.SYNC_EXECUTION_CONFIG``. Returns when every execution has
+    ended, so the function's timeout must outlast an Express execution (five minutes). A failure to park a
+    malformed record is reported as that record's failure, so it is retried, not dropped.
     """
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
@@ -109,18 +114,45 @@ def handle_batch(
         except MalformedEvent as err:
             if not _park(dead_letters, record, str(err), "MalformedEvent"):
                 failures.append(record)
-    for group in chunks(pending):
-        try:
-            _start(sfn, state_machine_arn, group)
-        except Exception as err:
-            # A record that alone makes the input invalid is parked: retrying cannot help.
-            invalid = error_code(err) in ("InvalidExecutionInput", "ValidationException") and len(group) == 1
-            if invalid and _park(dead_letters, group[0][0], str(err), error_code(err)):
-                continue
-            # Reported, not swallowed: the mapping retries (and bisects) these records and finally hands them on.
-            LOG.exception("workflow not started", extra={"records": len(group)})
-            failures.extend(record for record, _ in group)
+    groups = list(chunks(pending))
+    if groups:
+        # Side by side: the batch takes as long as its longest execution, whatever the number of groups.
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+            for failed in pool.map(lambda group: _apply(sfn, dead_letters, state_machine_arn, group), groups):
+                failures.extend(failed)
     return {"batchItemFailures": [{"itemIdentifier": _sequence_number(record)} for record in failures]}
+
+
+def _apply(
+    sfn: SFNClient, dead_letters: DeadLetters, state_machine_arn: str, group: list[Pending]
+) -> list[dict[str, Any]]:
+    """Run the workflow on one group; returns the records to report as failed."""
+    items = [workflow_input for _, workflow_input in group]
+    try:
+        not_applied = apply_items(sfn, state_machine_arn, execution_name(_sequence_number(group[0][0])), items)
+    except WorkflowNotSucceeded as err:
+        LOG.error(
+            "workflow execution did not succeed",
+            extra={"records": len(group), "status": err.status, "error": err.error, "cause": err.cause[:500]},
+        )
+        return [record for record, _ in group]
+    except Exception as err:
+        # A record that alone makes the input invalid is parked: retrying cannot help.
+        invalid = error_code(err) in ("InvalidExecutionInput", "ValidationException") and len(group) == 1
+        if invalid and _park(dead_letters, group[0][0], str(err), error_code(err)):
+            return []
+        # Reported, not swallowed: the mapping retries (and bisects) these records and finally hands them on.
+        LOG.exception("workflow not run", extra={"records": len(group)})
+        return [record for record, _ in group]
+    LOG.info(
+        "workflow execution succeeded",
+        extra={
+            "items": len(items),
+            "notApplied": len(not_applied),
+            "eventTypes": sorted({str(item["eventType"]) for item in items}),
+        },
+    )
+    return [group[index][0] for index in not_applied]
 
 
 def _sequence_number(record: dict[str, Any]) -> str:
@@ -135,21 +167,3 @@ def _park(dead_letters: DeadLetters, record: dict[str, Any], reason: str, error_
         LOG.exception("record could not be parked", extra={"sequenceNumber": _sequence_number(record)})
         return False
     return True
-
-
-def execution_input(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """``{"waves": [{"items": [...]}, ...]}``: the items grouped by ``APPLY_WAVE``, stream order kept within a wave."""
-    waves: dict[int, list[dict[str, Any]]] = {}
-    for item in items:
-        waves.setdefault(APPLY_WAVE[EventType(item["eventType"])], []).append(item)
-    return {"waves": [{"items": waves[wave]} for wave in sorted(waves)]}
-
-
-def _start(sfn: SFNClient, state_machine_arn: str, group: list[Pending]) -> None:
-    items = [workflow_input for _, workflow_input in group]
-    sfn.start_execution(
-        stateMachineArn=state_machine_arn,
-        name=execution_name(_sequence_number(group[0][0])),
-        input=json.dumps(execution_input(items)),
-    )
-    LOG.info("execution started", extra={"items": len(items), "eventTypes": sorted({i["eventType"] for i in items})})
