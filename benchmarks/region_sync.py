@@ -70,8 +70,10 @@ def run(cloud: LocalCloud, names: list[str], prefix: str, workers: int, rates: d
         refused = {"/".join(k): v for k, v in sorted(cloud.quotas.throttled.items())}
         # The parity check reads both regions in full at its own pace: not part of the figure.
         cloud.quotas.uninstall()
-    primary = Region(PRIMARY, cloud.client("iot", PRIMARY), cloud.client("iot-data", PRIMARY))
-    secondary = Region(SECONDARY, cloud.client("iot", SECONDARY), cloud.client("iot-data", SECONDARY))
+    primary, secondary = (
+        Region(name, cloud.client("iot", name, aws.RETRY_CONFIG), cloud.client("iot-data", name, aws.RETRY_CONFIG))
+        for name in (PRIMARY, SECONDARY)
+    )
     drifted = [d.name for d in compare_fleet(primary, secondary, names, max_workers=16) if not d.in_sync]
     per_device = {
         region: {op: round(n / len(names), 2) for op, n in calls.items()} for region, calls in summary["calls"].items()

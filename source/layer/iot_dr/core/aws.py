@@ -15,7 +15,16 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
-RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, connect_timeout=5, read_timeout=30)
+# Fleet tools call one client from up to 50 threads (the syncs' and the drift check's MAX_WORKERS). botocore keeps
+# 10 connections per client by default and closes the others after each call, so each of those calls opened a new
+# connection (a TLS handshake on AWS): the pool holds one per thread.
+MAX_POOL_CONNECTIONS = 50
+RETRY_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 10},
+    connect_timeout=5,
+    read_timeout=30,
+    max_pool_connections=MAX_POOL_CONNECTIONS,
+)
 
 _cache: dict[tuple[str, str, str | None, str | None, int], Any] = {}
 _cache_lock = threading.Lock()
