@@ -46,6 +46,7 @@ from iot_dr_local.failover import DeviceCertificate, FailoverServices
 from iot_dr_local.failover_plan import FailoverSettings
 from iot_dr_local.faults import FaultInjector
 from iot_dr_local.global_tables import GlobalTableReplicator
+from iot_dr_local.http_server import KeepAliveMotoServer
 from iot_dr_local.quota_rules import Rates
 from iot_dr_local.quotas import QuotaLimiter, resolve_rates
 from iot_dr_local.rules_engine import RulesEngine
@@ -108,7 +109,7 @@ class LocalCloud:
     def start(self) -> None:
         locking.install()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        self._server = KeepAliveMotoServer(ip_address=self._host, port=self._port, verbose=False)
         self._server.start()
         self._port = self._server.get_host_and_port()[1]
         environment = {
