@@ -46,8 +46,13 @@ class KeepAliveRequestHandler(MotoRequestHandler):
             self.rfile, self._keep_alive = connection, False
 
     def send_header(self, keyword: str, value: str) -> None:
-        if self._keep_alive and keyword.lower() == "connection" and value.lower() == "close":
-            return  # the client's own "Connection: close" still closes it (http.server's parse_request)
+        # A client that asked to close (http.server's parse_request sets close_connection) is told it is closed.
+        if (
+            self._keep_alive
+            and not self.close_connection
+            and (keyword.lower(), value.lower()) == ("connection", "close")
+        ):
+            return
         super().send_header(keyword, value)
 
 
