@@ -12,6 +12,7 @@ by the server; botocore opens a new one when it finds a pooled connection closed
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -54,6 +55,11 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         ):
             return
         super().send_header(keyword, value)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        # http.server logs the end of a connection that stayed idle for IDLE_TIMEOUT as an error: it is routine here.
+        if not format.startswith("Request timed out"):
+            super().log_error(format, *args)
 
 
 class KeepAliveMotoServer(ThreadedMotoServer):
