@@ -26,6 +26,7 @@ from iot_dr.fleet.rate_limit import DEFAULT_QUOTAS
 from iot_dr.sync.runner import REGION_TO_REGION, sync
 from iot_dr.sync.settings import SyncSettings
 from iot_dr_local.cloud import LocalCloud
+from iot_dr_local.quota_rules import AWS_DEFAULT_RATES
 
 PRIMARY, SECONDARY = "us-east-1", "us-west-2"
 CEILING = 10.0  # devices/s: RegisterCertificateWithoutCA's default quota, one call per device
@@ -115,7 +116,8 @@ def main() -> None:
     cloud.start()
     try:
         names = seed(cloud, "free", args.devices_off)
-        lifted = dict.fromkeys(DEFAULT_QUOTAS, LIFTED)
+        # Every operation the sync may call, including those the client-side table leaves at its default rate.
+        lifted = dict.fromkeys({*DEFAULT_QUOTAS, *(operation for _, operation in AWS_DEFAULT_RATES)}, LIFTED)
         print(json.dumps({"quotasOff": run(cloud, names, "free", args.workers, lifted)}, indent=2))
     finally:
         cloud.stop()
