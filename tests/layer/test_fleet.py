@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from iot_dr.fleet.device import CLASSIC_SHADOW, Device, compare_devices
 from iot_dr.fleet.enumeration import name_pattern
-from iot_dr.fleet.rate_limit import DEFAULT_QUOTAS, DEFAULT_SHARE, RateLimiter, TokenBucket
+from iot_dr.fleet.rate_limit import DEFAULT_QUOTAS, DEFAULT_SHARE, LimitedClient, RateLimiter, TokenBucket
 
 
 class FakeClock:
@@ -61,6 +63,29 @@ def device(**overrides: object) -> Device:
     }
     fields.update(overrides)
     return Device(**fields)  # type: ignore[arg-type]
+
+
+class CountingLimiter(RateLimiter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken: list[str] = []
+
+    def acquire(self, operation: str) -> float:
+        self.taken.append(operation)
+        return 0.0
+
+
+@pytest.mark.parametrize("pages", [1, 3])
+def test_a_paginated_listing_takes_one_token_per_page_request(pages: int) -> None:
+    iot = boto3.client("iot", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    limiter = CountingLimiter()
+    with Stubber(iot) as stub:
+        for page in range(pages):
+            more = {"nextToken": f"t{page}"} if page < pages - 1 else {}
+            stub.add_response("list_thing_groups_for_thing", {"thingGroups": [], **more})
+        paginator = LimitedClient(iot, limiter).get_paginator("list_thing_groups_for_thing")
+        assert len(list(paginator.paginate(thingName="t"))) == pages  # type: ignore[attr-defined]
+    assert limiter.taken == ["ListThingGroupsForThing"] * pages
 
 
 def test_policies_compare_with_region_aware_arns_and_every_certificate_counts() -> None:

@@ -1,4 +1,5 @@
-"""moto's per-request work is done once: module list, parsed state machine definitions, task clients."""
+"""moto's per-request work is done once (module list, parsed state machine definitions, task clients) and its IoT
+registry is looked up by key, with the answers of its own scans."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import boto3
 from moto import backends
+from moto.iot.models import IoTBackend, iot_backends
 
 from iot_dr_local import moto_speedups
 
@@ -48,3 +50,31 @@ def test_module_list_and_task_clients_are_reused(aws: str) -> None:
     first = moto_speedups.shared_client(PRIMARY, "lambda")
     assert moto_speedups.shared_client(PRIMARY, "lambda") is first
     assert moto_speedups.shared_client("us-west-2", "lambda") is not first
+
+
+def _outcome(call: Any, *args: Any) -> Any:
+    try:
+        return call(*args)
+    except Exception as err:
+        return type(err)
+
+
+def test_iot_lookups_by_key_answer_as_moto_scanning_does(aws: str) -> None:
+    """Found resources, absent ones, and a certificate ARN of another region: the same object or error."""
+    iot = boto3.client("iot", region_name=PRIMARY)
+    iot.create_thing(thingName="t1")
+    iot.create_policy(policyName="p1", policyDocument='{"Version": "2012-10-17", "Statement": []}')
+    certificate = iot.create_keys_and_certificate(setAsActive=True)
+    backend = iot_backends["123456789012"][PRIMARY]
+    original = moto_speedups._patches.original
+    other_region_arn = certificate["certificateArn"].replace(PRIMARY, "us-west-2")
+    cases = [
+        ("describe_thing", ["t1", "t2", "t"]),
+        ("describe_certificate", [certificate["certificateId"], certificate["certificateId"][:-1] + "0"]),
+        ("get_policy", ["p1", "p2"]),
+        ("_get_principal", [certificate["certificateArn"], other_region_arn]),
+    ]
+    for name, keys in cases:
+        for key in keys:
+            expected = _outcome(original(IoTBackend, name), backend, key)
+            assert _outcome(getattr(backend, name), key) == expected, (name, key)

@@ -17,7 +17,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from iot_dr_local import cloudtrail
 from iot_dr_local.cloud import LocalCloud
+from iot_dr_local.dispatcher import Dispatcher
 from iot_dr_local.quota_rules import AWS_DEFAULT_RATES
 from iot_dr_local.quotas import QuotaLimiter, TokenBucket, resolve_rates
 
@@ -165,6 +167,21 @@ def test_shadow_calls_above_the_rate_are_throttled_with_429(aws: str) -> None:
     assert "ThrottlingException 429" in results
     assert set(results) <= {"OK", "ThrottlingException 429"}
     assert results.count("OK") <= most_a_bucket_admits(5, elapsed), (elapsed, results)
+
+
+def test_uninstalling_lifts_the_emulation_under_wrappers_installed_after_it(aws: str, dispatcher: Dispatcher) -> None:
+    quotas = QuotaLimiter({("iot", "ListThings"): 1})
+    quotas.install()
+    # CloudTrail events wrap IoT's call_action after the emulation, as in a local cloud.
+    trail = cloudtrail.install(dispatcher)
+    try:
+        iot = client("iot", PRIMARY)
+        assert "ThrottlingException 400" in outcomes(iot.list_things, 3)
+        quotas.uninstall()
+        assert outcomes(iot.list_things, 5) == ["OK"] * 5
+    finally:
+        trail.uninstall()
+        quotas.uninstall()
 
 
 def test_a_token_bucket_refills_at_its_rate() -> None:

@@ -60,6 +60,13 @@ def test_existing_fleet_is_copied_whole_and_smart_mode_then_skips_it(
     # Shared dependencies are written once, however many devices use them.
     assert summary["calls"][SECONDARY].get("CreateThingType") == 1
     assert summary["calls"][SECONDARY].get("CreatePolicy") == 1 + 6
+    # Missing devices are written create-first and what was just created is not listed: one DescribeThing per
+    # device (the smart check), no DescribeCertificate for the 12 new certificates, no attachment listing for them
+    # or the new things (only for the two thing groups).
+    written = summary["calls"][SECONDARY]
+    assert written.get("DescribeThing") == 6
+    assert "DescribeCertificate" not in written and "ListThingPrincipalsV2" not in written
+    assert written.get("ListAttachedPolicies", 0) <= 2
 
     code, again = sync(capsys, "--query-string", fleet.query)
 

@@ -46,6 +46,7 @@ from iot_dr_local.failover import DeviceCertificate, FailoverServices
 from iot_dr_local.failover_plan import FailoverSettings
 from iot_dr_local.faults import FaultInjector
 from iot_dr_local.global_tables import GlobalTableReplicator
+from iot_dr_local.http_server import KeepAliveMotoServer
 from iot_dr_local.outage_switch import OutageRoute
 from iot_dr_local.quota_rules import Rates
 from iot_dr_local.quotas import QuotaLimiter, resolve_rates
@@ -115,7 +116,7 @@ class LocalCloud:
         # Before the server answers its first /moto-api request: moto builds that route table once.
         self.outage_route.install()
         self._stoppers.append(self.outage_route.uninstall)
-        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        self._server = KeepAliveMotoServer(ip_address=self._host, port=self._port, verbose=False)
         self._server.start()
         self._port = self._server.get_host_and_port()[1]
         environment = {

@@ -177,7 +177,9 @@ class CloudTrailEvents:
         self._in_flight = 0
 
     def install(self) -> None:
-        self._patches.wrap(IoTResponse, "call_action", self._record_calls)
+        # IoTResponse inherits call_action; wrapping the inherited one as it is now would keep later-removed
+        # wrappers of BaseResponse.call_action (quota emulation, faults) in IoT's path: look it up at each call.
+        self._patches.set(IoTResponse, "call_action", self._record_calls(_inherited_call_action))
         self._patches.wrap(Rule, "send_to_targets", self._deliver_targets)
         self._dispatcher.add_busy_probe(self.busy)
 
@@ -271,6 +273,10 @@ class CloudTrailEvents:
     def _track(self, change: int) -> None:
         with self._lock:
             self._in_flight += change
+
+
+def _inherited_call_action(response: IoTResponse) -> Any:
+    return super(IoTResponse, response).call_action()
 
 
 _installed: CloudTrailEvents | None = None

@@ -3,7 +3,10 @@
 moto's server lists its own package directory on every request to recognise a backend by host name; its Step
 Functions interpreter parses the state machine's definition again for every execution and creates a new boto3 client
 (loading the service model from disk) for every task that calls a service. The results only change with moto's
-files, the definition text, or the region and endpoint, so they are cached here. None changes behaviour.
+files, the definition text, or the region and endpoint, so they are cached here. Its IoT registry finds a thing,
+certificate or policy by scanning every one in the region although its dictionaries are keyed by the thing's ARN,
+the certificate ID and the policy name: a call cost grew with the fleet, so a sync of N devices cost O(N²); they
+are looked up by key here. None changes behaviour.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from typing import Any
 
 from botocore.client import BaseClient
 from moto import backends
+from moto.iot.exceptions import ResourceNotFoundException
+from moto.iot.models import FakeCertificate, FakePolicy, FakeThing, IoTBackend
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.utilities.utils import get_partition
 
 from iot_dr_local.patching import Patches
 
@@ -92,11 +98,51 @@ def shared_client(region: str, service: str, state_credentials: Any = None) -> B
     return _client(region, service, str(boto_client.moto_server_port()))
 
 
+def _describe_thing(backend: IoTBackend, thing_name: str) -> FakeThing:
+    # moto stores a thing under its ARN (IoTBackend.create_thing), built from the name as below (FakeThing).
+    region, account = backend.region_name, backend.account_id
+    thing = backend.things.get(f"arn:{get_partition(region)}:iot:{region}:{account}:thing/{thing_name}")
+    if thing is None or thing.thing_name != thing_name:
+        raise ResourceNotFoundException()
+    return thing
+
+
+def _describe_certificate(backend: IoTBackend, certificate_id: str) -> FakeCertificate:
+    certificate = backend.certificates.get(certificate_id)
+    if certificate is None or certificate.certificate_id != certificate_id:
+        raise ResourceNotFoundException()
+    return certificate
+
+
+def _get_policy(backend: IoTBackend, policy_name: str) -> FakePolicy:
+    policy = backend.policies.get(policy_name)
+    if policy is None or policy.name != policy_name:
+        raise ResourceNotFoundException()
+    return policy
+
+
+def _principal_by_key(original: Any) -> Any:
+    def get_principal(backend: IoTBackend, principal_arn: str) -> Any:
+        # A certificate ARN ends in the certificate ID; other principals (groups, Cognito identities) as before.
+        if ":cert/" not in principal_arn:
+            return original(backend, principal_arn)
+        certificate = backend.certificates.get(principal_arn.rsplit(":cert/", 1)[1])
+        if certificate is None or certificate.arn != principal_arn:
+            raise ResourceNotFoundException()
+        return certificate
+
+    return get_principal
+
+
 def install() -> None:
-    """Cache moto's module list and parsed state machine definitions (idempotent)."""
+    """Cache moto's module list and parsed state machine definitions, look IoT resources up by key (idempotent)."""
     if _patches.applied:
         return
     _patches.wrap(backends, "list_of_moto_modules", _moto_modules)
+    _patches.set(IoTBackend, "describe_thing", _describe_thing)
+    _patches.set(IoTBackend, "describe_certificate", _describe_certificate)
+    _patches.set(IoTBackend, "get_policy", _get_policy)
+    _patches.wrap(IoTBackend, "_get_principal", _principal_by_key)
     _patches.set(ExecutionWorker, "_get_evaluation_entrypoint", _evaluation_entrypoint)
     for name in _CLIENT_USERS:
         _patches.set(importlib.import_module(name), "boto_client_for", shared_client)

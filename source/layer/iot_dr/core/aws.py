@@ -31,7 +31,16 @@ if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
     from types_boto3_secretsmanager import SecretsManagerClient
 
-RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10}, connect_timeout=5, read_timeout=30)
+# Fleet tools call one client from up to 50 threads (the syncs' and the drift check's MAX_WORKERS). botocore keeps
+# 10 connections per client by default and closes the others after each call, so each of those calls opened a new
+# connection (a TLS handshake on AWS): the pool holds one per thread.
+MAX_POOL_CONNECTIONS = 50
+RETRY_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 10},
+    connect_timeout=5,
+    read_timeout=30,
+    max_pool_connections=MAX_POOL_CONNECTIONS,
+)
 _AS_GIVEN = Config(inject_host_prefix=False)
 
 _cache: dict[tuple[str, str, str | None, str | None, int], Any] = {}

@@ -120,7 +120,8 @@ def LimitedClient(client: ClientT, limiter: RateLimiter) -> ClientT:
     """``client`` (a boto3 client) with each operation taking a token from ``limiter`` first.
 
     ``LimitedClient(iot, limiter).describe_thing(...)`` calls ``limiter.acquire("DescribeThing")``. Paginators are
-    limited too: each page takes a token. Typed as the wrapped client, so callers keep its stub types.
+    limited too: each page request takes a token (a one-page listing, one). Typed as the wrapped client, so callers
+    keep its stub types.
     """
     return cast(ClientT, _LimitedClient(client, limiter))
 
@@ -145,17 +146,7 @@ class _LimitedClient:
 
     def get_paginator(self, name: str) -> object:
         paginator = self._client.get_paginator(name)  # type: ignore[attr-defined]
-        return _LimitedPaginator(paginator, self._limiter, self._names[name])
-
-
-class _LimitedPaginator:
-    def __init__(self, paginator: object, limiter: RateLimiter, operation: str) -> None:
-        self._paginator, self._limiter, self._operation = paginator, limiter, operation
-
-    def paginate(self, **kwargs: object) -> object:
-        # botocore fetches the next page when the previous one has been consumed: taking a token before the first
-        # page and after each one throttles every fetch (the last token is taken but unused).
-        self._limiter.acquire(self._operation)
-        for page in self._paginator.paginate(**kwargs):  # type: ignore[attr-defined]
-            yield page
-            self._limiter.acquire(self._operation)
+        # botocore's Paginator calls the operation method it was built with once per page (botocore 1.44.8, pinned:
+        # Paginator._method): with the limited method, each page's request takes one token, and only requests do.
+        paginator._method = getattr(self, name)
+        return paginator

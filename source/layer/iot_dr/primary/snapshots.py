@@ -82,39 +82,40 @@ def policy_snapshot(iot: IoTClient, policy_name: str) -> dict[str, Any]:
     raise TransientReplicationError(f"policy {policy_name} kept changing while it was read")
 
 
-def thing_principals_snapshot(iot: IoTClient, thing_name: str) -> dict[str, Any]:
-    """The certificates attached to a thing, each ``{"principal": <ARN>, "thingPrincipalType": ...}``.
+def thing_principals(iot: IoTClient, thing_name: str) -> list[dict[str, str]]:
+    """The certificates attached to an existing thing, each ``{"principal": <ARN>, "thingPrincipalType": ...}``,
+    sorted by ARN.
 
     ``ListThingPrincipalsV2`` gives the attachment type (``EXCLUSIVE_THING`` or ``NON_EXCLUSIVE_THING``), so the
     secondary attaches the same way
     (https://docs.aws.amazon.com/iot/latest/apireference/API_ListThingPrincipalsV2.html). Other principals
-    (Cognito identities) are left out: they are not replicated.
+    (Cognito identities) are left out: they are not replicated. Raises the ClientError
+    ``ResourceNotFoundException`` when the thing does not exist.
     """
+    return sorted(
+        (
+            {
+                "principal": attachment["principal"],
+                "thingPrincipalType": attachment.get("thingPrincipalType") or NON_EXCLUSIVE,
+            }
+            for attachment in paginate(iot, "list_thing_principals_v2", "thingPrincipalObjects", thingName=thing_name)
+            if certificate_id_of(attachment["principal"])
+        ),
+        key=lambda attachment: attachment["principal"],
+    )
+
+
+def thing_principals_snapshot(iot: IoTClient, thing_name: str) -> dict[str, Any]:
+    """The certificates attached to a thing (``thing_principals``), or none with ``exists: False`` when the thing
+    does not exist."""
     captured_at = now_ms()
     exists = describe_or_none(iot.describe_thing, thingName=thing_name) is not None
-    principals = (
-        sorted(
-            (
-                {
-                    "principal": attachment["principal"],
-                    "thingPrincipalType": attachment.get("thingPrincipalType") or NON_EXCLUSIVE,
-                }
-                for attachment in paginate(
-                    iot, "list_thing_principals_v2", "thingPrincipalObjects", thingName=thing_name
-                )
-                if certificate_id_of(attachment["principal"])
-            ),
-            key=lambda attachment: attachment["principal"],
-        )
-        if exists
-        else []
-    )
     return {
         "eventType": str(EventType.THING_PRINCIPALS),
         "thingName": thing_name,
         "capturedAt": captured_at,
         "exists": exists,
-        "principals": principals,
+        "principals": thing_principals(iot, thing_name) if exists else [],
     }
 
 

@@ -6,7 +6,9 @@ secondary) and attachments (with the attachment type), and its classic and named
 (types, groups, policies) are written once per run however many devices need them (``Once``).
 
 Every write converges: the writers compare with the secondary first, so copying a device again repairs what
-drifted and changes nothing else.
+drifted and changes nothing else. A device missing in the secondary is written without those comparisons where
+the write itself tells (CreateThing, RegisterCertificateWithoutCA and CreatePolicy fail for an existing resource),
+and what the copy has just created is known to have nothing attached: about 17 calls per device instead of 29.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from iot_dr.core.items import now_ms
 from iot_dr.fleet.device import shadow_state
 from iot_dr.fleet.drift import Region
-from iot_dr.primary.snapshots import certificate_snapshot, policy_snapshot, thing_principals_snapshot
+from iot_dr.primary.snapshots import certificate_snapshot, policy_snapshot, thing_principals
 from iot_dr.secondary.ledger import Ledger, LedgerEntry
-from iot_dr.secondary.replicate.certificates import write_certificate
+from iot_dr.secondary.replicate.certificates import register_new_certificate, write_certificate
 from iot_dr.secondary.replicate.context import Secondary, certificate_id_of, describe_or_none, named_shadows, paginate
 from iot_dr.secondary.replicate.policies import write_policy, write_policy_targets
 from iot_dr.secondary.replicate.shadows import write_shadow
-from iot_dr.secondary.replicate.thing_groups import write_membership, write_thing_group
+from iot_dr.secondary.replicate.thing_groups import write_thing_group
 from iot_dr.secondary.replicate.thing_types import write_thing_type
 from iot_dr.secondary.replicate.things import write_principals, write_thing
 
@@ -96,13 +98,18 @@ class DeviceCopier:
         self.ctx = secondary_context(secondary, primary.name)
         self.once = Once()
 
-    def _policy(self, name: str) -> None:
-        self.once.ensure(f"policy#{name}", lambda: write_policy(self.ctx, policy_snapshot(self.primary.iot, name)))
+    def _policy(self, name: str, new: bool) -> None:
+        """``new``: the policy is expected to be missing in the secondary (see ``write_policy``'s create_first)."""
+        self.once.ensure(
+            f"policy#{name}", lambda: write_policy(self.ctx, policy_snapshot(self.primary.iot, name), create_first=new)
+        )
 
-    def _policy_targets(self, target_arn: str, policies: list[str]) -> None:
+    def _policy_targets(self, target_arn: str, policies: list[str], fresh: bool = False) -> None:
+        """``fresh``: the target was just created in the secondary (see ``write_policy_targets``)."""
         for policy in policies:
-            self._policy(policy)
-        write_policy_targets(self.ctx, {"target": target_arn, "policies": sorted(policies), "capturedAt": now_ms()})
+            self._policy(policy, new=fresh)
+        state = {"target": target_arn, "policies": sorted(policies), "capturedAt": now_ms()}
+        write_policy_targets(self.ctx, state, fresh=fresh)
 
     def _group(self, name: str) -> None:
         def write() -> None:
@@ -129,7 +136,10 @@ class DeviceCopier:
 
     def apply(self, name: str, existing: bool) -> None:
         """Make the device ``name`` in the secondary equal the primary's. ``existing``: the thing is already in the
-        secondary, so what the primary lacks (memberships, shadows) is removed there too. Raises ``DeviceGone``."""
+        secondary, so what the primary lacks (memberships, shadows) is removed there too; otherwise the thing, its
+        certificates and their policies are expected to be new and written create-first. Raises ``DeviceGone``, or
+        the ClientError of the first call that fails (a thing deleted in the primary meanwhile gives
+        ``ResourceNotFoundException``)."""
         primary = self.primary
         thing = describe_or_none(primary.iot.describe_thing, thingName=name)
         if thing is None:
@@ -147,9 +157,10 @@ class DeviceCopier:
                 "thingTypeName": type_name,
                 "attributes": thing.get("attributes") or {},
             },
+            create_first=not existing,
         )
         self._memberships(name, existing)
-        self._certificates(name)
+        self._certificates(name, existing)
         self._shadows(name, existing)
 
     def _memberships(self, name: str, existing: bool) -> None:
@@ -159,34 +170,37 @@ class DeviceCopier:
         }
         for group in sorted(groups):
             self._group(group)
-            write_membership(
-                self.ctx, {"member": True, "thingGroupName": group, "thingName": name, "timestamp": now_ms()}
-            )
+            # The thing and the group were both written by this run: the membership needs no presence checks.
+            self.ctx.iot.add_thing_to_thing_group(thingGroupName=group, thingName=name)
         if existing:
             for extra in paginate(self.ctx.iot, "list_thing_groups_for_thing", "thingGroups", thingName=name):
                 if extra["groupName"] not in groups:
                     self.ctx.iot.remove_thing_from_thing_group(thingGroupName=extra["groupName"], thingName=name)
 
-    def _certificates(self, name: str) -> None:
-        attachments = thing_principals_snapshot(self.primary.iot, name)
-        for attachment in attachments["principals"]:
+    def _certificates(self, name: str, existing: bool) -> None:
+        captured_at = now_ms()
+        attachments = thing_principals(self.primary.iot, name)
+        for attachment in attachments:
             arn = attachment["principal"]
             certificate = certificate_snapshot(self.primary.iot, str(certificate_id_of(arn)))
             if not certificate["exists"]:
                 continue
-            write_certificate(self.ctx, certificate)
+            registered = not existing and register_new_certificate(self.ctx, certificate)
+            if not registered:
+                write_certificate(self.ctx, certificate)
             policies = [
                 p["policyName"] for p in paginate(self.primary.iot, "list_attached_policies", "policies", target=arn)
             ]
-            self._policy_targets(arn, policies)
+            self._policy_targets(arn, policies, fresh=registered)
         write_principals(
             self.ctx,
             {
                 "thingName": name,
                 "exists": True,
-                "principals": {a["principal"]: a["thingPrincipalType"] for a in attachments["principals"]},
-                "capturedAt": attachments["capturedAt"],
+                "principals": {a["principal"]: a["thingPrincipalType"] for a in attachments},
+                "capturedAt": captured_at,
             },
+            fresh=not existing,
         )
 
     def _shadows(self, name: str, existing: bool) -> None:

@@ -52,7 +52,8 @@ def apply_certificate_event(ctx: Secondary, event: dict[str, Any]) -> Outcome:
 
 
 def write_certificate(ctx: Secondary, state: dict[str, Any]) -> None:
-    """Make the secondary's certificate match ``state``: registered without a CA
+    """Make the secondary's certificate match ``state`` (``exists``, ``certificateId``, ``certificatePem``,
+    ``status``): registered without a CA
     (https://docs.aws.amazon.com/iot/latest/apireference/API_RegisterCertificateWithoutCA.html) with the settable
     status, updated, or detached and deleted. Raises ``ReplicationError`` when the PEM does not match its id, and
     ``TransientReplicationError`` when a concurrent execution deleted it meanwhile."""
@@ -64,28 +65,53 @@ def write_certificate(ctx: Secondary, state: dict[str, Any]) -> None:
         return
     wanted = secondary_status(state["status"])
     if current is None:
-        registered = _register(ctx, state["certificatePem"], wanted)
-        if registered not in (None, certificate_id):
-            raise ReplicationError(
-                f"certificate registered as {registered}, expected {certificate_id}: the PEM does not match its ID"
-            )
         status = (
             _initial_status(wanted)
-            if registered
+            if _registered_as_expected(ctx, state, wanted)
             # Registered concurrently by another execution, with the status it read.
             else ctx.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["status"]
         )
     else:
         status = current["certificateDescription"]["status"]
-    if status != wanted:
-        try:
-            ctx.iot.update_certificate(certificateId=certificate_id, newStatus=wanted)
-        except Exception as err:
-            # Deleted meanwhile by a concurrent execution (Express workflows run side by side): retried, and the
-            # version ledger then decides whether this state or the deletion is the newer one.
-            if is_not_found(err):
-                raise TransientReplicationError(f"certificate {certificate_id} changed while it was written") from err
-            raise
+    _set_status(ctx, certificate_id, status, wanted)
+
+
+def register_new_certificate(ctx: Secondary, state: dict[str, Any]) -> bool:
+    """Register a certificate the caller expects to be missing in the secondary (``state`` as for
+    ``write_certificate``, existing in the primary) without a DescribeCertificate first, and give it its status;
+    returns False, having changed nothing, when the PEM is registered already
+    (``ResourceAlreadyExistsException``,
+    https://docs.aws.amazon.com/iot/latest/apireference/API_RegisterCertificateWithoutCA.html): then
+    ``write_certificate`` compares it. A certificate this returns True for has nothing attached yet.
+    """
+    wanted = secondary_status(state["status"])
+    if not _registered_as_expected(ctx, state, wanted):
+        return False
+    _set_status(ctx, state["certificateId"], _initial_status(wanted), wanted)
+    return True
+
+
+def _registered_as_expected(ctx: Secondary, state: dict[str, Any], status: SettableStatus) -> bool:
+    """Register the PEM; False if it is registered already. Raises ReplicationError when IoT gives it another ID."""
+    registered = _register(ctx, state["certificatePem"], status)
+    if registered not in (None, state["certificateId"]):
+        raise ReplicationError(
+            f"certificate registered as {registered}, expected {state['certificateId']}: the PEM does not match its ID"
+        )
+    return registered is not None
+
+
+def _set_status(ctx: Secondary, certificate_id: str, status: str, wanted: SettableStatus) -> None:
+    if status == wanted:
+        return
+    try:
+        ctx.iot.update_certificate(certificateId=certificate_id, newStatus=wanted)
+    except Exception as err:
+        # Deleted meanwhile by a concurrent execution (Express workflows run side by side): retried, and the
+        # version ledger then decides whether this state or the deletion is the newer one.
+        if is_not_found(err):
+            raise TransientReplicationError(f"certificate {certificate_id} changed while it was written") from err
+        raise
 
 
 def _initial_status(status: str) -> Literal["ACTIVE", "INACTIVE"]:

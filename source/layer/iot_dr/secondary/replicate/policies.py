@@ -72,27 +72,43 @@ def _canonical(document: str) -> str:
     return json.dumps(json.loads(document), sort_keys=True)
 
 
-def write_policy(ctx: Secondary, state: dict[str, Any]) -> None:
-    """Make the secondary's policy match ``state``: its versions with the primary region's ARNs rewritten to the
-    secondary's, the same default, or the policy detached and deleted
-    (https://docs.aws.amazon.com/iot/latest/apireference/API_CreatePolicyVersion.html)."""
+def write_policy(ctx: Secondary, state: dict[str, Any], create_first: bool = False) -> None:
+    """Make the secondary's policy match ``state`` (``exists``, ``policyName``, ``versions``: [{document,
+    isDefault}]): its versions with the primary region's ARNs rewritten to the secondary's, the same default, or the
+    policy detached and deleted (https://docs.aws.amazon.com/iot/latest/apireference/API_CreatePolicyVersion.html).
+
+    With ``create_first`` (the caller expects the policy to be new, as a sync of a device missing in the secondary
+    does) CreatePolicy is called without a GetPolicy first; a policy it creates with its only version needs
+    nothing more, and one that exists already (``ResourceAlreadyExistsException``,
+    https://docs.aws.amazon.com/iot/latest/apireference/API_CreatePolicy.html) gets its versions compared.
+    """
     name = state["policyName"]
-    current = describe_or_none(ctx.iot.get_policy, policyName=name)
     if not state["exists"]:
-        if current is not None:
+        if describe_or_none(ctx.iot.get_policy, policyName=name) is not None:
             _delete_policy(ctx, name)
         return
     documents = [
         _canonical(rewrite_policy_document(v["document"], ctx.primary_region, ctx.region)) for v in state["versions"]
     ]
     default = documents[[v["isDefault"] for v in state["versions"]].index(True)]
-    if current is None:
-        try:
-            ctx.iot.create_policy(policyName=name, policyDocument=default)
-        except Exception as err:
-            if error_code(err) != "ResourceAlreadyExistsException":
-                raise
+    if create_first:
+        if _created(ctx, name, default) and set(documents) == {default}:
+            return
+    elif describe_or_none(ctx.iot.get_policy, policyName=name) is None:
+        # Another execution for the same policy may be writing other versions meanwhile: always compared after.
+        _created(ctx, name, default)
     _sync_versions(ctx, name, set(documents), default)
+
+
+def _created(ctx: Secondary, name: str, document: str) -> bool:
+    """CreatePolicy with ``document`` as its first (default) version; False if the policy exists already."""
+    try:
+        ctx.iot.create_policy(policyName=name, policyDocument=document)
+    except Exception as err:
+        if error_code(err) != "ResourceAlreadyExistsException":
+            raise
+        return False
+    return True
 
 
 def _existing_versions(ctx: Secondary, name: str) -> dict[str, tuple[str, bool]]:
@@ -184,17 +200,21 @@ def apply_policy_targets_event(ctx: Secondary, event: dict[str, Any]) -> Outcome
     )
 
 
-def write_policy_targets(ctx: Secondary, state: dict[str, Any]) -> None:
-    """Attach exactly the primary's policies to the target; its presence is only checked when an attach fails."""
+def write_policy_targets(ctx: Secondary, state: dict[str, Any], fresh: bool = False) -> None:
+    """Attach exactly the primary's policies to the target; its presence is only checked when an attach fails.
+
+    ``fresh``: the caller has just created the target, so nothing is attached to it and its attachments are not
+    listed."""
     primary_arn = Arn.parse(state["target"])
     target = rewrite_region(state["target"], ctx.primary_region, ctx.region)
     captured_at = state["capturedAt"]
+    attached: set[str] = set()
     try:
-        attached = {p["policyName"] for p in paginate(ctx.iot, "list_attached_policies", "policies", target=target)}
+        if not fresh:
+            attached = {p["policyName"] for p in paginate(ctx.iot, "list_attached_policies", "policies", target=target)}
     except Exception as err:
         if not is_not_found(err):
             raise
-        attached = set()
     missing = []
     for name in state["policies"]:
         if name in attached:

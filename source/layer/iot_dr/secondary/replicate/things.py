@@ -214,18 +214,23 @@ def apply_thing_principals(ctx: Secondary, event: dict[str, Any]) -> Outcome:
     )
 
 
-def write_principals(ctx: Secondary, state: dict[str, Any]) -> None:
-    """Attach exactly the primary's certificates, each with its attachment type; detach the others."""
+def write_principals(ctx: Secondary, state: dict[str, Any], fresh: bool = False) -> None:
+    """Attach exactly the primary's certificates, each with its attachment type; detach the others.
+
+    ``fresh``: the caller has just created the thing, so nothing is attached to it and its attachments are not
+    listed."""
     name, captured_at = state["thingName"], state["capturedAt"]
     if not state["exists"]:
         return  # the thing was deleted in the primary; its THING_EVENT detaches and deletes it here
     wanted = {rewrite_region(arn, ctx.primary_region, ctx.region): kind for arn, kind in state["principals"].items()}
+    attached: dict[str, str] = {}
     try:
-        attached = {
-            item["principal"]: item.get("thingPrincipalType") or "NON_EXCLUSIVE_THING"
-            for item in paginate(ctx.iot, "list_thing_principals_v2", "thingPrincipalObjects", thingName=name)
-            if certificate_id_of(item["principal"])
-        }
+        if not fresh:
+            attached = {
+                item["principal"]: item.get("thingPrincipalType") or "NON_EXCLUSIVE_THING"
+                for item in paginate(ctx.iot, "list_thing_principals_v2", "thingPrincipalObjects", thingName=name)
+                if certificate_id_of(item["principal"])
+            }
     except Exception as err:
         if not is_not_found(err):
             raise
