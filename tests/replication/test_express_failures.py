@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from event_fixtures import load_event
+from local_cloud_support import SECONDARY
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-from replication.conftest import SECONDARY
 from replication.test_failures import put_replication_item, secondary_thing
 from replication.test_parking import listed, replay
 from waiting import eventually
