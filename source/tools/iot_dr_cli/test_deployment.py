@@ -26,7 +26,8 @@ from iot_dr.core import aws
 from iot_dr.fleet.device import shadow_state
 from iot_dr.fleet.drift import Region, compare_fleet
 from iot_dr.fleet.removal import delete_device
-from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, UsageError, positive_int, run, toolsrc
+from iot_dr_cli.arguments import positive
+from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, UsageError, run, toolsrc
 
 PROG = "test-dr-deployment.py"
 CHECKS = ("DEVICE_REPLICATION", "PUBSUB_PRIMARY", "PUBSUB_SECONDARY", "SHADOW_REPLICATION", "DELETE_REPLICATION")
@@ -43,10 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--secondary-region", help="default: SECONDARY_REGION from toolsrc")
     parser.add_argument("--endpoint-primary", help="MQTT endpoint (default: IOT_ENDPOINT_PRIMARY from toolsrc)")
     parser.add_argument("--endpoint-secondary", help="MQTT endpoint (default: IOT_ENDPOINT_SECONDARY from toolsrc)")
-    parser.add_argument("--port", type=positive_int, default=8883, help="MQTT port (default 8883)")
+    parser.add_argument("--port", type=positive, default=8883, help="MQTT port (default 8883)")
     parser.add_argument("--root-ca", help="CA of the endpoints' certificates (default: system trust store)")
     parser.add_argument("--dns-server", help="resolve the endpoints with this DNS server (host:port)")
-    parser.add_argument("--timeout", type=positive_int, default=60, help="seconds per check (default 60)")
+    parser.add_argument("--timeout", type=positive, default=60, help="seconds per check (default 60)")
     parser.add_argument("--report", type=Path, metavar="FILE", help="also write the JSON report to FILE")
     return parser
 
