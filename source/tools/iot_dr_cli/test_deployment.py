@@ -23,6 +23,7 @@ from typing import Any
 
 import iot_dr_cli
 from iot_dr.core import aws
+from iot_dr.core.device_policy import device_policy_json
 from iot_dr.fleet.device import shadow_state
 from iot_dr.fleet.drift import Region, compare_fleet
 from iot_dr.fleet.removal import delete_device
@@ -79,21 +80,7 @@ class DeploymentTest:
 
     def _policy_document(self) -> str:
         account = aws.client("sts", self.primary.name).get_caller_identity()["Account"]
-        base = f"arn:aws:iot:{self.primary.name}:{account}"
-        return json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{base}:client/{self.thing}"},
-                    {
-                        "Effect": "Allow",
-                        "Action": ["iot:Publish", "iot:Receive"],
-                        "Resource": f"{base}:topic/dr/{self.thing}",
-                    },
-                    {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{base}:topicfilter/dr/{self.thing}"},
-                ],
-            }
-        )
+        return device_policy_json(f"arn:aws:iot:{self.primary.name}:{account}", self.thing, [f"dr/{self.thing}"])
 
     def device_replication(self) -> None:
         iot = self.primary.iot
