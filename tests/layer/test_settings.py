@@ -36,6 +36,7 @@ FULL_ENV = {
     "REPLICATION_TABLE": "replication",
     "ITEM_TTL_SECONDS": "86400",
     "CODEBUILD_PROJECT": "launcher",
+    "CURSOR_TABLE": "cursor",
 }
 
 # Each function's settings and the variables it cannot run without.
@@ -45,7 +46,10 @@ REQUIRED: list[tuple[Callable[[Mapping[str, str]], object], tuple[str, ...]]] = 
     (TriggerSettings.from_env, ("STATE_MACHINE_ARN", "DEAD_LETTER_TABLE", "AWS_REGION")),
     (DeadLetterSettings.from_env, ("DEAD_LETTER_TABLE", "FALLBACK_QUEUE_URL", "AWS_REGION")),
     (CaptureSettings.from_env, ("REPLICATION_TABLE", "ITEM_TTL_SECONDS", "AWS_REGION")),
-    (ReconcileSettings.from_env, ("REPLICATION_TABLE", "ITEM_TTL_SECONDS", "AWS_REGION", "SECONDARY_REGION")),
+    (
+        ReconcileSettings.from_env,
+        ("REPLICATION_TABLE", "ITEM_TTL_SECONDS", "AWS_REGION", "SECONDARY_REGION", "CURSOR_TABLE"),
+    ),
     (JitrSettings.from_env, ("AWS_REGION",)),
     (LaunchSettings.from_env, ("CODEBUILD_PROJECT",)),
 ]
@@ -93,7 +97,7 @@ def test_values_are_read_with_their_units() -> None:
     assert worker == WorkerSettings("state", "eu-west-1", "us-east-1", 7 * 86400)
     reconcile = ReconcileSettings.from_env(FULL_ENV)
     assert reconcile == ReconcileSettings(
-        CaptureSettings("replication", 86400, "eu-west-1"), "eu-west-1", "thingName:*"
+        CaptureSettings("replication", 86400, "eu-west-1"), "eu-west-1", "thingName:*", "cursor", False
     )
     assert JitrSettings.from_env(FULL_ENV) == JitrSettings("IoTDR-JITR_Policy", "eu-west-1")
 
