@@ -1,12 +1,19 @@
-"""Argument types shared by the operator tools and the ``iot-dr`` subcommands: bad values are usage errors (exit 2,
-one line naming the argument) before any AWS call."""
+"""Argument types shared by the operator tools and the ``iot-dr`` subcommands (bad values are usage errors, exit 2,
+one line naming the argument, before any AWS call), and options dataclasses built from the parsed arguments."""
 
 from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from iot_dr.fleet.drift import MAX_WORKERS
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$")
 
@@ -52,3 +59,10 @@ def positive(value: str) -> int:
 def max_workers(value: str) -> int:
     """Parallel comparisons (``--max-workers``): 1 to ``iot_dr.fleet.drift.MAX_WORKERS``."""
     return whole_number(value, 1, MAX_WORKERS)
+
+
+def from_arguments(options: type[T], args: argparse.Namespace, **overrides: Any) -> T:
+    """The dataclass ``options`` from parsed arguments: each field from ``overrides`` or else from the argument of the
+    same name (``--dns-interval`` fills ``dns_interval``); a field with neither keeps its default."""
+    named = {f.name: getattr(args, f.name) for f in fields(options) if f.init and hasattr(args, f.name)}
+    return options(**{**named, **overrides})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from iot_dr_cli.arguments import number, region
+from iot_dr_cli.arguments import from_arguments, number, region
 from iot_dr_local.drill.options import DEFAULT_CLIENTS, DrillOptions
 
 
@@ -64,17 +64,5 @@ def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace) -> DrillOptions:
-    return DrillOptions(
-        devices=args.devices,
-        report_dir=args.report,
-        primary_region=args.primary_region,
-        secondary_region=args.secondary_region,
-        clients=args.clients if args.clients is not None else min(DEFAULT_CLIENTS, max(1, args.devices)),
-        outage_seconds=args.outage_seconds,
-        health_check_interval=args.health_check_interval,
-        aws=args.aws,
-        stack_postfix=args.stack_postfix,
-        record=args.record,
-        dns_server=args.dns_server,
-        switch_timeout=args.switch_timeout,
-    )
+    clients = args.clients if args.clients is not None else min(DEFAULT_CLIENTS, max(1, args.devices))
+    return from_arguments(DrillOptions, args, report_dir=args.report, clients=clients)
