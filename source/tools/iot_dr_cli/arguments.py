@@ -8,8 +8,6 @@ import re
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from iot_dr.fleet.drift import MAX_WORKERS
-
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
@@ -58,6 +56,9 @@ def positive(value: str) -> int:
 
 def max_workers(value: str) -> int:
     """Parallel comparisons (``--max-workers``): 1 to ``iot_dr.fleet.drift.MAX_WORKERS``."""
+    # Imported here: every tool imports this module, and only the comparisons need the fleet code (and boto3).
+    from iot_dr.fleet.drift import MAX_WORKERS
+
     return whole_number(value, 1, MAX_WORKERS)
 
 
