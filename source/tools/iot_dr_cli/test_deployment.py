@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import iot_dr_cli
 from iot_dr.core import aws
@@ -27,6 +26,7 @@ from iot_dr.core.device_policy import device_policy_json
 from iot_dr.fleet.device import shadow_state
 from iot_dr.fleet.drift import Region, compare_fleet
 from iot_dr.fleet.removal import delete_device
+from iot_dr.secondary.replicate.context import describe_or_none
 from iot_dr_cli.arguments import positive
 from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, UsageError, run, toolsrc
 
@@ -139,7 +139,10 @@ class DeploymentTest:
     def delete_replication(self) -> None:
         delete_device(self.primary.iot, self.primary.iot_data, self.thing, self.args.timeout)
         eventually(
-            lambda: _absent(self.secondary.iot, self.thing) and not _policy_exists(self.secondary.iot, self.policy),
+            lambda: (
+                describe_or_none(self.secondary.iot.describe_thing, thingName=self.thing) is None
+                and describe_or_none(self.secondary.iot.get_policy, policyName=self.policy) is None
+            ),
             self.args.timeout,
             "the thing and its policy were not deleted in the secondary",
         )
@@ -167,26 +170,10 @@ class DeploymentTest:
     def cleanup(self) -> None:
         """Delete what this run created in the primary (the replication deletes it in the secondary)."""
         delete_device(self.primary.iot, self.primary.iot_data, self.thing, self.args.timeout)
-        if _policy_exists(self.primary.iot, self.policy):
+        if describe_or_none(self.primary.iot.get_policy, policyName=self.policy) is not None:
             for target in self.primary.iot.list_targets_for_policy(policyName=self.policy).get("targets", []):
                 self.primary.iot.detach_policy(policyName=self.policy, target=target)
             self.primary.iot.delete_policy(policyName=self.policy)
-
-
-def _absent(iot: Any, thing: str) -> bool:
-    try:
-        iot.describe_thing(thingName=thing)
-    except iot.exceptions.ResourceNotFoundException:
-        return True
-    return False
-
-
-def _policy_exists(iot: Any, policy: str) -> bool:
-    try:
-        iot.get_policy(policyName=policy)
-    except iot.exceptions.ResourceNotFoundException:
-        return False
-    return True
 
 
 def _main(argv: Sequence[str]) -> int:

@@ -17,7 +17,6 @@ here are the backlog at the moment of the switch, not changes lost.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import time
@@ -26,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from iot_dr.core import aws
+from iot_dr.secondary.replicate.context import describe_or_none, ignore_not_found
 from iot_dr_local.drill import health_check_fault, shadow_changes
 from iot_dr_local.drill.health_check_fault import FaultError, HealthCheckFault
 from iot_dr_local.drill.observations import Observations, Repeating
@@ -338,7 +338,11 @@ class AwsDrill:
         deadline = time.monotonic() + self.options.switch_timeout
         left = list(self.things)
         while left and time.monotonic() < deadline:
-            left = [name for name in left if _exists(self.iot[secondary], name)]
+            left = [
+                name
+                for name in left
+                if describe_or_none(self.iot[secondary].describe_thing, thingName=name) is not None
+            ]
             if left:
                 time.sleep(POLL_INTERVAL)
         for name in left:
@@ -382,18 +386,8 @@ class AwsDrill:
 
 def _delete_thing(iot: Any, iot_data: Any, name: str) -> None:
     """The thing and its classic shadow, whichever of them is still there."""
-    with contextlib.suppress(iot_data.exceptions.ResourceNotFoundException):
-        iot_data.delete_thing_shadow(thingName=name)
-    with contextlib.suppress(iot.exceptions.ResourceNotFoundException):
-        iot.delete_thing(thingName=name)
-
-
-def _exists(iot: Any, name: str) -> bool:
-    try:
-        iot.describe_thing(thingName=name)
-    except iot.exceptions.ResourceNotFoundException:
-        return False
-    return True
+    ignore_not_found(iot_data.delete_thing_shadow, thingName=name)
+    ignore_not_found(iot.delete_thing, thingName=name)
 
 
 def summary_lines(document: dict[str, Any]) -> list[str]:
