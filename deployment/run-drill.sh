@@ -14,35 +14,10 @@ project's pinned dependencies if needed, then runs `iot-dr drill` with the given
 USAGE
 }
 
-install_system_packages() {
-    local missing=()
-    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
-    command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || missing+=(knot)
-    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    local sudo=()
-    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
-    echo "installing system packages: ${missing[*]}"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 main() {
-    if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-        usage
-        return 0
-    fi
-    local root
-    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-    cd "$root"
-    install_system_packages
-    [ -x .venv/bin/python ] || python3 -m venv .venv
-    # The drill runs on the local cloud, the package's "local" extra.
-    if ! .venv/bin/python -c 'import iot_dr_local, plotly, tqdm' 2>/dev/null; then
-        .venv/bin/python -m pip install -q --upgrade pip
-        .venv/bin/python -m pip install -q -e '.[local]'
-    fi
-    exec .venv/bin/iot-dr drill "$@"
+    # shellcheck source=deployment/local-cloud-setup.sh
+    . "$(dirname "${BASH_SOURCE[0]}")/local-cloud-setup.sh"
+    run_iot_dr drill "mosquitto knotd" "iot_dr_local plotly tqdm" "$@"
 }
 
 main "$@"

@@ -13,26 +13,9 @@ USAGE
 }
 
 main() {
-    if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-        usage
-        return 0
-    fi
-    local root
-    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-    cd "$root"
-    if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-        local sudo=()
-        [ "$(id -u)" -ne 0 ] && sudo=(sudo)
-        "${sudo[@]}" apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-    fi
-    [ -x .venv/bin/python ] || python3 -m venv .venv
-    # The demo runs on the local cloud, the package's "local" extra.
-    if ! .venv/bin/python -c 'import iot_dr_local' 2>/dev/null; then
-        .venv/bin/python -m pip install -q --upgrade pip
-        .venv/bin/python -m pip install -q -e '.[local]'
-    fi
-    exec .venv/bin/iot-dr demo "$@"
+    # shellcheck source=deployment/local-cloud-setup.sh
+    . "$(dirname "${BASH_SOURCE[0]}")/local-cloud-setup.sh"
+    run_iot_dr demo "" "iot_dr_local" "$@"
 }
 
 main "$@"

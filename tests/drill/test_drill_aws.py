@@ -36,6 +36,13 @@ needs_daemons = pytest.mark.skipif(
 )
 
 
+def _drill(environment: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``iot-dr drill ARGUMENTS`` run to its end (at most 120 s) with its output captured."""
+    return subprocess.run(
+        [*DRILL, *arguments], env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -227,27 +234,13 @@ def test_the_drill_against_a_deployment_fails_the_health_check_and_restores_it_e
     drill.wait(30)
     assert _resource_path(cloud, check_id) == original + MARKER
     assert _test_devices(cloud, PRIMARY)
-    restored = subprocess.run(
-        [*DRILL, "--restore", "--report", str(report)],
-        env=cloud.environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    restored = _drill(cloud.environment, "--restore", "--report", str(report))
     assert restored.returncode == 0, restored.stderr
     assert f"health check {check_id}: restored" in restored.stdout
     assert _resource_path(cloud, check_id) == original
     assert not (report / RECORD_FILE).exists()
     assert _test_devices(cloud, PRIMARY) == [] and _test_devices(cloud, SECONDARY) == []
-    again = subprocess.run(
-        [*DRILL, "--restore", "--report", str(report)],
-        env=cloud.environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = _drill(cloud.environment, "--restore", "--report", str(report))
     assert (again.returncode, "nothing to restore" in again.stdout) == (0, True)
 
 
@@ -260,14 +253,7 @@ def test_an_unreachable_deployment_is_one_line_on_stderr_and_exit_1(tmp_path: Pa
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_MAX_ATTEMPTS": "1",
     }
-    finished = subprocess.run(
-        [*DRILL, "--aws", "--devices", "2", "--report", str(tmp_path)],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    finished = _drill(environment, "--aws", "--devices", "2", "--report", str(tmp_path))
     assert finished.returncode == 1
     (line,) = finished.stderr.splitlines()
     assert line.startswith("iot-dr: error: EndpointConnectionError")

@@ -24,7 +24,7 @@ from waiting import eventually
 from iot_dr_local.mqtt_broker import PRIMARY_BROKER_ADDRESS, SECONDARY_BROKER_ADDRESS
 from iot_dr_local.ports import TCP, UDP, Port, require_free
 from iot_dr_local.processes import find_binary
-from iot_dr_local.run_state import StateFile
+from iot_dr_local.run_state import LocalState, StateFile
 
 STOP_WITHIN = 5.0
 
@@ -194,13 +194,20 @@ def test_sigterm_during_deployment_ends_local_up_within_5_s_leaving_no_child(
     assert_gone(children)
 
 
-@needs_daemons
-def test_ctrl_c_after_ready_ends_local_up_and_its_daemons_within_5_s(state_dir: Path, started: list[LocalUp]) -> None:
+def _ready_with_daemons(state_dir: Path, started: list[LocalUp]) -> tuple[LocalUp, LocalState]:
+    """``local up`` with its failover daemons (two brokers, the DNS server) on free ports, once READY, and the state it
+    wrote."""
     up = LocalUp(state_dir, "--port", "0", "--mqtt-port", "0", "--dns-port", "0")
     started.append(up)
     up.wait_until(lambda: "READY " in up.stdout(), 180, "READY")
     state = StateFile(state_dir).read()
     assert state is not None and len(state.processes()) == 3
+    return up, state
+
+
+@needs_daemons
+def test_ctrl_c_after_ready_ends_local_up_and_its_daemons_within_5_s(state_dir: Path, started: list[LocalUp]) -> None:
+    up, state = _ready_with_daemons(state_dir, started)
     code, seconds, children = up.stop_with(signal.SIGINT)
     assert (code, seconds < STOP_WITHIN) == (0, True), (code, seconds, up.stderr()[-2000:])
     assert_gone(children)
@@ -209,13 +216,9 @@ def test_ctrl_c_after_ready_ends_local_up_and_its_daemons_within_5_s(state_dir: 
 
 @needs_daemons
 def test_brokers_and_dns_server_end_when_local_up_is_killed(state_dir: Path, started: list[LocalUp]) -> None:
-    up = LocalUp(state_dir, "--port", "0", "--mqtt-port", "0", "--dns-port", "0")
-    started.append(up)
-    up.wait_until(lambda: "READY " in up.stdout(), 180, "READY")
-    state = StateFile(state_dir).read()
-    assert state is not None
+    up, state = _ready_with_daemons(state_dir, started)
     daemons = state.processes()
-    assert len(daemons) == 3 and all(daemon.alive() for daemon in daemons)
+    assert all(daemon.alive() for daemon in daemons)
     up.process.kill()
     up.process.wait(10)
     eventually(lambda: not any(daemon.alive() for daemon in daemons), timeout=5)

@@ -174,7 +174,7 @@ def test_a_line_the_iot_api_rejects_fails_alone_and_the_task_still_ends(
         (["dr-x-", "3"], "S3_BUCKET", 2, "bulk-bench.sh: error: S3_BUCKET is not set"),
         (["dr-x-", "3"], "ARN_IOT_PROVISIONING_ROLE", 2, "bulk-bench.sh: error: ARN_IOT_PROVISIONING_ROLE is not set"),
         (["dr-x-"], None, 2, "bulk-bench.sh: error: expected <base_thingname> <num_things>"),
-        (["dr-x-", "many"], None, 2, "argument num_things: expected a number, got 'many'"),
+        (["dr-x-", "many"], None, 2, "argument num_things: 'many' is not a whole number"),
         (["dr x", "3"], None, 2, "base_thingname may hold only letters"),
     ],
 )

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from iot_dr_cli.tooling import ToolError
 from iot_dr_local import outage_switch
 from iot_dr_local.failover_plan import FailoverPlanError, FailoverSettings
 from iot_dr_local.mqtt_broker import PRIMARY_BROKER_ADDRESS, SECONDARY_BROKER_ADDRESS, port_open
@@ -47,12 +48,8 @@ STARTING = "starting"
 SHUTDOWN_DEADLINE_SECONDS = 4.0
 
 
-class LocalCommandError(Exception):
-    """A ``local`` command cannot do what was asked; the message is for the user."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+class LocalCommandError(ToolError):
+    """A ``local`` command cannot do what was asked; the message is for the user, ``exit_code`` the command's."""
 
 
 class StopRequested(BaseException):
@@ -420,65 +417,73 @@ def _switch_api(state: LocalState, region: str, down: bool) -> None:
         raise LocalCommandError(f"{region}: the local cloud at {state.endpoint} did not answer: {err}") from err
 
 
-def outage(region: str, state_dir: Path) -> int:
-    """A regional outage: the region's API answers 503 (global-table replication to and from it held) and its broker
-    is killed (SIGKILL, as a crashing region would go)."""
+# What ``outage`` and ``restore`` do to a region's broker: given the region, the running state and the broker's
+# state, the broker's new state (None: unchanged) and the line to print.
+BrokerAction = Callable[[str, LocalState, BrokerState], tuple[BrokerState | None, str]]
+
+
+def _switch_region(region: str, state_dir: Path, down: bool, broker_action: BrokerAction) -> int:
+    """Take the region's API down (``down``) or up, then apply ``broker_action`` to its broker (when the failover
+    services run one); 0, or the exit code of the ``LocalCommandError`` printed."""
     state_file = StateFile(state_dir.resolve())
     try:
         with _running_state(state_file) as state:
             _check_region(state, region)
-            _switch_api(state, region, True)
-            _say(f"{region}: API down (503 ServiceUnavailableException), global-table replication held")
+            _switch_api(state, region, down)
+            if down:
+                _say(f"{region}: API down (503 ServiceUnavailableException), global-table replication held")
+            else:
+                _say(f"{region}: API up, held global-table replication released")
             broker = state.brokers.get(region)
             if broker is None:
                 return EXIT_OK
-            process = broker.process
-            if process is None or not process.alive():
-                _say(f"{region}: the broker is already stopped")
-                return EXIT_OK
-            process.stop(signal.SIGKILL)
-            state_file.write(state.with_broker(replace(broker, process=None)))
+            changed, line = broker_action(region, state, broker)
+            if changed is not None:
+                state_file.write(state.with_broker(changed))
     except LocalCommandError as err:
         _error(str(err))
         return err.exit_code
-    _say(f"{region}: broker {broker.name} stopped (pid {process.pid} killed)")
+    _say(line)
     return EXIT_OK
+
+
+def _kill_broker(region: str, state: LocalState, broker: BrokerState) -> tuple[BrokerState | None, str]:
+    process = broker.process
+    if process is None or not process.alive():
+        return None, f"{region}: the broker is already stopped"
+    process.stop(signal.SIGKILL)
+    return replace(broker, process=None), f"{region}: broker {broker.name} stopped (pid {process.pid} killed)"
+
+
+def _start_broker(region: str, state: LocalState, broker: BrokerState) -> tuple[BrokerState | None, str]:
+    if broker.process is not None and broker.process.alive():
+        return None, f"{region}: the broker is already running (pid {broker.process.pid})"
+    # local up is the guardian: the broker ends with it, even when it is killed.
+    daemon = Daemon(
+        f"mosquitto-{region}",
+        broker.argv,
+        Path(broker.log_path),
+        lambda: port_open(broker.address, broker.port),
+        [Port(broker.address, broker.port)],
+        guardian=state.server,
+    )
+    try:
+        daemon.start()
+    except DaemonError as err:
+        raise LocalCommandError(f"{region}: the broker did not start: {err}") from err
+    if daemon.pid is None:
+        raise LocalCommandError(f"{region}: the broker exited right after starting")
+    running = f"{region}: broker {broker.name} running again on {broker.address}:{broker.port} (pid {daemon.pid})"
+    return replace(broker, process=ProcessRef.of(daemon.pid)), running
+
+
+def outage(region: str, state_dir: Path) -> int:
+    """A regional outage: the region's API answers 503 (global-table replication to and from it held) and its broker
+    is killed (SIGKILL, as a crashing region would go)."""
+    return _switch_region(region, state_dir, True, _kill_broker)
 
 
 def restore(region: str, state_dir: Path) -> int:
     """Bring the region's API up (held replication follows) and start its broker again with its configuration;
     ``local up`` stops the broker when it shuts down."""
-    state_file = StateFile(state_dir.resolve())
-    try:
-        with _running_state(state_file) as state:
-            _check_region(state, region)
-            _switch_api(state, region, False)
-            _say(f"{region}: API up, held global-table replication released")
-            broker = state.brokers.get(region)
-            if broker is None:
-                return EXIT_OK
-            if broker.process is not None and broker.process.alive():
-                _say(f"{region}: the broker is already running (pid {broker.process.pid})")
-                return EXIT_OK
-            # local up is the guardian: the broker ends with it, even when it is killed.
-            daemon = Daemon(
-                f"mosquitto-{region}",
-                broker.argv,
-                Path(broker.log_path),
-                lambda: port_open(broker.address, broker.port),
-                [Port(broker.address, broker.port)],
-                guardian=state.server,
-            )
-            try:
-                daemon.start()
-            except DaemonError as err:
-                raise LocalCommandError(f"{region}: the broker did not start: {err}") from err
-            if daemon.pid is None:
-                raise LocalCommandError(f"{region}: the broker exited right after starting")
-            process = ProcessRef.of(daemon.pid)
-            state_file.write(state.with_broker(replace(broker, process=process)))
-    except LocalCommandError as err:
-        _error(str(err))
-        return err.exit_code
-    _say(f"{region}: broker {broker.name} running again on {broker.address}:{broker.port} (pid {process.pid})")
-    return EXIT_OK
+    return _switch_region(region, state_dir, False, _start_broker)

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from iot_dr.core import aws
+from iot_dr_cli.arguments import positive
 from iot_dr_cli.bulk_result import write_certificates
 from iot_dr_cli.keygen import ARCHIVED_RATE, generate_batch
-from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, ToolError, UsageError, default_region, positive_int, run, toolsrc
+from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, ToolError, UsageError, default_region, run, toolsrc
 
 PROG = "bulk-bench.sh"
 # AWS IoT thing names: https://docs.aws.amazon.com/iot/latest/apireference/API_CreateThing.html
@@ -62,13 +63,13 @@ def template_body(policy_name: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("base_thingname")
-    parser.add_argument("num_things", type=positive_int)
+    parser.add_argument("num_things", type=positive)
     parser.add_argument("--rsa", action="store_true", help="RSA 2048 keys instead of EC P-256")
-    parser.add_argument("--workers", type=positive_int, help="key generation processes (default: every core)")
+    parser.add_argument("--workers", type=positive, help="key generation processes (default: every core)")
     parser.add_argument("--policy-name", help="the template attaches this policy instead of <base>_Policy")
     parser.add_argument("--policy-file", type=Path, help="policy template for <base>_Policy (sample-pol1.json)")
     parser.add_argument("--template", type=Path, help="provisioning template file instead of the built-in one")
-    parser.add_argument("--timeout", type=positive_int, default=3600, help="seconds to wait for the task")
+    parser.add_argument("--timeout", type=positive, default=3600, help="seconds to wait for the task")
     return parser
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from iot_dr.fleet.drift import DeviceDrift, Region, compare_fleet
 from iot_dr.fleet.enumeration import DEFAULT_QUERY, thing_names
-from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, max_workers, run, toolsrc
+from iot_dr_cli.arguments import max_workers
+from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, run, toolsrc
 
 PROG = "iot-devices-cmp.py"
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from iot_dr.core.device_policy import device_policy_json
+
 THING_TYPE = "dr-demo-sensor"
 GROUPS = (("dr-demo-fleet", None), ("dr-demo-eu", "dr-demo-fleet"), ("dr-demo-berlin", "dr-demo-eu"))
 POLICY = "dr-demo-device-policy"
@@ -27,27 +29,8 @@ class Fleet:
 def device_policy(region: str, account: str) -> str:
     """Devices may connect as their thing name and use their own topics: ARNs carry the primary's region."""
     thing = "${iot:Connection.Thing.ThingName}"
-    base = f"arn:aws:iot:{region}:{account}"
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{base}:client/{thing}"},
-                {
-                    "Effect": "Allow",
-                    "Action": ["iot:Publish", "iot:Receive"],
-                    "Resource": [f"{base}:topic/dr/{thing}/*", f"{base}:topic/$aws/things/{thing}/shadow/*"],
-                },
-                {
-                    "Effect": "Allow",
-                    "Action": "iot:Subscribe",
-                    "Resource": [
-                        f"{base}:topicfilter/dr/{thing}/*",
-                        f"{base}:topicfilter/$aws/things/{thing}/shadow/*",
-                    ],
-                },
-            ],
-        }
+    return device_policy_json(
+        f"arn:aws:iot:{region}:{account}", thing, [f"dr/{thing}/*", f"$aws/things/{thing}/shadow/*"]
     )
 
 

@@ -40,6 +40,7 @@ from awscrt.exceptions import AwsCrtError
 from awsiot import mqtt5_client_builder
 
 from iot_dr.core.logs import configure_logging
+from iot_dr_cli.arguments import from_arguments
 from iot_dr_cli.tunnel import PinnedTunnel
 
 LOG = logging.getLogger("iot-dr-pubsub")
@@ -185,26 +186,14 @@ def parse_options(argv: Sequence[str]) -> PubSubOptions:
         raise UsageError("--reconnect-jitter must be 0 or more")
     if not args.topic or any(c in args.topic for c in "#+"):
         raise UsageError("--topic must be a topic name without wildcards")
-    return PubSubOptions(
+    return from_arguments(
+        PubSubOptions,
+        args,
         endpoint=args.endpoint.rstrip("."),
         cert=_readable_file("--cert", args.cert) if args.cert else None,
         key=_private_key_file("--key", args.key) if args.key else None,
         root_ca=_readable_file("--root-ca", args.root_ca) if args.root_ca else None,
-        port=args.port,
-        client_id=args.client_id,
-        topic=args.topic,
-        message=args.message,
-        count=args.count,
-        interval=args.interval,
-        use_cname=args.use_cname,
-        use_custom_domain=args.use_custom_domain,
-        use_websocket=args.use_websocket,
-        signing_region=args.signing_region,
-        dr_mode=args.dr_mode,
         dns_server=parse_dns_server(args.dns_server),
-        dns_interval=args.dns_interval,
-        reconnect_jitter=args.reconnect_jitter,
-        verbosity=args.verbosity,
     )
 
 

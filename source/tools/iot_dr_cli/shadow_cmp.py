@@ -24,7 +24,8 @@ from iot_dr.core import aws
 from iot_dr.fleet.device import CLASSIC_SHADOW, shadow_state
 from iot_dr.fleet.rate_limit import LimitedClient, RateLimiter
 from iot_dr.secondary.replicate.context import is_not_found
-from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, max_workers, positive_int, run, toolsrc
+from iot_dr_cli.arguments import max_workers, positive
+from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, run, toolsrc
 
 PROG = "iot-dr-shadow-cmp.py"
 LOG = logging.getLogger(PROG)
@@ -43,10 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--primary-region", help="default: PRIMARY_REGION from toolsrc")
     parser.add_argument("--secondary-region", help="default: SECONDARY_REGION from toolsrc")
-    parser.add_argument("--num-tests", type=positive_int, default=10, help="shadows to test (default 10)")
+    parser.add_argument("--num-tests", type=positive, default=10, help="shadows to test (default 10)")
     parser.add_argument("--max-workers", type=max_workers, default=10, help="parallel tests, 1-50 (default 10)")
     parser.add_argument("--shadow-name", help="test this named shadow instead of the classic shadow")
-    parser.add_argument("--retries", type=positive_int, default=5, help="reads in the secondary per shadow (default 5)")
+    parser.add_argument("--retries", type=positive, default=5, help="reads in the secondary per shadow (default 5)")
     return parser
 
 

@@ -19,14 +19,16 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import iot_dr_cli
 from iot_dr.core import aws
+from iot_dr.core.device_policy import device_policy_json
 from iot_dr.fleet.device import shadow_state
 from iot_dr.fleet.drift import Region, compare_fleet
 from iot_dr.fleet.removal import delete_device
-from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, UsageError, positive_int, run, toolsrc
+from iot_dr.secondary.replicate.context import describe_or_none
+from iot_dr_cli.arguments import positive
+from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, UsageError, run, toolsrc
 
 PROG = "test-dr-deployment.py"
 CHECKS = ("DEVICE_REPLICATION", "PUBSUB_PRIMARY", "PUBSUB_SECONDARY", "SHADOW_REPLICATION", "DELETE_REPLICATION")
@@ -43,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--secondary-region", help="default: SECONDARY_REGION from toolsrc")
     parser.add_argument("--endpoint-primary", help="MQTT endpoint (default: IOT_ENDPOINT_PRIMARY from toolsrc)")
     parser.add_argument("--endpoint-secondary", help="MQTT endpoint (default: IOT_ENDPOINT_SECONDARY from toolsrc)")
-    parser.add_argument("--port", type=positive_int, default=8883, help="MQTT port (default 8883)")
+    parser.add_argument("--port", type=positive, default=8883, help="MQTT port (default 8883)")
     parser.add_argument("--root-ca", help="CA of the endpoints' certificates (default: system trust store)")
     parser.add_argument("--dns-server", help="resolve the endpoints with this DNS server (host:port)")
-    parser.add_argument("--timeout", type=positive_int, default=60, help="seconds per check (default 60)")
+    parser.add_argument("--timeout", type=positive, default=60, help="seconds per check (default 60)")
     parser.add_argument("--report", type=Path, metavar="FILE", help="also write the JSON report to FILE")
     return parser
 
@@ -78,21 +80,7 @@ class DeploymentTest:
 
     def _policy_document(self) -> str:
         account = aws.client("sts", self.primary.name).get_caller_identity()["Account"]
-        base = f"arn:aws:iot:{self.primary.name}:{account}"
-        return json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{base}:client/{self.thing}"},
-                    {
-                        "Effect": "Allow",
-                        "Action": ["iot:Publish", "iot:Receive"],
-                        "Resource": f"{base}:topic/dr/{self.thing}",
-                    },
-                    {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{base}:topicfilter/dr/{self.thing}"},
-                ],
-            }
-        )
+        return device_policy_json(f"arn:aws:iot:{self.primary.name}:{account}", self.thing, [f"dr/{self.thing}"])
 
     def device_replication(self) -> None:
         iot = self.primary.iot
@@ -151,7 +139,10 @@ class DeploymentTest:
     def delete_replication(self) -> None:
         delete_device(self.primary.iot, self.primary.iot_data, self.thing, self.args.timeout)
         eventually(
-            lambda: _absent(self.secondary.iot, self.thing) and not _policy_exists(self.secondary.iot, self.policy),
+            lambda: (
+                describe_or_none(self.secondary.iot.describe_thing, thingName=self.thing) is None
+                and describe_or_none(self.secondary.iot.get_policy, policyName=self.policy) is None
+            ),
             self.args.timeout,
             "the thing and its policy were not deleted in the secondary",
         )
@@ -179,26 +170,10 @@ class DeploymentTest:
     def cleanup(self) -> None:
         """Delete what this run created in the primary (the replication deletes it in the secondary)."""
         delete_device(self.primary.iot, self.primary.iot_data, self.thing, self.args.timeout)
-        if _policy_exists(self.primary.iot, self.policy):
+        if describe_or_none(self.primary.iot.get_policy, policyName=self.policy) is not None:
             for target in self.primary.iot.list_targets_for_policy(policyName=self.policy).get("targets", []):
                 self.primary.iot.detach_policy(policyName=self.policy, target=target)
             self.primary.iot.delete_policy(policyName=self.policy)
-
-
-def _absent(iot: Any, thing: str) -> bool:
-    try:
-        iot.describe_thing(thingName=thing)
-    except iot.exceptions.ResourceNotFoundException:
-        return True
-    return False
-
-
-def _policy_exists(iot: Any, policy: str) -> bool:
-    try:
-        iot.get_policy(policyName=policy)
-    except iot.exceptions.ResourceNotFoundException:
-        return False
-    return True
 
 
 def _main(argv: Sequence[str]) -> int:

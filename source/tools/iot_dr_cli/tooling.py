@@ -6,7 +6,6 @@ missing ``toolsrc`` variable (nothing was done); 130 interrupted.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -57,27 +56,6 @@ def toolsrc(name: str, given: str | None = None) -> str:
 def default_region(given: str | None = None) -> str:
     """The region to work in: ``given``, else AWS_DEFAULT_REGION, else REGION from toolsrc."""
     return given or os.environ.get("AWS_DEFAULT_REGION") or toolsrc("REGION")
-
-
-def max_workers(value: str) -> int:
-    """argparse type for ``--max-workers``: 1 to 50."""
-    try:
-        workers = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not 1 <= workers <= 50:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 50, got {workers}")
-    return workers
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
-    return number
 
 
 def run(prog: str, body: Callable[[Sequence[str]], int], argv: Sequence[str] | None = None) -> int:

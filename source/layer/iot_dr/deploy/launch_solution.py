@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 import boto3
 
 from iot_dr.core.event_types import REGISTRY_EVENT_CONFIGURATIONS
-from iot_dr.core.settings import environment, required
+from iot_dr.core.settings import FromEnvironment, variable
 from iot_dr.deploy import custom_resource
 from iot_dr.deploy.uninstall import Deployment, uninstall
 
@@ -84,15 +84,10 @@ class UninstallError(Exception):
 
 
 @dataclass(frozen=True)
-class LaunchSettings:
-    """The function's configuration, from its environment."""
+class LaunchSettings(FromEnvironment):
+    """The function's configuration: the launcher project's name (``CODEBUILD_PROJECT``)."""
 
-    project_name: str
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> LaunchSettings:
-        """Reads ``CODEBUILD_PROJECT`` (the launcher project's name); raises ``ConfigurationError``."""
-        return cls(project_name=required(environment(environ), "CODEBUILD_PROJECT"))
+    project_name: str = variable("CODEBUILD_PROJECT")
 
 
 def physical_id(deployment: Deployment) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from iot_dr.core.device_policy import device_policy
 from iot_dr.core.event_types import EventType
 from iot_dr.core.x509_subject import subject_common_name
 
@@ -77,17 +78,6 @@ def policy_name(thing_name: str) -> str:
 
 def policy_document(partition: str, region: str, account_id: str, thing_name: str) -> dict[str, Any]:
     """Connect only with client ids ``<thing>-*``; publish, subscribe and receive only under its own topic."""
-    prefix = f"arn:{partition}:iot:{region}:{account_id}"
-    topic_root = f"iot-dr/health-check/{thing_name}"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{prefix}:client/{thing_name}-*"},
-            {
-                "Effect": "Allow",
-                "Action": ["iot:Publish", "iot:Receive"],
-                "Resource": f"{prefix}:topic/{topic_root}/*",
-            },
-            {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{prefix}:topicfilter/{topic_root}/*"},
-        ],
-    }
+    return device_policy(
+        f"arn:{partition}:iot:{region}:{account_id}", f"{thing_name}-*", [f"iot-dr/health-check/{thing_name}/*"]
+    )

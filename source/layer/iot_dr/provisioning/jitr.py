@@ -8,11 +8,11 @@ attaches both. Every step is idempotent, so IoT's retries of the asynchronous in
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from iot_dr.core.aws import error_code
+from iot_dr.core.device_policy import device_policy_json
 from iot_dr.core.errors import MalformedEvent
 from iot_dr.core.x509_subject import subject_common_name
 from iot_dr.secondary.replicate.context import describe_or_none
@@ -26,33 +26,8 @@ LOG = logging.getLogger(__name__)
 def jitr_policy_document(partition: str) -> str:
     """Devices may connect as their thing name and use their own topics and shadows only."""
     thing = "${iot:Connection.Thing.ThingName}"
-    prefix = f"arn:{partition}:iot:*:*"
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{prefix}:client/{thing}"},
-                {
-                    "Effect": "Allow",
-                    "Action": ["iot:Publish", "iot:Receive"],
-                    "Resource": [
-                        f"{prefix}:topic/dt/{thing}/*",
-                        f"{prefix}:topic/cmd/{thing}/*",
-                        f"{prefix}:topic/$aws/things/{thing}/shadow/*",
-                    ],
-                },
-                {
-                    "Effect": "Allow",
-                    "Action": "iot:Subscribe",
-                    "Resource": [
-                        f"{prefix}:topicfilter/dt/{thing}/*",
-                        f"{prefix}:topicfilter/cmd/{thing}/*",
-                        f"{prefix}:topicfilter/$aws/things/{thing}/shadow/*",
-                    ],
-                },
-            ],
-        }
-    )
+    topics = [f"dt/{thing}/*", f"cmd/{thing}/*", f"$aws/things/{thing}/shadow/*"]
+    return device_policy_json(f"arn:{partition}:iot:*:*", thing, topics)
 
 
 def provision(iot: IoTClient, policy_name: str, event: dict[str, Any], partition: str = "aws") -> dict[str, str]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from iot_dr.core import aws
+from iot_dr.core.logs import lambda_entry
 from iot_dr.secondary.replicate.context import is_not_found
 from iot_dr.sync.checkpoint import Checkpoint
 from iot_dr.sync.copy import DeviceCopier
 from iot_dr.sync.engine import Endpoints, Summary, Target, rate_limiter, run
 from iot_dr.sync.feed import TableFeed
-from iot_dr.sync.settings import SettingsError, SyncSettings
+from iot_dr.sync.settings import SettingsError, SyncSettings, from_values
 from iot_dr.sync.sizing import size_workers
 
 REGION_TO_REGION = "region-to-region"
@@ -58,3 +61,24 @@ def sync(
     finally:
         if checkpoint is not None:
             checkpoint.release()
+
+
+def run_invocation(kind: str, event: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One Lambda invocation of the ``kind`` sync: settings from the guide's variables in ``environ`` (default the
+    process environment), the event's optional ``{"shard": "i/n"}`` overriding ``SHARD`` so several invocations share
+    a fleet. Returns the run's summary (``Summary.as_json``); raises ``SettingsError`` for bad settings."""
+    values = {**(os.environ if environ is None else environ)}
+    if event.get("shard"):
+        values["SHARD"] = str(event["shard"])
+    return sync(kind, from_values(values, needs_table=kind == REGION_TO_DDB)).as_json()
+
+
+def lambda_handler(kind: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda handler of the ``kind`` sync: ``run_invocation`` with the process environment, logging set up by
+    ``lambda_entry``."""
+
+    @lambda_entry()
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return run_invocation(kind, event)
+
+    return handler

@@ -5,15 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from iot_dr_cli.arguments import region
+from iot_dr_cli.arguments import from_arguments, number, region
 from iot_dr_local.drill.options import DEFAULT_CLIENTS, DrillOptions
-
-
-def _number(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
 
 
 def _dns_server(value: str) -> tuple[str, int]:
@@ -40,10 +33,10 @@ def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--primary-region", type=region, default="us-east-1")
     parser.add_argument("--secondary-region", type=region, default="us-west-2")
     parser.add_argument(
-        "--outage-seconds", type=_number, default=3.0, help="seconds to stay failed over once every client is back"
+        "--outage-seconds", type=number, default=3.0, help="seconds to stay failed over once every client is back"
     )
     parser.add_argument(
-        "--health-check-interval", type=_number, default=0.5, help="seconds between health-check probes (default 0.5)"
+        "--health-check-interval", type=number, default=0.5, help="seconds between health-check probes (default 0.5)"
     )
     against = parser.add_argument_group(
         "against a deployment",
@@ -59,7 +52,7 @@ def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
     )
     against.add_argument(
         "--switch-timeout",
-        type=_number,
+        type=number,
         default=600.0,
         help="seconds to wait for replication and for each DNS switch (default 600)",
     )
@@ -71,17 +64,5 @@ def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace) -> DrillOptions:
-    return DrillOptions(
-        devices=args.devices,
-        report_dir=args.report,
-        primary_region=args.primary_region,
-        secondary_region=args.secondary_region,
-        clients=args.clients if args.clients is not None else min(DEFAULT_CLIENTS, max(1, args.devices)),
-        outage_seconds=args.outage_seconds,
-        health_check_interval=args.health_check_interval,
-        aws=args.aws,
-        stack_postfix=args.stack_postfix,
-        record=args.record,
-        dns_server=args.dns_server,
-        switch_timeout=args.switch_timeout,
-    )
+    clients = args.clients if args.clients is not None else min(DEFAULT_CLIENTS, max(1, args.devices))
+    return from_arguments(DrillOptions, args, report_dir=args.report, clients=clients)

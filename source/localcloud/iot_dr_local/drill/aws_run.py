@@ -17,7 +17,6 @@ here are the backlog at the moment of the switch, not changes lost.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import time
@@ -26,19 +25,20 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from iot_dr.core import aws
+from iot_dr.secondary.replicate.context import describe_or_none, ignore_not_found
 from iot_dr_local.drill import health_check_fault, shadow_changes
 from iot_dr_local.drill.health_check_fault import FaultError, HealthCheckFault
 from iot_dr_local.drill.observations import Observations, Repeating
 from iot_dr_local.drill.options import DrillOptions
+from iot_dr_local.drill.report import replication_figures
 from iot_dr_local.drill.run import (
     EXIT_FAILED,
     EXIT_OK,
     SHADOW_CHANGE_INTERVAL,
     DrillError,
-    Interrupted,
     _error,
-    _interruptible,
     _say,
+    execute,
     validate,
 )
 
@@ -57,20 +57,12 @@ def run_aws_drill(options: DrillOptions) -> int:
     drill = AwsDrill(options)
     code = EXIT_FAILED
     try:
-        with _interruptible():
-            try:
-                drill.run()
-            finally:
-                drill.tear_down()
-        code = EXIT_OK if drill.passed() else EXIT_FAILED
-    except Interrupted as stop:
-        drill.outcome = f"interrupted by {stop}"
-        _error(f"interrupted by {stop}; the health check was restored and the test devices deleted")
-        code = 128 + stop.signum
-    except (DrillError, FaultError) as err:
+        stopped = execute(drill, "the health check was restored and the test devices deleted")
+        code = stopped if stopped is not None else EXIT_OK if drill.passed() else EXIT_FAILED
+    except FaultError as err:
         drill.outcome = str(err)
         _error(str(err))
-        code = err.exit_code if isinstance(err, DrillError) else EXIT_FAILED
+        code = EXIT_FAILED
     except (BotoCoreError, ClientError) as err:
         # No credentials, an unreachable endpoint, a denied or failed call: one line, never a traceback.
         drill.outcome = f"{type(err).__name__}: {err}"
@@ -346,7 +338,11 @@ class AwsDrill:
         deadline = time.monotonic() + self.options.switch_timeout
         left = list(self.things)
         while left and time.monotonic() < deadline:
-            left = [name for name in left if _exists(self.iot[secondary], name)]
+            left = [
+                name
+                for name in left
+                if describe_or_none(self.iot[secondary].describe_thing, thingName=name) is not None
+            ]
             if left:
                 time.sleep(POLL_INTERVAL)
         for name in left:
@@ -365,10 +361,7 @@ class AwsDrill:
     def report(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        from iot_dr_local.drill.figures import Stats
-
         seen = self.seen
-        lags = [seen.replicated_at[t] - at for t, at in seen.created_at.items() if t in seen.replicated_at]
         return {
             "schema_version": 1,
             "mode": "aws",
@@ -382,12 +375,7 @@ class AwsDrill:
             },
             "target": None if self.target is None else {**asdict(self.target), "record_name": self.record},
             "milestones": [asdict(m) for m in seen.milestones],
-            "replication": {
-                "devices_created": len(seen.created_at),
-                "devices_replicated": len(lags),
-                "lag_seconds": asdict(Stats.of(lags)),
-                "lag_metric": self.lag_metric,
-            },
+            "replication": replication_figures(seen, self.lag_metric),
             "parity_before_outage": self.parity,
             "rpo": self.rpo,
             "switches": self.switches,
@@ -398,18 +386,8 @@ class AwsDrill:
 
 def _delete_thing(iot: Any, iot_data: Any, name: str) -> None:
     """The thing and its classic shadow, whichever of them is still there."""
-    with contextlib.suppress(iot_data.exceptions.ResourceNotFoundException):
-        iot_data.delete_thing_shadow(thingName=name)
-    with contextlib.suppress(iot.exceptions.ResourceNotFoundException):
-        iot.delete_thing(thingName=name)
-
-
-def _exists(iot: Any, name: str) -> bool:
-    try:
-        iot.describe_thing(thingName=name)
-    except iot.exceptions.ResourceNotFoundException:
-        return False
-    return True
+    ignore_not_found(iot_data.delete_thing_shadow, thingName=name)
+    ignore_not_found(iot.delete_thing, thingName=name)
 
 
 def summary_lines(document: dict[str, Any]) -> list[str]:

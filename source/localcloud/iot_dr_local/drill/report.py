@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from iot_dr_local.drill.figures import MessageCounts, Stats, device_switches
 
 if TYPE_CHECKING:
+    from iot_dr_local.drill.observations import Observations
     from iot_dr_local.drill.run import Drill
 
 SCHEMA_VERSION = 1
@@ -74,11 +75,22 @@ def _connected_series(logs: dict[str, list[dict[str, Any]]]) -> list[dict[str, A
     return series
 
 
+def replication_figures(seen: Observations, lag_metric: dict[str, Any] | None) -> dict[str, Any]:
+    """drill.json's ``replication``: devices created and replicated, the lag of each replicated device (seconds from
+    its creation in the primary to its first sighting in the secondary) as ``Stats``, and ``lag_metric`` as given."""
+    lags = [seen.replicated_at[t] - created for t, created in seen.created_at.items() if t in seen.replicated_at]
+    return {
+        "devices_created": len(seen.created_at),
+        "devices_replicated": len(lags),
+        "lag_seconds": asdict(Stats.of(lags)),
+        "lag_metric": lag_metric,
+    }
+
+
 def build(drill: Drill) -> dict[str, Any]:
     """The drill.json document (see docs/drill-report.md for its schema)."""
     seen, options = drill.seen, drill.options
     at = {m.name: m.at for m in seen.milestones}
-    lags = [seen.replicated_at[t] - created for t, created in seen.created_at.items() if t in seen.replicated_at]
     logs: dict[str, list[dict[str, Any]]] = getattr(drill, "device_logs", None) or {
         device.name: device.lines() for device in drill.devices
     }
@@ -118,12 +130,7 @@ def build(drill: Drill) -> dict[str, Any]:
             "after_set_up_seconds": None if set_up is None or ended is None else ended - set_up,
         },
         "milestones": [asdict(m) for m in seen.milestones],
-        "replication": {
-            "devices_created": len(seen.created_at),
-            "devices_replicated": len(lags),
-            "lag_seconds": asdict(Stats.of(lags)),
-            "lag_metric": drill.lag_metric,
-        },
+        "replication": replication_figures(seen, drill.lag_metric),
         "parity_before_outage": drill.parity,
         "rpo": drill.rpo,
         "switches": _switch_figures(drill, {"failover": at.get("outage"), "failback": at.get("restore")}),

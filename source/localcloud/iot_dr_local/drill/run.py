@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from iot_dr_cli.tooling import ToolError
 from iot_dr_local.drill import report, shadow_changes
 from iot_dr_local.drill.devices import DnsTarget, SimulatedDevice
 from iot_dr_local.drill.observations import Observations, Repeating, Sample, ShadowChange
 from iot_dr_local.drill.options import DrillOptions
+from iot_dr_local.local_up import StopRequested
 
 if TYPE_CHECKING:
     from iot_dr_local.cloud import LocalCloud
@@ -39,20 +41,8 @@ SAMPLE_INTERVAL = 0.25
 SHADOW_CHANGE_INTERVAL = 0.1
 
 
-class DrillError(Exception):
-    """The drill cannot go on; the message is for the user."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM: unwind, stop everything, write the partial report."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+class DrillError(ToolError):
+    """The drill cannot go on; the message is for the user, ``exit_code`` the drill's (EXIT_FAILED by default)."""
 
 
 def _say(line: str) -> None:
@@ -96,7 +86,7 @@ def _interruptible() -> Iterator[None]:
     def handle(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Interrupted(signum)
+        raise StopRequested(signum)
 
     previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -104,6 +94,37 @@ def _interruptible() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+class Runnable(Protocol):
+    """A drill (local or ``--aws``): ``run`` its phases, ``tear_down`` what they made, ``outcome`` for the report."""
+
+    outcome: str
+
+    def run(self) -> None: ...
+
+    def tear_down(self) -> None: ...
+
+
+def execute(drill: Runnable, after_interrupt: str) -> int | None:
+    """Run ``drill`` under SIGINT/SIGTERM handling, always tearing it down. None when it ran to its end; otherwise
+    ``drill.outcome`` says why not, one line went to stderr (``after_interrupt`` follows an interruption) and the
+    exit code is returned: 128 + the signal number, or the ``DrillError``'s. Other exceptions propagate."""
+    try:
+        with _interruptible():
+            try:
+                drill.run()
+            finally:
+                drill.tear_down()
+    except StopRequested as stop:
+        drill.outcome = f"interrupted by {stop}"
+        _error(f"interrupted by {stop}; {after_interrupt}")
+        return 128 + stop.signum
+    except DrillError as err:
+        drill.outcome = str(err)
+        _error(str(err))
+        return err.exit_code
+    return None
 
 
 def run_drill(options: DrillOptions) -> int:
@@ -120,25 +141,11 @@ def run_drill(options: DrillOptions) -> int:
         _error(f"the drill needs {' and '.join(missing)}: apt-get install --no-install-recommends {' '.join(missing)}")
         return EXIT_CANNOT_START
     drill = Drill(options)
-    code = EXIT_FAILED
-    try:
-        with _interruptible():
-            try:
-                drill.run()
-            finally:
-                drill.tear_down()
-    except Interrupted as stop:
-        drill.outcome = f"interrupted by {stop}"
-        _error(f"interrupted by {stop}; everything started was stopped, the partial report follows")
-        code = 128 + stop.signum
-    except DrillError as err:
-        drill.outcome = str(err)
-        _error(str(err))
-        code = err.exit_code
+    code = execute(drill, "everything started was stopped, the partial report follows")
     document = drill.report()
-    if code == EXIT_FAILED and document["outcome"] == "completed":
+    if code is None:
         # Judged after tear-down: message counts come from the summaries the devices log as they stop.
-        code = EXIT_OK if report.passed(document) else EXIT_FAILED
+        code = EXIT_OK if document["outcome"] == "completed" and report.passed(document) else EXIT_FAILED
     written = report.write(document, options.report_dir)
     _say(report.summary(document))
     _say(f"report: {', '.join(str(path) for path in written)}")
