@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -20,6 +19,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from iot_dr.core.errors import MalformedEvent
+from iot_dr_local.lambda_worker import LambdaContext
 
 REPO = Path(__file__).resolve().parents[1]
 LAMBDA = REPO / "source/lambda"
@@ -107,7 +107,10 @@ def test_a_malformed_event_gets_an_answer_or_a_named_error(
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
     handler = load(HANDLERS[function])
-    context = SimpleNamespace(invoked_function_arn=FUNCTION_ARN, get_remaining_time_in_millis=lambda: 60_000)
+    # The context the Python runtime passes, with every attribute (the local cloud's workers build the same one).
+    name = FUNCTION_ARN.rsplit(":", 1)[-1]
+    function = {"name": name, "version": "$LATEST", "arn": FUNCTION_ARN, "memory_size": 128}
+    context = LambdaContext(function, "request-1", 60_000)
 
     try:
         answer = handler(BAD_EVENTS[event_name], context)
