@@ -292,3 +292,20 @@ def test_any_order_of_a_generated_history_with_duplicates_converges(
     data: st.DataObject,
 ) -> None:
     assert_converges(target, record(cloud, ops), data)
+
+
+def test_a_snapshot_taken_after_the_thing_was_deleted_detaches_what_older_snapshots_attached(
+    target: Target, recorded: list[Recorded]
+) -> None:
+    """Found by the property above: a thing deleted and re-created, its events out of order. The attachment snapshot
+    of the deleted incarnation lands on the re-created thing; the later "thing gone" snapshot must take it off."""
+    name, events, _ = recorded[4]  # attach-certificate first: a CREATED thing, a certificate and an attachment
+    created = next(e for e in events if e["eventType"] == "THING_EVENT" and e["operation"] == "CREATED")
+    attached = next(e for e in events if e["eventType"] == "THING_PRINCIPALS_EVENT" and e["principals"])
+    certificates = [e for e in events if e["eventType"] == "CERTIFICATE_EVENT" and e["exists"]]
+    gone = {**attached, "exists": False, "principals": [], "capturedAt": attached["capturedAt"] + 1}
+    secondary = emptied(target)
+    apply_in_order(secondary, [created, *certificates, attached])
+    assert state_of(secondary.iot, secondary.iot_data, name)["principals"]
+    apply_in_order(secondary, [gone])
+    assert state_of(secondary.iot, secondary.iot_data, name)["principals"] == {}

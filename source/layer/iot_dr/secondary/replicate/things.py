@@ -220,9 +220,14 @@ def write_principals(ctx: Secondary, state: dict[str, Any], fresh: bool = False)
     ``fresh``: the caller has just created the thing, so nothing is attached to it and its attachments are not
     listed."""
     name, captured_at = state["thingName"], state["capturedAt"]
-    if not state["exists"]:
-        return  # the thing was deleted in the primary; its THING_EVENT detaches and deletes it here
-    wanted = {rewrite_region(arn, ctx.primary_region, ctx.region): kind for arn, kind in state["principals"].items()}
+    # A snapshot taken after the thing was deleted in the primary means "nothing attached": what the secondary's thing
+    # has now came from older snapshots, maybe of an earlier incarnation of the name (a thing deleted and re-created,
+    # its events applied out of order), so it is detached; a later incarnation's attachments come with later snapshots.
+    wanted = (
+        {rewrite_region(arn, ctx.primary_region, ctx.region): kind for arn, kind in state["principals"].items()}
+        if state["exists"]
+        else {}
+    )
     attached: dict[str, str] = {}
     try:
         if not fresh:
@@ -234,7 +239,7 @@ def write_principals(ctx: Secondary, state: dict[str, Any], fresh: bool = False)
     except Exception as err:
         if not is_not_found(err):
             raise
-        if deleted_since(ctx.ledger, thing_key(name), captured_at):
+        if not state["exists"] or deleted_since(ctx.ledger, thing_key(name), captured_at):
             return
         raise DependencyNotReady(f"thing {name} is not replicated yet") from err
     for arn, kind in attached.items():
