@@ -24,6 +24,21 @@ ENTRY_POINTS = {
     "iot-dr": [sys.executable, "-m", "iot_dr_cli.main"],
     "iot-dr-pubsub.py": [sys.executable, str(REPO / "source/tools/iot-dr-pubsub.py")],
     "build": [sys.executable, "-m", "iot_dr_cli.build"],
+    "uninstall": [sys.executable, "-m", "iot_dr_cli.uninstall"],
+    "launcher": [sys.executable, "-m", "iot_dr_cli.launcher"],
+    **{
+        tool: [sys.executable, str(REPO / "source/tools" / tool)]
+        for tool in (
+            "list-thing.py",
+            "list-all-things.py",
+            "iot-search-devices.py",
+            "iot-devices-cmp.py",
+            "iot-dr-shadow-cmp.py",
+            "delete-things.py",
+            "test-dr-deployment.py",
+            "bulk-result.py",
+        )
+    },
 }
 EXIT_FAILURE, EXIT_USAGE = 1, 2
 NOT_UTF8 = os.fsdecode(b"\xff\xfe-region")
@@ -68,6 +83,23 @@ def private_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 PUBSUB = ["--endpoint", "iot.example.com"]
+REGIONS = ["--primary-region", "us-east-1", "--secondary-region", "us-west-2"]
+BAD_ENDPOINT = {"AWS_ENDPOINT_URL": "notaurl"}
+DEPLOYMENT = ["--stack-postfix", "x", "--bucket-suffix", "y"]
+# Every operator tool, with arguments that pass its parser: a malformed endpoint URL is a usage error, not a
+# botocore traceback.
+TOOL_ARGUMENTS = {
+    "list-thing.py": ["foo"],
+    "list-all-things.py": [],
+    "iot-search-devices.py": ["--query-string", "thingName:*"],
+    "iot-devices-cmp.py": REGIONS,
+    "iot-dr-shadow-cmp.py": REGIONS,
+    "delete-things.py": ["--query-string", "thingName:x*", "-f"],
+    "test-dr-deployment.py": [*REGIONS, "--endpoint-primary", "a", "--endpoint-secondary", "b"],
+    "bulk-result.py": ["x"],
+    "uninstall": [*REGIONS, *DEPLOYMENT],
+    "launcher": [*REGIONS, *DEPLOYMENT],
+}
 TABLE = [
     # iot-dr
     ("iot-dr", ["dead-letters", "--region", "mars-1", "--table", TABLE_NAME], {}, EXIT_USAGE, "not an AWS region"),
@@ -131,6 +163,27 @@ TABLE = [
     ("iot-dr-pubsub.py", [*PUBSUB, "--cert", "CERT", "--key", "CERT", "--topic", ""], {}, EXIT_USAGE, "--topic"),
     ("iot-dr-pubsub.py", [*PUBSUB, "--cert", "CERT", "--key", "CERT", "--dr-mode"], {}, EXIT_USAGE, "--use-cname"),
     ("iot-dr-pubsub.py", [*PUBSUB, "--cert", "CERT", "--key", "CERT", "--interval", "x"], {}, EXIT_USAGE, "invalid"),
+    *[(tool, arguments, BAD_ENDPOINT, EXIT_USAGE, "notaurl") for tool, arguments in TOOL_ARGUMENTS.items()],
+    (
+        "iot-dr",
+        ["dead-letters", "--region", "us-east-1", "--table", "T"],
+        {"AWS_ENDPOINT_URL_DYNAMODB": "x y"},
+        2,
+        "x y",
+    ),
+    # deployment: regions checked, files checked, AWS unreachable is a failure
+    ("uninstall", [*REGIONS[:3], "us-east-1", *DEPLOYMENT], {}, EXIT_USAGE, "must differ"),
+    ("uninstall", ["--primary-region", "mars-1", *REGIONS[2:], *DEPLOYMENT], {}, EXIT_USAGE, "'mars-1' is not"),
+    ("uninstall", [*REGIONS, *DEPLOYMENT], {}, EXIT_FAILURE, "Could not connect"),
+    ("launcher", ["--primary-region", "mars-1", *REGIONS[2:], *DEPLOYMENT], {}, EXIT_USAGE, "'mars-1' is not"),
+    ("launcher", [*REGIONS, *DEPLOYMENT, "--artifacts", "/nonexistent"], {}, EXIT_USAGE, "launcher: error: argument"),
+    # operator tools: regions, output files and numbers checked before any work
+    ("iot-devices-cmp.py", [*REGIONS, "--json", "/proc/nope/x.json"], {}, EXIT_USAGE, "/proc/nope does not exist"),
+    ("iot-devices-cmp.py", [*REGIONS, "--wait", "-1"], {}, EXIT_USAGE, "must be 0 or more seconds"),
+    ("iot-dr-shadow-cmp.py", [*REGIONS[:3], "us-east-1"], {}, EXIT_USAGE, "must differ"),
+    ("iot-dr-shadow-cmp.py", ["--primary-region", "mars-1", *REGIONS[2:]], {}, EXIT_USAGE, "'mars-1' is not"),
+    ("list-thing.py", ["foo", "--region", "mars-1"], {}, EXIT_USAGE, "'mars-1' is not"),
+    ("delete-things.py", ["--query-string", "x", "--region", "mars-1"], {}, EXIT_USAGE, "'mars-1' is not"),
     # the artifact builder
     ("build", ["OUT", "--version", "2.0"], {}, EXIT_FAILURE, "must look like v2.0.0"),
     ("build", ["OUT", "--vendor", "nothing"], {}, EXIT_USAGE, "FUNCTION=DIR"),

@@ -24,7 +24,7 @@ from iot_dr.core import aws
 from iot_dr.fleet.device import CLASSIC_SHADOW, shadow_state
 from iot_dr.fleet.rate_limit import LimitedClient, RateLimiter
 from iot_dr.secondary.replicate.context import is_not_found
-from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, max_workers, positive_int, run, toolsrc
+from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, max_workers, positive_int, region_pair, run
 
 PROG = "iot-dr-shadow-cmp.py"
 LOG = logging.getLogger(PROG)
@@ -120,8 +120,7 @@ class ShadowTest:
 
 def _main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
-    primary = toolsrc("PRIMARY_REGION", args.primary_region)
-    secondary = toolsrc("SECONDARY_REGION", args.secondary_region)
+    primary, secondary = region_pair(args.primary_region, args.secondary_region)
     limiter = RateLimiter()
     test = ShadowTest(
         (LimitedClient(aws.client("iot", primary), limiter), LimitedClient(aws.client("iot-data", primary), limiter)),
