@@ -85,6 +85,8 @@ def private_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 PUBSUB = ["--endpoint", "iot.example.com"]
 REGIONS = ["--primary-region", "us-east-1", "--secondary-region", "us-west-2"]
 BAD_ENDPOINT = {"AWS_ENDPOINT_URL": "notaurl"}
+# State directories of iot-dr local, by placeholder: a state.json that is not JSON, and one without its server.
+STATE_FILES = {"CORRUPT_STATE": "{not json", "PARTIAL_STATE": '{"endpoint": "http://127.0.0.1:9"}'}
 DEPLOYMENT = ["--stack-postfix", "x", "--bucket-suffix", "y"]
 # Every operator tool, with arguments that pass its parser: a malformed endpoint URL is a usage error, not a
 # botocore traceback.
@@ -138,7 +140,8 @@ TABLE = [
         EXIT_FAILURE,
         "no parked event with id workflow#unknown",
     ),
-    ("iot-dr", ["demo", "--things", "0"], {}, EXIT_USAGE, "must be at least 1"),
+    ("iot-dr", ["demo", "--things", "0"], {}, EXIT_USAGE, "0 must be between 1 and 10000"),
+    ("iot-dr", ["demo", "--things", "999999"], {}, EXIT_USAGE, "999999 must be between 1 and 10000"),
     ("iot-dr", ["demo", "--things", "many"], {}, EXIT_USAGE, "not a whole number"),
     ("iot-dr", ["drill", "--devices", "0"], {}, EXIT_USAGE, "--devices must be between 1 and 10000"),
     ("iot-dr", ["drill", "--clients", "6", "--devices", "5"], {}, EXIT_USAGE, "--clients must be between 1 and 5"),
@@ -146,7 +149,13 @@ TABLE = [
     ("iot-dr", ["local", "up", "--port", "99999"], {}, EXIT_USAGE, "outside 0-65535"),
     ("iot-dr", ["local", "up", "--mqtt-port", "-1"], {}, EXIT_USAGE, "outside 0-65535"),
     ("iot-dr", ["local", "up", "--primary-region", "mars-1"], {}, EXIT_USAGE, "not an AWS region"),
-    ("iot-dr", ["local", "up", "--record-ttl", "0"], {}, EXIT_USAGE, "must be at least 1"),
+    ("iot-dr", ["local", "up", "--record-ttl", "0"], {}, EXIT_USAGE, "must be between 1 and"),
+    ("iot-dr", ["local", "up", "--health-check-interval", "0"], {}, EXIT_USAGE, "must be between 0.1 and 30"),
+    ("iot-dr", ["local", "up", "--health-check-interval", "nan"], {}, EXIT_USAGE, "must be between 0.1 and 30"),
+    ("iot-dr", ["local", "up", "--failure-threshold", "11"], {}, EXIT_USAGE, "must be between 1 and 10"),
+    ("iot-dr", ["local", "up", "--state-dir", "/proc/x"], {}, EXIT_USAGE, "--state-dir /proc/x: cannot create it"),
+    ("iot-dr", ["local", "outage", "us-east-1", "--state-dir", "CORRUPT_STATE"], {}, 1, "state.json is not a state"),
+    ("iot-dr", ["local", "restore", "us-east-1", "--state-dir", "PARTIAL_STATE"], {}, 1, "(no 'primary_region')"),
     ("iot-dr", ["no-such-command"], {}, EXIT_USAGE, "invalid choice"),
     # iot-dr-pubsub.py
     ("iot-dr-pubsub.py", [*PUBSUB, "--cert", MISSING, "--key", MISSING], {}, EXIT_USAGE, "file not found"),
@@ -221,6 +230,10 @@ def test_bad_input_gets_one_line_on_stderr_and_the_documented_exit_code(
     else:
         environment.update(env)  # type: ignore[arg-type]
     placeholders = {"CERT": str(certificate_only), "KEY": str(private_key), "OUT": str(tmp_path / "out")}
+    for name, text in STATE_FILES.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "state.json").write_text(text)
+        placeholders[name] = str(tmp_path / name)
     argv = [placeholders.get(a, a) for a in args]
 
     finished = subprocess.run(
