@@ -156,6 +156,7 @@ TABLE = [
     ("iot-dr", ["local", "up", "--state-dir", "/proc/x"], {}, EXIT_USAGE, "--state-dir /proc/x: cannot create it"),
     ("iot-dr", ["local", "outage", "us-east-1", "--state-dir", "CORRUPT_STATE"], {}, 1, "state.json is not a state"),
     ("iot-dr", ["local", "restore", "us-east-1", "--state-dir", "PARTIAL_STATE"], {}, 1, "(no 'primary_region')"),
+    ("iot-dr", ["sync", "region-to-region", *REGIONS, "--checkpoint", "/proc/nope/x"], {}, 2, "cannot write it"),
     ("iot-dr", ["no-such-command"], {}, EXIT_USAGE, "invalid choice"),
     # iot-dr-pubsub.py
     ("iot-dr-pubsub.py", [*PUBSUB, "--cert", MISSING, "--key", MISSING], {}, EXIT_USAGE, "file not found"),
