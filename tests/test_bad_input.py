@@ -39,6 +39,10 @@ ENTRY_POINTS = {
             "bulk-result.py",
         )
     },
+    **{
+        tool: ["bash", str(REPO / "source/tools" / tool)]
+        for tool in ("create-device.sh", "enable-registry-events.sh", "bulk-bench.sh", "iot-dr-run-tests.sh")
+    },
 }
 EXIT_FAILURE, EXIT_USAGE = 1, 2
 NOT_UTF8 = os.fsdecode(b"\xff\xfe-region")
@@ -194,6 +198,11 @@ TABLE = [
     ("iot-dr-shadow-cmp.py", ["--primary-region", "mars-1", *REGIONS[2:]], {}, EXIT_USAGE, "'mars-1' is not"),
     ("list-thing.py", ["foo", "--region", "mars-1"], {}, EXIT_USAGE, "'mars-1' is not"),
     ("delete-things.py", ["--query-string", "x", "--region", "mars-1"], {}, EXIT_USAGE, "'mars-1' is not"),
+    # shell tools: the AWS CLI's own exit codes (255) are mapped to the documented ones
+    ("create-device.sh", ["t1"], {"AWS_DEFAULT_REGION": "mars-1"}, EXIT_USAGE, "mars-1 is not an AWS region"),
+    ("create-device.sh", ["t1"], {}, EXIT_FAILURE, "an AWS CLI call failed"),
+    ("enable-registry-events.sh", ["us-east-1"], {}, EXIT_FAILURE, "an AWS CLI call failed"),
+    ("enable-registry-events.sh", ["us-east-1", "mars-1"], {}, EXIT_USAGE, "mars-1 is not an AWS region"),
     # the artifact builder
     ("build", ["OUT", "--version", "2.0"], {}, EXIT_FAILURE, "must look like v2.0.0"),
     ("build", ["OUT", "--vendor", "nothing"], {}, EXIT_USAGE, "FUNCTION=DIR"),
@@ -247,3 +256,14 @@ def test_bad_input_gets_one_line_on_stderr_and_the_documented_exit_code(
     error_lines = [line for line in stderr.splitlines() if ": error:" in line]
     assert len(error_lines) == 1, stderr
     assert message in error_lines[0]
+
+
+@pytest.mark.parametrize(
+    "tool", ["bulk-bench.sh", "iot-dr-run-tests.sh", "create-device.sh", "enable-registry-events.sh"]
+)
+def test_help_prints_the_usage_and_exits_0(tool: str) -> None:
+    finished = subprocess.run(
+        [*ENTRY_POINTS[tool], "--help"], capture_output=True, env={"PATH": os.environ["PATH"]}, timeout=60, check=False
+    )
+    assert (finished.returncode, finished.stderr) == (0, b"")
+    assert finished.stdout.startswith(f"usage: {tool}".encode())
