@@ -20,10 +20,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from moto.server import ThreadedMotoServer
 
 REPO = Path(__file__).resolve().parents[1]
+WITHOUT_LOCAL_EXTRA = (
+    "import sys; sys.modules.update(dict.fromkeys(['moto', 'psutil', 'plotly', 'OpenSSL']));"
+    "from iot_dr_cli.main import main; sys.exit(main())"
+)
+EXIT_NOT_INSTALLED = 3
 ENTRY_POINTS = {
     "iot-dr": [sys.executable, "-m", "iot_dr_cli.main"],
     "iot-dr-pubsub.py": [sys.executable, str(REPO / "source/tools/iot-dr-pubsub.py")],
     "build": [sys.executable, "-m", "iot_dr_cli.build"],
+    # A product-only install (pip install ., no local extra): the local extra's packages cannot be imported.
+    "iot-dr without the local extra": [sys.executable, "-c", WITHOUT_LOCAL_EXTRA],
     "uninstall": [sys.executable, "-m", "iot_dr_cli.uninstall"],
     "launcher": [sys.executable, "-m", "iot_dr_cli.launcher"],
     **{
@@ -161,6 +168,15 @@ TABLE = [
     ("iot-dr", ["local", "outage", "us-east-1", "--state-dir", "CORRUPT_STATE"], {}, 1, "state.json is not a state"),
     ("iot-dr", ["local", "restore", "us-east-1", "--state-dir", "PARTIAL_STATE"], {}, 1, "(no 'primary_region')"),
     ("iot-dr", ["sync", "region-to-region", *REGIONS, "--checkpoint", "/proc/nope/x"], {}, 2, "cannot write it"),
+    ("iot-dr without the local extra", ["drill", "--aws", *REGIONS], {}, EXIT_NOT_INSTALLED, "pip install"),
+    ("iot-dr without the local extra", ["drill", "--restore"], {}, EXIT_NOT_INSTALLED, "needs the local cloud"),
+    (
+        "iot-dr without the local extra",
+        ["dead-letters", "--region", "us-east-1", "--bogus"],
+        {},
+        EXIT_USAGE,
+        "unrecognized arguments",
+    ),
     ("iot-dr", ["no-such-command"], {}, EXIT_USAGE, "invalid choice"),
     # iot-dr-pubsub.py
     ("iot-dr-pubsub.py", [*PUBSUB, "--cert", MISSING, "--key", MISSING], {}, EXIT_USAGE, "file not found"),
