@@ -238,6 +238,8 @@ def _shut_down(
     """Daemons and files first: they outlive the process. On a stop request the process ends right after, so every
     child process is ended at once and the cloud only removes its files; otherwise the cloud stops in order."""
     if stop_requested:
+        if services is not None and services.emulator is not None:
+            services.emulator.halt()  # before the checkers and the DNS server it reaches are ended
         _end_children()
     elif services is not None:
         services.stop()
