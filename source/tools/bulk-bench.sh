@@ -15,6 +15,7 @@ USAGE
 }
 
 main() {
+    case "${1:-}" in -h|--help) usage; exit 0 ;; esac
     if [ "$#" -lt 2 ]; then
         usage >&2
         echo "bulk-bench.sh: error: expected <base_thingname> <num_things>" >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates one device in the region of AWS_DEFAULT_REGION (else REGION from toolsrc): a thing, a certificate and key
 # pair from AWS IoT, and a policy attached to the certificate. Writes THING.certificate.pem, THING.private.key and
-# THING.public.key to the current directory. Exit codes: 0 created, 1 AWS refused or the device exists, 2 usage.
+# THING.public.key to the current directory. Exit codes: 0 created, 1 AWS refused or was unreachable (the AWS CLI's
+# own codes, such as 255, are mapped to 1) or the device exists, 2 usage (also a malformed region, checked first).
 set -euo pipefail
 
 TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,6 +22,16 @@ fail() {
     echo "create-device.sh: error: $1" >&2
     exit "${2:-1}"
 }
+
+# The AWS CLI exits 255 (or 254, 253) when a call fails or the endpoint is unreachable: that is our 1.
+aws_failed_is_failure() {
+    local code=$?
+    if [ "$code" -gt 2 ]; then
+        echo "create-device.sh: error: an AWS CLI call failed (exit code $code; its message is above)" >&2
+        exit 1
+    fi
+}
+trap aws_failed_is_failure EXIT
 
 attribute_payload() {
     # KEY=VALUE,KEY=VALUE -> {"attributes": {"KEY": "VALUE", ...}}
@@ -45,6 +56,8 @@ main() {
     local thing="$1" policy="${2:-}"
     local region="${AWS_DEFAULT_REGION:-${REGION:-}}"
     [ -n "$region" ] || fail "AWS_DEFAULT_REGION or REGION must be set: source toolsrc (. toolsrc)" 2
+    # The shape of an AWS region code (as iot_dr_cli.arguments.region): a typo is a usage error, not a timeout.
+    [[ "$region" =~ ^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$ ]] || fail "$region is not an AWS region code such as us-east-1" 2
     local template="${SAMPLE_POLICY:-$TOOLS_DIR/sample-pol1.json}"
     [ -n "$policy" ] || [ -r "$template" ] || fail "policy template not found: $template" 2
     local iot=(aws iot --region "$region" --output text)

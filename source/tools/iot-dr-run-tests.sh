@@ -71,6 +71,7 @@ deleted_everywhere() {
 main() {
     local count="" shadows=""
     BASENAME=""
+    case "${1:-}" in --help) usage; exit 0 ;; esac
     while getopts "n:b:s:h" option; do
         case "$option" in
             n) count="$OPTARG" ;;

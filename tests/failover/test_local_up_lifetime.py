@@ -194,10 +194,10 @@ def test_sigterm_during_deployment_ends_local_up_within_5_s_leaving_no_child(
     assert_gone(children)
 
 
-def _ready_with_daemons(state_dir: Path, started: list[LocalUp]) -> tuple[LocalUp, LocalState]:
+def _ready_with_daemons(state_dir: Path, started: list[LocalUp], *options: str) -> tuple[LocalUp, LocalState]:
     """``local up`` with its failover daemons (two brokers, the DNS server) on free ports, once READY, and the state it
     wrote."""
-    up = LocalUp(state_dir, "--port", "0", "--mqtt-port", "0", "--dns-port", "0")
+    up = LocalUp(state_dir, "--port", "0", "--mqtt-port", "0", "--dns-port", "0", *options)
     started.append(up)
     up.wait_until(lambda: "READY " in up.stdout(), 180, "READY")
     state = StateFile(state_dir).read()
@@ -206,10 +206,18 @@ def _ready_with_daemons(state_dir: Path, started: list[LocalUp]) -> tuple[LocalU
 
 
 @needs_daemons
-def test_ctrl_c_after_ready_ends_local_up_and_its_daemons_within_5_s(state_dir: Path, started: list[LocalUp]) -> None:
-    up, state = _ready_with_daemons(state_dir, started)
-    code, seconds, children = up.stop_with(signal.SIGINT)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_after_ready_ends_local_up_and_its_daemons_quietly_within_5_s(
+    state_dir: Path, started: list[LocalUp], signum: signal.Signals
+) -> None:
+    # Probes every 0.1 s: some are in flight while the checkers' processes are being ended.
+    up, state = _ready_with_daemons(state_dir, started, "--health-check-interval", "0.1")
+    before_stop = len(up.stderr())
+    code, seconds, children = up.stop_with(signum)
     assert (code, seconds < STOP_WITHIN) == (0, True), (code, seconds, up.stderr()[-2000:])
+    # Shutting down is not an error: no traceback, no failed probe or DNS update reported while stopping.
+    stopping = up.stderr()[before_stop:]
+    assert "Traceback" not in stopping and "ERROR" not in stopping and "failed" not in stopping, stopping
     assert_gone(children)
     assert not any(process.alive() for process in state.processes())
 

@@ -222,3 +222,24 @@ def test_health_checks_and_failover_records_are_read_from_the_route53_api(monkey
         0.5,
         2,
     )
+
+
+def test_a_probe_cut_short_by_the_shutdown_is_neither_logged_as_an_error_nor_a_failover(
+    dns_server: KnotDnsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator = Route53Emulator(dns_server.updater())
+
+    def ended_during_the_probe(event: dict[str, Any]) -> Mapping[str, Any]:
+        emulator.halt()  # local up is stopping: it ends the checker's worker process while this probe waits for it
+        raise ChildProcessError("the function's worker process exited")
+
+    emulator.add_health_check(HealthCheckConfig("primary", "/v1/health-check?hashme=s", 0.1, 1), ended_during_the_probe)
+    emulator.add_health_check(HealthCheckConfig("secondary", "/v1/health-check?hashme=s", 0.1, 1), ScriptedTarget())
+    emulator.add_failover_record(FailoverRecord(CNAME, PRIMARY_TARGET, SECONDARY_TARGET, "primary", "secondary", 1))
+
+    with caplog.at_level("INFO", logger="iot_dr_local"):
+        result = emulator.probe_once("primary")
+
+    assert result.status == 502
+    assert [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
+    assert (emulator.healthy("primary"), emulator.switches, emulator.answer(CNAME)) == (True, [], PRIMARY_TARGET)

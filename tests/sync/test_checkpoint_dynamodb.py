@@ -16,6 +16,7 @@ from fleet_support import out_of_sync, seed_fleet
 from local_cloud_support import PRIMARY, SECONDARY
 from waiting import eventually
 
+from iot_dr.fleet.removal import delete_device
 from iot_dr.sync.checkpoint import CheckpointBusy, CheckpointLost, DynamoCheckpoint
 from iot_dr_cli.main import main
 from iot_dr_local.cloud import LocalCloud
@@ -145,3 +146,25 @@ def test_a_bad_checkpoint_location_gives_one_line_and_exit_code_2(
     assert (code, summary) == (2, {})
     [line] = err.splitlines()
     assert line.startswith("iot-dr sync: error: ") and message in line
+
+
+def test_a_completed_run_is_not_resumed_the_next_run_on_its_key_starts_a_fresh_pass(
+    cloud: LocalCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = seed_fleet(cloud.client("iot", PRIMARY), cloud.client("iot-data", PRIMARY), "ddbfresh", 3)
+    location = f"dynamodb://{checkpoint_table(cloud)}/fleet/fresh"
+    code, summary, err = sync(capsys, "--query-string", fleet.query, "--checkpoint", location)
+    assert (code, summary["created"], summary["checkpoint"]) == (0, 3, "new"), err
+    delete_device(cloud.client("iot", SECONDARY), cloud.client("iot-data", SECONDARY), fleet.names[0])
+    assert fleet.names[0] in out_of_sync(cloud, fleet)
+
+    code, summary, err = sync(capsys, "--query-string", fleet.query, "--checkpoint", location)
+
+    assert code == 0, err
+    assert (summary["checkpoint"], summary["resumed"], summary["created"], summary["skipped"]) == (
+        "fresh pass",
+        0,
+        1,
+        2,
+    )
+    assert out_of_sync(cloud, fleet) == {}

@@ -17,6 +17,7 @@ from identity_support import create_identity, parts_present
 from local_cloud_support import PRIMARY, SECONDARY
 from waiting import eventually
 
+from iot_dr.fleet.removal import delete_device
 from iot_dr.sync.checkpoint import FileCheckpoint
 from iot_dr_cli import devices_cmp
 from iot_dr_cli.main import main
@@ -236,3 +237,34 @@ def test_lambda_handler_syncs_its_shard_from_the_guide_environment(
     assert sum(s["created"] for s in summaries) == 4
     assert all(s["failed"] == 0 for s in summaries)
     assert out_of_sync(cloud, fleet) == {}
+
+
+def test_a_completed_run_is_not_resumed_the_next_run_with_its_checkpoint_starts_a_fresh_pass(
+    cloud: LocalCloud, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fleet = seed_fleet(cloud.client("iot", PRIMARY), cloud.client("iot-data", PRIMARY), "fresh", 3)
+    checkpoint = ["--query-string", fleet.query, "--checkpoint", str(tmp_path / "checkpoint")]
+    code, summary = sync(capsys, *checkpoint)
+    assert (code, summary["created"], summary["checkpoint"]) == (0, 3, "new"), summary
+    # Deleted from the secondary after the run completed (by an operator, or a failed-back cleanup).
+    delete_device(cloud.client("iot", SECONDARY), cloud.client("iot-data", SECONDARY), fleet.names[0])
+    assert fleet.names[0] in out_of_sync(cloud, fleet)
+
+    code, summary = sync(capsys, *checkpoint)
+
+    assert code == 0, summary
+    assert (summary["checkpoint"], summary["resumed"], summary["created"], summary["skipped"]) == (
+        "fresh pass",
+        0,
+        1,
+        2,
+    )
+    assert out_of_sync(cloud, fleet) == {}
+
+
+def test_an_unwritable_checkpoint_file_is_one_usage_error_before_the_run(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["sync", "region-to-region", *FLAGS, "--checkpoint", "/proc/nope/checkpoint"])
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    [line] = captured.err.splitlines()
+    assert line.startswith("iot-dr sync: error: checkpoint /proc/nope/checkpoint: cannot write it")

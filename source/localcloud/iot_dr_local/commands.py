@@ -10,13 +10,38 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from iot_dr_cli.arguments import port, positive, region
+from iot_dr_cli.arguments import port, region
+from iot_dr_local.drill.options import MAX_DEVICES
 from iot_dr_local.quota_rules import QUOTA_PROFILES
 
 DEFAULT_STATE_DIR = Path(".iot-dr-local")
+# Route 53 health checks: FailureThreshold 1-10; record TTL 0 to 2^31-1 s (at least 1 here: the device re-resolves)
+# (https://docs.aws.amazon.com/Route53/latest/APIReference/API_HealthCheckConfig.html,
+# https://docs.aws.amazon.com/Route53/latest/APIReference/API_ResourceRecordSet.html).
+MAX_FAILURE_THRESHOLD = 10
+MAX_RECORD_TTL = 2**31 - 1
+# Probe interval of the local emulation, seconds (the drill's range).
+HEALTH_CHECK_INTERVAL_RANGE = (0.1, 30.0)
+
+
+def _between(low: float, high: float, kind: Callable[[str], float] = int) -> Callable[[str], Any]:
+    """argparse type: a number of ``kind`` from ``low`` to ``high``, checked when the command line is parsed."""
+
+    def parse(value: str) -> float:
+        try:
+            number = kind(value)
+        except ValueError:
+            what = "whole number" if kind is int else "number"
+            raise argparse.ArgumentTypeError(f"{value!r} is not a {what}") from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{value} must be between {low} and {high}")
+        return number
+
+    return parse
 
 
 def _add_state_dir_argument(parser: argparse.ArgumentParser) -> None:
@@ -39,14 +64,21 @@ def register_local(commands: Any) -> None:
         "--dns-port", type=port, default=15353, help="DNS server port on 127.0.0.1 (default 15353; 0 picks a free one)"
     )
     up.add_argument(
-        "--health-check-interval", type=float, default=1.0, help="seconds between health-check probes (default 1)"
+        "--health-check-interval",
+        type=_between(*HEALTH_CHECK_INTERVAL_RANGE, kind=float),
+        default=1.0,
+        help="seconds between health-check probes, 0.1-30 (default 1)",
     )
     up.add_argument(
         "--failure-threshold",
-        type=positive,
-        help="probes that change a health check's status (default: as deployed, or 3)",
+        type=_between(1, MAX_FAILURE_THRESHOLD),
+        help="probes that change a health check's status, 1-10 (default: as deployed, or 3)",
     )
-    up.add_argument("--record-ttl", type=positive, help="TTL of the failover CNAME (default: as deployed, or 1 s)")
+    up.add_argument(
+        "--record-ttl",
+        type=_between(1, MAX_RECORD_TTL),
+        help="TTL of the failover CNAME (default: as deployed, or 1 s)",
+    )
     up.add_argument(
         "--quotas",
         choices=sorted(QUOTA_PROFILES),
@@ -66,7 +98,12 @@ def register_local(commands: Any) -> None:
 def register_demo(commands: Any) -> None:
     """``iot-dr demo``."""
     demo = commands.add_parser("demo", help="replicate a small fleet on the local cloud and show the parity table")
-    demo.add_argument("--things", type=positive, default=20, help="number of devices to create (default 20)")
+    demo.add_argument(
+        "--things",
+        type=_between(1, MAX_DEVICES),
+        default=20,
+        help=f"number of devices to create, 1-{MAX_DEVICES} (default 20)",
+    )
     demo.add_argument("--primary-region", type=region, default="us-east-1")
     demo.add_argument("--secondary-region", type=region, default="us-west-2")
     demo.set_defaults(run=_run_demo)

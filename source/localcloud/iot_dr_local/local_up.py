@@ -34,7 +34,7 @@ from iot_dr_local.ports import TCP, UDP, Port, PortInUse, require_free
 from iot_dr_local.process_refs import ProcessRef
 from iot_dr_local.processes import Daemon, DaemonError
 from iot_dr_local.route53 import RecordSwitch
-from iot_dr_local.run_state import BrokerState, DeviceState, DnsState, LocalState, StateFile
+from iot_dr_local.run_state import BrokerState, DeviceState, DnsState, LocalState, StateFile, StateFileError
 
 if TYPE_CHECKING:
     from iot_dr_local.cloud import LocalCloud
@@ -134,11 +134,15 @@ def serve(options: UpOptions) -> int:
     if options.primary_region == options.secondary_region:
         _error("the primary and secondary regions must differ")
         return EXIT_USAGE
-    stop_signals = _StopSignals()
-    stop_signals.install()
     state_file = StateFile(options.state_dir.resolve())
     try:
         state_file.directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _error(f"--state-dir {options.state_dir}: cannot create it: {err.strerror or err}")
+        return EXIT_USAGE
+    stop_signals = _StopSignals()
+    stop_signals.install()
+    try:
         placeholder = LocalState(STARTING, options.primary_region, options.secondary_region, ProcessRef.this_process())
         # Claimed first: a local cloud running from this state directory is the likelier reason for a taken port, and
         # claiming stops the daemons an earlier crash left behind.
@@ -231,6 +235,8 @@ def _shut_down(
     """Daemons and files first: they outlive the process. On a stop request the process ends right after, so every
     child process is ended at once and the cloud only removes its files; otherwise the cloud stops in order."""
     if stop_requested:
+        if services is not None and services.emulator is not None:
+            services.emulator.halt()  # before the checkers and the DNS server it reaches are ended
         _end_children()
     elif services is not None:
         services.stop()
@@ -276,7 +282,7 @@ def _claim(state_file: StateFile, placeholder: LocalState) -> None:
     The placeholder holds the claim until READY, when the endpoint is known.
     """
     with state_file.locked():
-        previous = state_file.read()
+        previous = _read(state_file)
         if previous is not None and previous.server.alive():
             raise LocalCommandError(
                 f"a local cloud is already running (pid {previous.server.pid}, {previous.endpoint}); "
@@ -389,7 +395,7 @@ def _running_state(state_file: StateFile) -> Iterator[LocalState]:
     if not state_file.directory.is_dir():
         raise missing
     with state_file.locked():
-        state = state_file.read()
+        state = _read(state_file)
         if state is None:
             raise missing
         if not state.server.alive():
@@ -399,6 +405,13 @@ def _running_state(state_file: StateFile) -> Iterator[LocalState]:
         if state.endpoint == STARTING:
             raise LocalCommandError("the local cloud is still starting; try again when local up prints READY")
         yield state
+
+
+def _read(state_file: StateFile) -> LocalState | None:
+    try:
+        return state_file.read()
+    except StateFileError as err:
+        raise LocalCommandError(str(err)) from err
 
 
 def _check_region(state: LocalState, region: str) -> None:

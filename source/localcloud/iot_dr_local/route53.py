@@ -214,10 +214,13 @@ Refresh = Callable[[HealthCheckConfig], HealthCheckConfig]
 
 
 class _HealthCheck:
-    def __init__(self, config: HealthCheckConfig, probe: Probe, refresh: Refresh | None = None) -> None:
+    def __init__(
+        self, config: HealthCheckConfig, probe: Probe, refresh: Refresh | None, stopping: threading.Event
+    ) -> None:
         self.config = config
         self.probe = probe
         self.refresh = refresh
+        self.stopping = stopping
         self.healthy = True  # Route 53 treats a new health check as healthy until it has data
         self.streak = 0
         self.streak_started_at = 0.0
@@ -233,7 +236,9 @@ class _HealthCheck:
         try:
             status = int(self.probe(proxy_event(self.config))["statusCode"])
         except Exception:  # a failing Lambda is a 502 from API Gateway: a failed probe, never a crashed checker
-            LOG.exception("health-check target failed", extra={"health_check_id": self.config.health_check_id})
+            # While shutting down the target's process is being ended: its failure is expected, not an error.
+            if not self.stopping.is_set():
+                LOG.exception("health-check target failed", extra={"health_check_id": self.config.health_check_id})
             status = 502
         seconds = time.time() - started
         healthy = (200 <= status < 400 and seconds <= self.config.response_timeout) != self.config.inverted
@@ -273,7 +278,7 @@ class Route53Emulator:
     def add_health_check(self, config: HealthCheckConfig, probe: Probe, refresh: Refresh | None = None) -> None:
         """``refresh`` gives the settings to probe with before each probe, from the current ones: edits made to the
         stored health check (UpdateHealthCheck) take effect at the next probe, as in Route 53."""
-        self._checks[config.health_check_id] = _HealthCheck(config, probe, refresh)
+        self._checks[config.health_check_id] = _HealthCheck(config, probe, refresh, self._stop)
 
     def add_failover_record(self, record: FailoverRecord) -> None:
         """Register a record; its current answer is whatever the failover rules give now (primary at first)."""
@@ -309,6 +314,8 @@ class Route53Emulator:
         """Run one probe now and apply its consequences (used by the interval loop and by step-wise tests)."""
         check = self._checks[health_check_id]
         result = check.run_probe()
+        if self._stop.is_set():  # a probe that overlapped the shutdown decides nothing
+            return result
         with self._lock:
             change = check.record(result)
             if change is not None:
@@ -363,8 +370,13 @@ class Route53Emulator:
             next_at += interval
             self.probe_once(check_id)
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop probing at once, without waiting for probes in flight: they decide nothing and their failures (the
+        processes they reach are being ended) are not reported, since shutting down is not an error."""
         self._stop.set()
+
+    def stop(self) -> None:
+        self.halt()
         for thread in self._threads:
             thread.join(10)
         self._threads.clear()

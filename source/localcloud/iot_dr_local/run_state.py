@@ -21,6 +21,10 @@ from iot_dr_local.process_refs import ProcessRef
 STATE_FILE_NAME = "state.json"
 
 
+class StateFileError(ValueError):
+    """The state file is not one ``local up`` wrote (not JSON, or a field missing or of the wrong kind)."""
+
+
 @dataclass(frozen=True)
 class BrokerState:
     """One region's broker: enough to stop it by PID and to start it again with the same configuration."""
@@ -116,11 +120,19 @@ class StateFile:
             os.close(fd)
 
     def read(self) -> LocalState | None:
+        """The state, or None when there is no file; raises ``StateFileError`` naming the file when it is corrupt."""
         try:
             text = self.path.read_text()
         except FileNotFoundError:
             return None
-        return LocalState.from_json(json.loads(text))
+        try:
+            return LocalState.from_json(json.loads(text))
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            detail = f"no {err}" if isinstance(err, KeyError) else str(err)
+            raise StateFileError(
+                f"{self.path} is not a state file of iot-dr local up ({detail}); stop any local cloud using it and "
+                "remove it"
+            ) from err
 
     def write(self, state: LocalState) -> None:
         temporary = self.path.with_suffix(".tmp")

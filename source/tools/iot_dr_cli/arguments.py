@@ -4,8 +4,11 @@ one line naming the argument, before any AWS call), and options dataclasses buil
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import re
 from dataclasses import fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -60,6 +63,28 @@ def max_workers(value: str) -> int:
     from iot_dr.fleet.drift import MAX_WORKERS
 
     return whole_number(value, 1, MAX_WORKERS)
+
+
+def non_negative_seconds(value: str) -> float:
+    """A duration in seconds, 0 or more (finite)."""
+    seconds = number(value)
+    if not 0 <= seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more seconds")
+    return seconds
+
+
+def output_file(value: str) -> Path:
+    """A file the tool writes when done: its folder must exist and be writable now, so a typo is a usage error
+    before the work rather than a lost result after it."""
+    path = Path(value)
+    folder = path.parent
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder, not a file")
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"{value} is not writable")
+    return path
 
 
 def from_arguments(options: type[T], args: argparse.Namespace, **overrides: Any) -> T:

@@ -12,13 +12,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from iot_dr.fleet.drift import DeviceDrift, Region, compare_fleet
 from iot_dr.fleet.enumeration import DEFAULT_QUERY, thing_names
-from iot_dr_cli.arguments import max_workers
-from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, run, toolsrc
+from iot_dr_cli.arguments import max_workers, non_negative_seconds, output_file
+from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, region_pair, run
 
 PROG = "iot-devices-cmp.py"
 
@@ -29,9 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--secondary-region", help="default: SECONDARY_REGION from toolsrc")
     parser.add_argument("--query-string", default=DEFAULT_QUERY, help=f"fleet-index query (default {DEFAULT_QUERY})")
     parser.add_argument("--max-workers", type=max_workers, default=10, help="parallel comparisons, 1-50 (default 10)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="write the drift report as JSON to FILE")
+    parser.add_argument("--json", type=output_file, metavar="FILE", help="write the drift report as JSON to FILE")
     parser.add_argument(
-        "--wait", type=float, default=0.0, metavar="SECONDS", help="re-compare devices out of sync for up to SECONDS"
+        "--wait",
+        type=non_negative_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="re-compare devices out of sync for up to SECONDS",
     )
     parser.add_argument("--no-shadows", action="store_true", help="do not compare shadows")
     return parser
@@ -70,8 +73,7 @@ def format_counts(result: dict[str, Any]) -> str:
 
 def _main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
-    primary_name = toolsrc("PRIMARY_REGION", args.primary_region)
-    secondary_name = toolsrc("SECONDARY_REGION", args.secondary_region)
+    primary_name, secondary_name = region_pair(args.primary_region, args.secondary_region)
     primary, secondary = Region.limited(primary_name), Region.limited(secondary_name)
     names = {*thing_names(primary.iot, args.query_string), *thing_names(secondary.iot, args.query_string)}
     drifts = compare_fleet(primary, secondary, names, args.max_workers, not args.no_shadows, args.wait)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,6 +32,7 @@ from iot_dr_cli.build import (
     read_artifacts,
 )
 from iot_dr_cli.secret_scan import SecretFound, refuse_secret_text, refuse_secrets
+from iot_dr_cli.tooling import ToolError, different_regions, existing_folder, known_region, run
 
 PRIMARY_TEMPLATE = "disaster-recovery-for-aws-iot-primary-region.template"
 SECONDARY_TEMPLATE = "disaster-recovery-for-aws-iot-secondary-region.template"
@@ -44,6 +44,9 @@ NOTEBOOKS_PREFIX = "jupyter/"
 LAMBDA_SOURCES_PREFIX = "lambda/"
 TOOLSRC_KEY = f"{TOOLS_PREFIX}toolsrc"
 _SKIPPED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+
+
+PROG = "python -m iot_dr_cli.launcher"
 
 
 class LaunchError(Exception):
@@ -353,16 +356,16 @@ def launch(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m iot_dr_cli.launcher",
+        prog=PROG,
         description="Deploy or update Disaster Recovery for AWS IoT in two regions (what the CodeBuild project runs).",
     )
-    parser.add_argument("--primary-region", required=True)
-    parser.add_argument("--secondary-region", required=True)
+    parser.add_argument("--primary-region", type=known_region, required=True)
+    parser.add_argument("--secondary-region", type=known_region, required=True)
     parser.add_argument("--stack-postfix", default=time.strftime("%Y%m%d%H%M%S"), help="default: the time now")
     parser.add_argument("--bucket-suffix", required=True, help="buckets are iot-dr-primary|secondary-<suffix>")
     parser.add_argument(
         "--artifacts",
-        type=Path,
+        type=existing_folder,
         help="directory of an earlier build, such as the artifacts/ of build-s3-dist.sh's iot-dr-solution.zip "
         "(default: build now, without the health checker's vendored IoT SDK)",
     )
@@ -410,11 +413,14 @@ def _print(line: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None, progress: Progress = _print) -> int:
-    """Command-line entry; exit code 1 with the reason when any part of the deployment fails."""
+    """Command-line entry; exit code 1 with the reason when any part of the deployment fails, 2 for bad arguments or
+    endpoint settings (``iot_dr_cli.tooling``)."""
+    return run(PROG, lambda arguments: _main(arguments, progress), argv)
+
+
+def _main(argv: Sequence[str], progress: Progress) -> int:
     args = build_parser().parse_args(argv)
-    if args.primary_region == args.secondary_region:
-        print("error: the primary and secondary regions must differ", file=sys.stderr)
-        return 2
+    different_regions(args.primary_region, args.secondary_region)
     config = config_from_args(args)
     try:
         if args.artifacts:
@@ -424,8 +430,7 @@ def main(argv: Sequence[str] | None = None, progress: Progress = _print) -> int:
             build = build_artifacts(output, args.version, solution_name=args.solution_name)
         result = launch(config, build, progress)
     except (LaunchError, PackagingError, SecretFound, ClientError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        raise ToolError(" ".join(str(err).split())) from err
     progress(result.toolsrc.rstrip())
     progress(f"deployed with stack postfix {config.stack_postfix}")
     return 0

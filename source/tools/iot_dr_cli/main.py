@@ -57,9 +57,9 @@ def _add_plugin_commands(commands: Any) -> None:
         added.add(entry.name)
     for name in LOCAL_CLOUD_COMMANDS:
         if name not in added:
+            # Any arguments (options included: ``drill --aws``) get the install hint, not "unrecognized arguments".
             parser = commands.add_parser(name, help=f"(not installed: {LOCAL_CLOUD_INSTALL})", add_help=False)
-            parser.add_argument("ignored", nargs=argparse.REMAINDER)
-            parser.set_defaults(run=lambda args, name=name: _not_installed(name))
+            parser.set_defaults(run=lambda args, name=name: _not_installed(name), accepts_any_arguments=True)
 
 
 def _not_installed(name: str) -> int:
@@ -111,7 +111,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "accepts_any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     configure_logging("WARNING")
     try:
         return _run(args)

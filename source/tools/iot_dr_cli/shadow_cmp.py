@@ -25,7 +25,7 @@ from iot_dr.fleet.device import CLASSIC_SHADOW, shadow_state
 from iot_dr.fleet.rate_limit import LimitedClient, RateLimiter
 from iot_dr.secondary.replicate.context import is_not_found
 from iot_dr_cli.arguments import max_workers, positive
-from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, run, toolsrc
+from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, region_pair, run
 
 PROG = "iot-dr-shadow-cmp.py"
 LOG = logging.getLogger(PROG)
@@ -121,8 +121,7 @@ class ShadowTest:
 
 def _main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
-    primary = toolsrc("PRIMARY_REGION", args.primary_region)
-    secondary = toolsrc("SECONDARY_REGION", args.secondary_region)
+    primary, secondary = region_pair(args.primary_region, args.secondary_region)
     limiter = RateLimiter()
     test = ShadowTest(
         (LimitedClient(aws.client("iot", primary), limiter), LimitedClient(aws.client("iot-data", primary), limiter)),

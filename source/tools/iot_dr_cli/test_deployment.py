@@ -28,7 +28,7 @@ from iot_dr.fleet.drift import Region, compare_fleet
 from iot_dr.fleet.removal import delete_device
 from iot_dr.secondary.replicate.context import describe_or_none
 from iot_dr_cli.arguments import positive
-from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, UsageError, run, toolsrc
+from iot_dr_cli.tooling import EXIT_FAILURE, EXIT_OK, UsageError, region_pair, run, toolsrc
 
 PROG = "test-dr-deployment.py"
 CHECKS = ("DEVICE_REPLICATION", "PUBSUB_PRIMARY", "PUBSUB_SECONDARY", "SHADOW_REPLICATION", "DELETE_REPLICATION")
@@ -65,8 +65,8 @@ def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 class DeploymentTest:
     def __init__(self, args: argparse.Namespace, work_dir: Path) -> None:
-        self.primary = Region.limited(toolsrc("PRIMARY_REGION", args.primary_region))
-        self.secondary = Region.limited(toolsrc("SECONDARY_REGION", args.secondary_region))
+        primary, secondary = region_pair(args.primary_region, args.secondary_region)
+        self.primary, self.secondary = Region.limited(primary), Region.limited(secondary)
         self.endpoints = {
             "PRIMARY": toolsrc("IOT_ENDPOINT_PRIMARY", args.endpoint_primary),
             "SECONDARY": toolsrc("IOT_ENDPOINT_SECONDARY", args.endpoint_secondary),

@@ -7,6 +7,10 @@ for runs as a task).
 run killed at any point leaves the devices in flight as started and not done. The next run skips the done ones and
 copies the interrupted ones again in full (a half-copied device is already in the secondary, so smart mode's
 "already there" test cannot be trusted for it); every write is idempotent, so nothing is duplicated.
+
+A checkpoint resumes an interrupted run only: a run that synced every device without a failure records ``complete``,
+and the next run with that checkpoint starts a fresh pass over the whole fleet (devices deleted from the secondary
+since are copied again). ``pass_kind`` says which of ``NEW``, ``RESUMED`` or ``FRESH_PASS`` a run is.
 """
 
 from __future__ import annotations
@@ -25,11 +29,16 @@ from iot_dr.sync.settings import SettingsError
 if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient
 
-STARTED, DONE = "started", "done"
+STARTED, DONE, COMPLETE = "started", "done", "complete"
+# What ``load`` found: no earlier run, an interrupted run to continue, or a completed run (so a fresh pass starts).
+NEW, RESUMED, FRESH_PASS = "new", "resumed", "fresh pass"
 
 
 class Checkpoint(Protocol):
-    """Where a sync run records its progress, so an interrupted run resumes where it stopped."""
+    """Where a sync run records its progress, so an interrupted run resumes where it stopped; ``pass_kind`` is set
+    by ``load``."""
+
+    pass_kind: str
 
     def load(self) -> tuple[set[str], set[str]]:
         """(finished, interrupted): devices finished by earlier runs, and those started but not finished."""
@@ -40,12 +49,17 @@ class Checkpoint(Protocol):
     def mark(self, thing_name: str) -> None:
         """Record ``thing_name`` as finished."""
 
+    def complete(self) -> None:
+        """Every device was synced: the next run starts a fresh pass instead of skipping them."""
+
     def release(self) -> None:
         """The run is over: let the next one use the checkpoint."""
 
 
 class NoCheckpoint:
     """A checkpoint that remembers nothing (every run starts from scratch)."""
+
+    pass_kind = NEW
 
     def load(self) -> tuple[set[str], set[str]]:
         """No devices finished or interrupted."""
@@ -59,33 +73,55 @@ class NoCheckpoint:
         """Record nothing."""
         return None
 
+    def complete(self) -> None:
+        """Record nothing."""
+        return None
+
     def release(self) -> None:
         """Nothing to give back: a file or no checkpoint holds no lease."""
         return None
 
 
 class FileCheckpoint:
-    """Lines ``started <name>`` and ``done <name>`` in ``path`` (created if absent)."""
+    """Lines ``started <name>`` and ``done <name>`` in ``path`` (created if absent), and ``complete`` at the end of a
+    run that synced every device."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()
+        self.pass_kind = NEW
 
-    def load(self) -> tuple[set[str], set[str]]:
-        """(finished, interrupted) from the file; a missing file means a fresh run. OSError propagates."""
+    def _lines(self) -> list[str]:
+        """The file's whole lines (a line cut short by a crash has no newline: it is ignored)."""
         if not self._path.exists():
-            return set(), set()
+            return []
+        return self._path.read_text(encoding="utf-8").split("\n")[:-1]
+
+    @staticmethod
+    def _states(lines: list[str]) -> tuple[set[str], set[str]]:
         started: set[str] = set()
         finished: set[str] = set()
-        # A line cut short by a crash has no newline: it is ignored.
-        for line in self._path.read_text(encoding="utf-8").split("\n")[:-1]:
+        for line in lines:
             state, _, name = line.partition(" ")
             (finished if state == DONE else started).add(name)
         return finished, started - finished
 
+    def load(self) -> tuple[set[str], set[str]]:
+        """(finished, interrupted) of the run to continue; a missing file means a new run, and a file that ends
+        with ``complete`` a fresh pass (the file is emptied for it). OSError propagates."""
+        lines = self._lines()
+        if lines and lines[-1] == COMPLETE:
+            self._path.write_text("", encoding="utf-8")
+            self.pass_kind = FRESH_PASS
+            return set(), set()
+        finished, interrupted = self._states(lines)
+        self.pass_kind = RESUMED if finished or interrupted else NEW
+        return finished, interrupted
+
     def finished(self) -> set[str]:
-        """Devices finished by earlier runs."""
-        return self.load()[0]
+        """Devices finished by the latest run (the one to continue, or the one that completed)."""
+        lines = self._lines()
+        return self._states(lines[:-1] if lines and lines[-1] == COMPLETE else lines)[0]
 
     def _append(self, state: str, thing_name: str) -> None:
         with self._lock, self._path.open("a", encoding="utf-8") as out:
@@ -99,6 +135,11 @@ class FileCheckpoint:
     def mark(self, thing_name: str) -> None:
         """Append ``done <thing_name>``; OSError propagates."""
         self._append(DONE, thing_name)
+
+    def complete(self) -> None:
+        """Append ``complete``; OSError propagates."""
+        with self._lock, self._path.open("a", encoding="utf-8") as out:
+            out.write(f"{COMPLETE}\n")
 
     def release(self) -> None:
         """Nothing to give back: a file or no checkpoint holds no lease."""
@@ -121,8 +162,10 @@ class DynamoCheckpoint:
     """A checkpoint in a DynamoDB table (partition key ``checkpoint``, sort key ``thing``, both strings), for runs
     as a task whose disk does not outlive them: ``dynamodb://<table>/<key>``.
 
-    Each device is an item ``{checkpoint: key, thing: name, state: started|done}``, with the resume semantics of
-    ``FileCheckpoint``. The item ``{checkpoint: key, thing: "#owner"}`` is a lease: ``load`` claims it for this run
+    Each device is an item ``{checkpoint: key, thing: name, state: started|done, pass: N}``, with the resume
+    semantics of ``FileCheckpoint``: ``complete`` moves the lease item's ``pass`` (0 when absent) on by one and sets
+    its ``completedAt``, so the next run ignores the items of the completed pass and starts a fresh one.
+    The item ``{checkpoint: key, thing: "#owner"}`` is a lease: ``load`` claims it for this run
     (refused with ``CheckpointBusy`` while another run advanced the checkpoint less than ``lease_seconds`` ago), and
     every ``start`` and ``mark`` is one transaction that renews the lease on the condition that this run still holds
     it, with the device's item; a run that lost it gets ``CheckpointLost`` and writes nothing. So two runs on the same
@@ -142,21 +185,31 @@ class DynamoCheckpoint:
         self._lease, self._clock = lease_seconds, clock
         self._run = str(uuid.uuid4())
         self._claimed = False
+        self._pass = 0
+        self.pass_kind = NEW
 
     def _item_key(self, thing: str) -> dict[str, Any]:
         return {"checkpoint": {"S": self._key}, "thing": {"S": thing}}
 
-    def _claim(self) -> None:
+    def _claim(self) -> dict[str, Any]:
+        """Take the lease; the lease item's attributes."""
         now = self._clock()
         try:
-            self._dynamodb.put_item(
+            response = self._dynamodb.update_item(
                 TableName=self._table,
-                Item={**self._item_key(OWNER), "owner": {"S": self._run}, "renewedAt": {"N": repr(now)}},
+                Key=self._item_key(OWNER),
+                UpdateExpression="SET #owner = :run, renewedAt = :now",
                 ConditionExpression="attribute_not_exists(thing) OR attribute_not_exists(#owner) OR renewedAt < :stale",
                 ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":stale": {"N": repr(now - self._lease)}},
+                ExpressionAttributeValues={
+                    ":run": {"S": self._run},
+                    ":now": {"N": repr(now)},
+                    ":stale": {"N": repr(now - self._lease)},
+                },
+                ReturnValues="ALL_NEW",
             )
             self._claimed = True
+            return dict(response["Attributes"])
         except Exception as err:
             if error_code(err) == "ResourceNotFoundException":
                 raise SettingsError(f"checkpoint table {self._table!r} does not exist") from None
@@ -170,7 +223,8 @@ class DynamoCheckpoint:
     def load(self) -> tuple[set[str], set[str]]:
         """Claim the lease, then ``(finished, interrupted)`` thing names; raises ``CheckpointBusy`` while another run
         holds the lease and ``SettingsError`` when the table does not exist."""
-        self._claim()
+        lease = self._claim()
+        self._pass = int(lease.get("pass", {}).get("N", "0"))
         started: set[str] = set()
         finished: set[str] = set()
         pages = self._dynamodb.get_paginator("query").paginate(
@@ -183,8 +237,12 @@ class DynamoCheckpoint:
         for page in pages:
             for item in page["Items"]:
                 name, state = item["thing"]["S"], item.get("state", {}).get("S")
-                if state in (STARTED, DONE):
+                if state in (STARTED, DONE) and int(item.get("pass", {}).get("N", "0")) == self._pass:
                     (finished if state == DONE else started).add(name)
+        if finished or started:
+            self.pass_kind = RESUMED
+        else:
+            self.pass_kind = FRESH_PASS if "completedAt" in lease else NEW
         return finished, started - finished
 
     def _advance(self, state: str, thing_name: str) -> None:
@@ -201,7 +259,16 @@ class DynamoCheckpoint:
                             "ExpressionAttributeValues": {":now": {"N": repr(self._clock())}, ":run": {"S": self._run}},
                         }
                     },
-                    {"Put": {"TableName": self._table, "Item": {**self._item_key(thing_name), "state": {"S": state}}}},
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {
+                                **self._item_key(thing_name),
+                                "state": {"S": state},
+                                "pass": {"N": str(self._pass)},
+                            },
+                        }
+                    },
                 ]
             )
         except Exception as err:
@@ -218,6 +285,28 @@ class DynamoCheckpoint:
     def mark(self, thing_name: str) -> None:
         """Record that ``thing_name`` is done, renewing the lease; raises ``CheckpointLost``."""
         self._advance(DONE, thing_name)
+
+    def complete(self) -> None:
+        """Start the next pass for the next run, if this run still holds the lease; raises ``CheckpointLost``."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key=self._item_key(OWNER),
+                UpdateExpression="SET #pass = :next, completedAt = :now",
+                ConditionExpression="#owner = :run",
+                ExpressionAttributeNames={"#owner": "owner", "#pass": "pass"},
+                ExpressionAttributeValues={
+                    ":next": {"N": str(self._pass + 1)},
+                    ":now": {"N": repr(self._clock())},
+                    ":run": {"S": self._run},
+                },
+            )
+        except Exception as err:
+            if error_code(err) == "ConditionalCheckFailedException":
+                raise CheckpointLost(
+                    f"checkpoint dynamodb://{self._table}/{self._key} was taken over by another run"
+                ) from None
+            raise
 
     def release(self) -> None:
         """Give the lease back (if this run still holds it) so the next run need not wait for it to expire."""
@@ -245,7 +334,13 @@ def open_checkpoint(location: str, dynamodb: Callable[[], DynamoDBClient]) -> Ch
     """A file path, or ``dynamodb://<table>/<key>`` (the key may hold slashes; ``dynamodb()`` gives a client in the
     table's region). Raises ``SettingsError`` for a malformed location."""
     if not location.startswith(DYNAMODB_SCHEME):
-        return FileCheckpoint(Path(location))
+        path = Path(location)
+        try:  # checked before the run, so an unusable path is one usage error, not a failure for every device
+            with path.open("a", encoding="utf-8"):
+                pass
+        except OSError as err:
+            raise SettingsError(f"checkpoint {location}: cannot write it: {err.strerror or err}") from None
+        return FileCheckpoint(path)
     table, slash, key = location.removeprefix(DYNAMODB_SCHEME).partition("/")
     if not slash or not key or not _TABLE_NAME.fullmatch(table):
         raise SettingsError(f"checkpoint must be a file path or dynamodb://<table>/<key>, got {location!r}")

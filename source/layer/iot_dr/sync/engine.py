@@ -89,6 +89,7 @@ class Summary:
     repaired: int = 0
     skipped: int = 0
     resumed: int = 0
+    checkpoint: str | None = None
     failed: dict[str, str] = field(default_factory=dict)
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
     throttles: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -108,6 +109,7 @@ class Summary:
             "repaired": self.repaired,
             "skipped": self.skipped,
             "resumed": self.resumed,
+            "checkpoint": self.checkpoint,
             "failed": len(self.failed),
             "failures": dict(sorted(self.failed.items())),
             "calls": self.calls,

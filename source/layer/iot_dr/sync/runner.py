@@ -57,7 +57,13 @@ def sync(
         target = TableFeed(endpoints.primary, aws.client("dynamodb", settings.primary_region), table)
     sizing = size_workers(kind, settings.mode, rate_limiter(settings).rate, settings.max_workers)
     try:
-        return run(settings, endpoints, target, checkpoint, progress, sizing=sizing)
+        summary = run(settings, endpoints, target, checkpoint, progress, sizing=sizing)
+        if checkpoint is not None:
+            summary.checkpoint = checkpoint.pass_kind
+            # A checkpoint resumes interrupted runs only: once every device is synced, the next run starts afresh.
+            if not summary.failed:
+                checkpoint.complete()
+        return summary
     finally:
         if checkpoint is not None:
             checkpoint.release()

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_CLIENTS = 5
+# The largest fleet a drill or the demo creates on the local cloud.
+MAX_DEVICES = 10_000
 
 
 @dataclass(frozen=True)

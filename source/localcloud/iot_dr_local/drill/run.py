@@ -25,7 +25,7 @@ from iot_dr_cli.tooling import ToolError
 from iot_dr_local.drill import report, shadow_changes
 from iot_dr_local.drill.devices import DnsTarget, SimulatedDevice
 from iot_dr_local.drill.observations import Observations, Repeating, Sample, ShadowChange
-from iot_dr_local.drill.options import DrillOptions
+from iot_dr_local.drill.options import MAX_DEVICES, DrillOptions
 from iot_dr_local.local_up import StopRequested
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from iot_dr_local.failover import FailoverServices
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANNOT_START = 0, 1, 2, 3
-MAX_DEVICES = 10_000
 MAX_CLIENTS = 50
 SWITCH_TIMEOUT = 90.0
 REPLICATION_TIMEOUT = 600.0
