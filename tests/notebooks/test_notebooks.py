@@ -393,7 +393,9 @@ def test_after_a_failover_the_devices_connect_in_the_secondary_and_a_new_one_reg
         assert module.publish(client, f"cmd/{LATE_THING}/pca", {"after": "failover"}) < 0x80
         module.disconnect(client)
     finally:
+        # `local outage` took the primary's broker and API down; bring both back, as `local restore` does.
         services.brokers[PRIMARY].start()
+        cloud.set_region_down(PRIMARY, False)
 
     assert refusals and "registered just in time in us-west-2 as PENDING_ACTIVATION" in refusals[0]
     description = certificate(cloud, SECONDARY, late.certificate_id)
