@@ -1001,7 +1001,17 @@ def test_every_worker_retries_a_bounded_number_of_times_then_parks_the_event() -
                 "JitterStrategy": "FULL",
             }
         ]
-        assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ParkEvent"}]
+        # A missing dependency goes back to the stream (it may come in the records that follow); the rest is parked.
+        assert state["Catch"] == [
+            {"ErrorEquals": ["DependencyNotReady"], "ResultPath": "$.error", "Next": "AwaitDependency"},
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ParkEvent"},
+        ]
+    assert states["AwaitDependency"] == {
+        "Type": "Pass",
+        "Comment": states["AwaitDependency"]["Comment"],
+        "Parameters": {"notApplied": True, "error": "DependencyNotReady"},
+        "End": True,
+    }
     park = states["ParkEvent"]
     assert park["Parameters"] == {
         "FunctionName": "arn:aws:lambda:us-west-2:123456789012:function:ParkEventFunction",
@@ -1026,7 +1036,13 @@ def test_every_worker_retries_a_bounded_number_of_times_then_parks_the_event() -
         "Parameters": {"notApplied": True, "error.$": "$.parkError.Error"},
         "End": True,
     }
-    assert set(states) == workers | {"ChooseEventType", "UnknownEventType", "ParkEvent", "NotApplied"}
+    assert set(states) == workers | {
+        "ChooseEventType",
+        "UnknownEventType",
+        "ParkEvent",
+        "NotApplied",
+        "AwaitDependency",
+    }
 
 
 def test_the_workflow_output_has_one_result_per_item_in_each_wave() -> None:

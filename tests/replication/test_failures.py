@@ -92,7 +92,8 @@ def test_event_missing_a_required_field_is_parked_by_the_workflow(cloud: LocalCl
     assert letter["payload"]["eventType"] == "THING_EVENT"
 
 
-def test_missing_dependency_is_retried_then_parked_and_replayed_once_it_exists(
+@pytest.mark.timeout(600)
+def test_missing_dependency_is_handed_back_to_the_stream_then_parked_and_replayed_once_it_exists(
     cloud: LocalCloud, primary: Any, secondary: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     primary.create_thing_group(thingGroupName="replay-group")
@@ -104,21 +105,50 @@ def test_missing_dependency_is_retried_then_parked_and_replayed_once_it_exists(
         timestamp=int(time.time() * 1000),
     )
     put_replication_item(cloud, membership)
-    letter = parked(cloud, lambda letter: letter["errorType"] == "DependencyNotReady")
-    assert "replay-thing" in letter["reason"]
-
     stack = ["--region", SECONDARY, "--stack", secondary_stack(cloud)]
-    assert main(["dead-letters", *stack]) == 0
-    assert letter["id"] in capsys.readouterr().out
+
+    def listed() -> dict[str, Any] | None:
+        capsys.readouterr()
+        assert main(["dead-letters", *stack, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        return next((row for row in rows if row["stage"] == "stream-on-failure"), None)
+
+    # Never parked in the dead-letter table: the workflow hands it back to the stream, which delivers it again
+    # until the mapping's retries run out and then sends it to the on-failure queue.
+    letter = eventually(listed, timeout=480, interval=2)
+    assert not [other for other in dead_letters(cloud) if other["errorType"] == "DependencyNotReady"]
 
     primary.create_thing(thingName="replay-thing")
     eventually(lambda: secondary_thing(cloud, "replay-thing"))
-    assert main(["replay", *stack, "--id", letter["id"]]) == 0
-    assert json.loads(capsys.readouterr().out)["replayed"] == [letter["id"]]
+    assert main(["replay", *stack, "--id", letter["deadLetterId"]]) == 0
+    assert json.loads(capsys.readouterr().out)["replayed"] == [letter["deadLetterId"]]
     eventually(
         lambda: secondary.list_things_in_thing_group(thingGroupName="replay-group")["things"] == ["replay-thing"]
     )
-    assert letter["id"] not in {other["id"] for other in dead_letters(cloud)}
+    assert listed() is None
+
+
+def test_a_dependency_in_a_later_record_is_applied_when_the_stream_delivers_it_again(
+    cloud: LocalCloud, primary: Any, secondary: Any
+) -> None:
+    """The membership's thing comes later in the stream: the workflow hands the membership back, and the stream's
+    next delivery carries both, so it is applied, not parked."""
+    primary.create_thing_group(thingGroupName="later-group")
+    eventually(lambda: secondary.list_thing_groups(namePrefixFilter="later-group")["thingGroups"])
+    membership = load_event("registry/thing_group_membership_added.json")
+    membership.update(
+        groupArn=f"arn:aws:iot:{PRIMARY}:{ACCOUNT_ID}:thinggroup/later-group",
+        thingArn=f"arn:aws:iot:{PRIMARY}:{ACCOUNT_ID}:thing/later-thing",
+        timestamp=int(time.time() * 1000),
+    )
+    put_replication_item(cloud, membership)
+    time.sleep(3)  # the membership's first delivery is under way: its thing is not in the stream yet
+    primary.create_thing(thingName="later-thing")
+    eventually(
+        lambda: secondary.list_things_in_thing_group(thingGroupName="later-group")["things"] == ["later-thing"],
+        timeout=240,
+    )
+    assert not [letter for letter in dead_letters(cloud) if "later-thing" in letter["reason"]]
 
 
 def test_replay_of_an_unknown_stack_fails_with_a_clear_message(
