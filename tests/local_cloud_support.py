@@ -19,6 +19,16 @@ FAST_RETRIES = {
 }
 
 
+# Quick workflow retries, and a stream mapping that gives up after one retry: for tests of what ends parked.
+GIVE_UP_QUICKLY = {
+    "RetryIntervalSeconds": "1",
+    "RetryBackoffRate": "1",
+    "RetryMaxAttempts": "2",
+    "RetryMaxDelaySeconds": "1",
+    "StreamMaximumRetryAttempts": "1",
+}
+
+
 @contextmanager
 def running_cloud(deploy_parameters: Mapping[str, str] | None = None) -> Iterator[LocalCloud]:
     """A started local cloud (PRIMARY, SECONDARY), stopped on exit.

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from event_fixtures import load_event
-from local_cloud_support import SECONDARY
+from local_cloud_support import GIVE_UP_QUICKLY, SECONDARY
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from replication.test_failures import put_replication_item, secondary_thing
 from replication.test_parking import listed, replay
@@ -25,14 +25,7 @@ from waiting import eventually
 from iot_dr_local.cloud import ACCOUNT_ID, LocalCloud
 from iot_dr_local.locking import SERVICE_LOCK
 
-# Quick workflow retries, and a stream mapping that gives up after one retry.
-DEPLOY_PARAMETERS = {
-    "RetryIntervalSeconds": "1",
-    "RetryBackoffRate": "1",
-    "RetryMaxAttempts": "2",
-    "RetryMaxDelaySeconds": "1",
-    "StreamMaximumRetryAttempts": "1",
-}
+DEPLOY_PARAMETERS = GIVE_UP_QUICKLY
 
 
 @pytest.fixture(autouse=True)

@@ -12,21 +12,14 @@ from typing import Any
 
 import pytest
 from event_fixtures import load_event
-from local_cloud_support import PRIMARY, SECONDARY
+from local_cloud_support import GIVE_UP_QUICKLY, PRIMARY, SECONDARY
 from replication.test_failures import put_replication_item
 from waiting import eventually
 
 from iot_dr_cli.main import main
 from iot_dr_local.cloud import LocalCloud
 
-# Quick workflow retries, and a stream mapping that gives up after one retry.
-DEPLOY_PARAMETERS = {
-    "RetryIntervalSeconds": "1",
-    "RetryBackoffRate": "1",
-    "RetryMaxAttempts": "2",
-    "RetryMaxDelaySeconds": "1",
-    "StreamMaximumRetryAttempts": "1",
-}
+DEPLOY_PARAMETERS = GIVE_UP_QUICKLY
 
 
 @pytest.fixture(autouse=True)
