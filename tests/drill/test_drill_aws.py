@@ -156,13 +156,36 @@ def _test_devices(cloud: Cloud, region: str) -> list[str]:
 
 
 def _drill_argv(cloud: Cloud, report: Path) -> list[str]:
+    """Three test devices, two of them with simulated devices that reach the local brokers through the local DNS
+    server, trusting the local CA (AWS IoT's certificates are signed by a CA the brokers trust, as on AWS)."""
     dns = cloud.state.dns
-    assert dns is not None
+    assert dns is not None and cloud.state.ca_path is not None
+    mqtt_port = cloud.state.brokers[PRIMARY].port
     return [
         *DRILL, "--aws", "--primary-region", PRIMARY, "--secondary-region", SECONDARY, "--devices", "3",
-        "--outage-seconds", "0", "--dns-server", f"{dns.address}:{dns.port}", "--switch-timeout", "90",
+        "--clients", "2", "--outage-seconds", "0", "--dns-server", f"{dns.address}:{dns.port}",
+        "--mqtt-port", str(mqtt_port), "--root-ca", cloud.state.ca_path, "--switch-timeout", "90",
         "--report", str(report),
     ]  # fmt: skip
+
+
+def _drill_leftovers(cloud: Cloud, region: str) -> list[str]:
+    """Test things, and policies and certificates of test devices, in ``region``."""
+    iot = cloud.client("iot", region)
+    policies = [
+        policy["policyName"]
+        for policy in iot.list_policies()["policies"]
+        if policy["policyName"].startswith(TEST_DEVICE_PREFIX)
+    ]
+    drill_certificates = [
+        c["certificateId"]
+        for c in iot.list_certificates()["certificates"]
+        if any(
+            t["policyName"].startswith(TEST_DEVICE_PREFIX)
+            for t in iot.list_attached_policies(target=c["certificateArn"])["policies"]
+        )
+    ]
+    return _test_devices(cloud, region) + policies + drill_certificates
 
 
 @needs_daemons
@@ -194,18 +217,47 @@ def test_the_drill_against_a_deployment_fails_the_health_check_and_restores_it_e
     assert (document["mode"], document["outcome"], document["passed"]) == ("aws", "completed", True)
     assert (document["target"]["health_check_id"], document["target"]["record_name"]) == (check_id, record)
     milestones = {m["name"]: m["at"] for m in document["milestones"]}
-    failover, failback = document["switches"]["failover"], document["switches"]["failback"]
-    assert (failover["to_region"], failback["to_region"]) == (SECONDARY, PRIMARY)
-    assert milestones["outage"] == failover["trigger_at"] < failover["answered_at"] < milestones["restore"]
-    assert milestones["restore"] == failback["trigger_at"] < failback["answered_at"]
-    assert failover["seconds"] == pytest.approx(failover["answered_at"] - failover["trigger_at"])
+    failover, failback = document["switches"]
+    assert (failover["phase"], failback["phase"]) == ("failover", "failback")
+    assert (failover["to"].split(".")[0], failback["to"].split(".")[0]) == (SECONDARY, PRIMARY)
+    assert milestones["outage"] == failover["trigger_at"] < failover["dns_updated_at"] < milestones["restore"]
+    assert milestones["restore"] == failback["trigger_at"] < failback["dns_updated_at"]
+    assert failover["seconds"] == pytest.approx(failover["dns_updated_at"] - failover["trigger_at"])
+    # The verdict comes from GetHealthCheckStatus, answered from the emulation's probes: seen before the answer.
+    for switch in (failover, failback):
+        assert switch["trigger_at"] < switch["decided_at"] <= switch["dns_updated_at"]
+        assert switch["detection_seconds"] == pytest.approx(switch["decided_at"] - switch["trigger_at"])
+    assert (failover["from"], failback["from"]) == (failback["to"], failover["to"])
+    samples = document["timeline"]["samples"]
+    assert samples[0]["primary_healthy"] is True and samples[0]["dns_answer"] == failover["from"]
     assert document["replication"]["devices_replicated"] == 3 and document["parity_before_outage"]["in_parity"]
     assert document["replication"]["lag_metric"]["samples"] >= 3
     assert document["outage_changes"]["copied_to_primary"] == 0
-    assert document["cleanup"]["deleted"] == 3
+    # Each simulated device's RTO is, in its own log, its first SUBSCRIBED in the other region minus the moment it
+    # left the region it was in (it follows the CNAME: the primary's broker never went down).
+    clients = sorted(path.stem for path in (report / "devices").glob("*.log"))
+    assert len(clients) == 2 and all(name.startswith(TEST_DEVICE_PREFIX) for name in clients)
+    for phase, trigger, role in (("failover", "outage", "secondary"), ("failback", "restore", "primary")):
+        rto = document["rto"][phase]
+        assert rto["not_switched"] == [] and sorted(d["device"] for d in rto["devices"]) == clients
+        for device in rto["devices"]:
+            log = (report / "devices" / f"{device['device']}.log").read_text().splitlines()
+            lines = [line for line in map(json.loads, log) if line.get("at", 0) >= milestones[trigger]]
+            left = next(line for line in lines if line["message"].startswith("REGION SWITCH detected"))
+            connected = next(line for line in lines if line["message"] == "CONNECTED" and line["role"] == role)
+            ready = next(line for line in lines if line["message"] == "SUBSCRIBED" and line["at"] >= connected["at"])
+            assert (device["to_role"], device["disconnected_at"], device["ready_at"]) == (role, left["at"], ready["at"])
+            assert device["rto"] == pytest.approx(ready["at"] - left["at"]) and device["rto"] > 0
+    messages = document["messages"]
+    assert messages["acknowledged"] > 0 and messages["lost"] == 0 and messages["devices_without_summary"] == []
+    html = (report / "drill.html").read_text()
+    assert "DR drill timeline" in html and "rto.failover.seconds" in html
+    # No private key leaves the drill's runtime directory.
+    assert not any("PRIVATE KEY" in path.read_text(errors="replace") for path in report.rglob("*") if path.is_file())
+    assert document["cleanup"]["deleted"] == 3 and document["cleanup"]["certificates_deleted"] == 2
     assert _resource_path(cloud, check_id) == original
     assert not (report / RECORD_FILE).exists()
-    assert _test_devices(cloud, PRIMARY) == [] and _test_devices(cloud, SECONDARY) == []
+    assert _drill_leftovers(cloud, PRIMARY) == [] and _drill_leftovers(cloud, SECONDARY) == []
     assert "PASSED" in finished.stdout
 
     # SIGINT while failed over: the drill restores the health check and deletes its devices before it exits.
@@ -222,6 +274,7 @@ def test_the_drill_against_a_deployment_fails_the_health_check_and_restores_it_e
     assert _resource_path(cloud, check_id) == original
     assert not (report / RECORD_FILE).exists()
     assert _test_devices(cloud, PRIMARY) == [] and _test_devices(cloud, SECONDARY) == []
+    assert _drill_leftovers(cloud, PRIMARY) == [] and _drill_leftovers(cloud, SECONDARY) == []
     assert json.loads((report / "drill.json").read_text())["outcome"] == "interrupted by SIGINT"
 
     # SIGKILL leaves the edit and the devices; the record on disk lets --restore undo both.
@@ -239,7 +292,7 @@ def test_the_drill_against_a_deployment_fails_the_health_check_and_restores_it_e
     assert f"health check {check_id}: restored" in restored.stdout
     assert _resource_path(cloud, check_id) == original
     assert not (report / RECORD_FILE).exists()
-    assert _test_devices(cloud, PRIMARY) == [] and _test_devices(cloud, SECONDARY) == []
+    assert _drill_leftovers(cloud, PRIMARY) == [] and _drill_leftovers(cloud, SECONDARY) == []
     again = _drill(cloud.environment, "--restore", "--report", str(report))
     assert (again.returncode, "nothing to restore" in again.stdout) == (0, True)
 
@@ -266,6 +319,10 @@ def test_an_unreachable_deployment_is_one_line_on_stderr_and_exit_1(tmp_path: Pa
         (["--dns-server", "resolver.example:53"], "is not an IP address"),
         (["--switch-timeout", "soon"], "not a number"),
         (["--switch-timeout", "0"], "--switch-timeout must be between 1 and 86400"),
+        (["--mqtt-port", "70000"], "--mqtt-port must be between 1 and 65535"),
+        (["--mqtt-port", "tls"], "invalid int value"),
+        (["--root-ca", "/nonexistent/AmazonRootCA1.pem"], "--root-ca /nonexistent/AmazonRootCA1.pem: not a readable"),
+        (["--root-ca", "/"], "--root-ca /: not a readable file"),
     ],
 )
 def test_bad_options_of_the_drill_against_a_deployment_are_usage_errors(

@@ -13,6 +13,7 @@ import pytest
 from failover_support import CNAME, PRIMARY_TARGET, SECONDARY_TARGET
 from moto import mock_aws
 
+from iot_dr_local import route53_status
 from iot_dr_local.dns_server import KnotDnsServer
 from iot_dr_local.route53 import (
     ROUTE53_USER_AGENT,
@@ -174,22 +175,24 @@ def test_requests_look_like_api_gateway_proxy_events_from_route53() -> None:
     assert event["headers"]["Host"] == "api.example.com"
 
 
+def _create_health_check(route53: Any, **settings: Any) -> str:
+    """A health check of the health checker's API, as the health-checker stack creates it; its ID."""
+    config = {
+        "Type": "HTTPS",
+        "FullyQualifiedDomainName": "abc.execute-api.us-east-1.amazonaws.com",
+        "Port": 443,
+        "ResourcePath": "/v1/health-check?hashme=s",
+        **settings,
+    }
+    return str(route53.create_health_check(CallerReference="primary", HealthCheckConfig=config)["HealthCheck"]["Id"])
+
+
 def test_health_checks_and_failover_records_are_read_from_the_route53_api(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
         route53 = boto3.client("route53", region_name="us-east-1")
-        check_id = route53.create_health_check(
-            CallerReference="primary",
-            HealthCheckConfig={
-                "Type": "HTTPS",
-                "FullyQualifiedDomainName": "abc.execute-api.us-east-1.amazonaws.com",
-                "Port": 443,
-                "ResourcePath": "/v1/health-check?hashme=s",
-                "RequestInterval": 10,
-                "FailureThreshold": 2,
-            },
-        )["HealthCheck"]["Id"]
+        check_id = _create_health_check(route53, RequestInterval=10, FailureThreshold=2)
         zone_id = route53.create_hosted_zone(Name="example.com", CallerReference="zone")["HostedZone"]["Id"]
         changes = [
             {
@@ -243,3 +246,44 @@ def test_a_probe_cut_short_by_the_shutdown_is_neither_logged_as_an_error_nor_a_f
     assert result.status == 502
     assert [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
     assert (emulator.healthy("primary"), emulator.switches, emulator.answer(CNAME)) == (True, [], PRIMARY_TARGET)
+
+
+def test_get_health_check_status_reports_the_emulated_checkers_last_probe(
+    monkeypatch: pytest.MonkeyPatch, dns_server: KnotDnsServer
+) -> None:
+    """Route 53 answers each checker's latest observation of the endpoint
+    (https://docs.aws.amazon.com/Route53/latest/APIReference/API_GetHealthCheckStatus.html); moto always answers one
+    fixed "Success", which would hide the drill's simulated outage from it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    target = ScriptedTarget(status=403)
+    with mock_aws():
+        route53 = boto3.client("route53", region_name="us-east-1")
+        check_id = _create_health_check(route53)
+
+        def statuses() -> list[str]:
+            observations = route53.get_health_check_status(HealthCheckId=check_id)["HealthCheckObservations"]
+            return [observation["StatusReport"]["Status"] for observation in observations]
+
+        moto_answer = statuses()
+        route53_status.install()
+        emulator = Route53Emulator(dns_server.updater())
+        emulator.add_health_check(HealthCheckConfig(check_id, "/v1/health-check?hashme=s", 0.1, 3), target)
+        try:
+            route53_status.serve(emulator)
+            refused = emulator.probe_once(check_id)
+            failing = route53.get_health_check_status(HealthCheckId=check_id)["HealthCheckObservations"]
+            target.status = 200
+            emulator.probe_once(check_id)
+            healthy = statuses()
+            with pytest.raises(route53.exceptions.NoSuchHealthCheck):
+                route53.get_health_check_status(HealthCheckId="00000000-0000-0000-0000-000000000000")
+        finally:
+            route53_status.uninstall()
+            emulator.stop()
+
+    assert moto_answer[0].startswith("Success")
+    [observation] = failing
+    assert observation["StatusReport"]["Status"].startswith("Failure: HTTP Status Code 403, Forbidden")
+    assert observation["StatusReport"]["CheckedTime"].timestamp() == pytest.approx(refused.at, abs=0.001)
+    assert healthy[0].startswith("Success: HTTP Status Code 200, OK")

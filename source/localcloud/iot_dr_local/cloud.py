@@ -38,6 +38,7 @@ from iot_dr_local import (
     locking,
     moto_fixes,
     moto_speedups,
+    route53_status,
     s3_policies,
 )
 from iot_dr_local.api_calls import ApiCallRecorder
@@ -172,7 +173,8 @@ class LocalCloud:
         self._resetters.extend([acm_pca.reset, ca_registration.reset])
         certificate_issuer.install()
         bulk_registration.install(self.endpoint, self.dispatcher)
-        self._stoppers.extend([certificate_issuer.uninstall, bulk_registration.uninstall])
+        route53_status.install()
+        self._stoppers.extend([certificate_issuer.uninstall, bulk_registration.uninstall, route53_status.uninstall])
         self._resetters.append(bulk_registration.reset)
         runtime = lambda_runtime.install(self.endpoint, self.dispatcher, account_concurrency=self.lambda_concurrency)
         self._stoppers.append(lambda_runtime.stop)
@@ -242,8 +244,9 @@ class LocalCloud:
         services.start()
         # Certificates IoT issues from now on are trusted by the brokers, as AWS IoT's are by its endpoints.
         certificate_issuer.use_ca(services.ca)
+        route53_status.serve(services.emulator)
         self.failover = services
-        self._stoppers.append(services.stop)
+        self._stoppers.extend([services.stop, lambda: route53_status.serve(None)])
         return services
 
     def register_device_certificate(self, name: str) -> DeviceCertificate:

@@ -301,6 +301,12 @@ class Route53Emulator:
         with self._lock:
             return list(self._checks[health_check_id].results)
 
+    def last_result(self, health_check_id: str) -> ProbeResult | None:
+        """The latest probe of ``health_check_id``; None before its first probe or when it is not emulated here."""
+        with self._lock:
+            check = self._checks.get(health_check_id)
+            return check.results[-1] if check is not None and check.results else None
+
     def _answer(self, record: FailoverRecord) -> str:
         primary_ok = self._checks[record.primary_health_check_id].healthy
         secondary_id = record.secondary_health_check_id

@@ -57,6 +57,14 @@ def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds to wait for replication and for each DNS switch (default 600)",
     )
     against.add_argument(
+        "--mqtt-port", type=int, default=8883, help="MQTT port of the regional endpoints for the simulated devices"
+    )
+    against.add_argument(
+        "--root-ca",
+        type=Path,
+        help="CA file the simulated devices trust (default: the system's trust store, with Amazon's root CAs)",
+    )
+    against.add_argument(
         "--restore",
         action="store_true",
         help="undo the health-check edit a killed drill left (recorded in --report) and exit",

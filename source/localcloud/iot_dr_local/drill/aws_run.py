@@ -2,35 +2,49 @@
 outage simulated safely.
 
 Phases: find the deployment (``deployment``); create ``--devices`` test devices in the primary (things named
-``DEVICE_PREFIX<run>-NNNN`` with a classic shadow) and time each one's replication; check their parity; keep changing
-their shadows in the primary; make the primary's Route 53 health check fail (``health_check_fault``: the guide's
-"Failover testing" edit) and time until the failover record answers the secondary; change shadows in the secondary;
-restore the health check and time the failback; read the secondary's ``ReplicationLag`` metric; delete the test
-devices (in the primary; replication deletes them in the secondary, and the drill deletes any it left there).
+``DEVICE_PREFIX<run>-NNNN`` with a classic shadow; the first ``--clients`` of them with an AWS IoT certificate and
+the run's policy, ``credentials``) and time each one's replication; check their parity; start the simulated devices
+(``iot-dr-pubsub.py --dr-mode`` with those certificates, following the failover record) and keep changing shadows in
+the primary; make the primary's Route 53 health check fail (``health_check_fault``: the guide's "Failover testing"
+edit), time until the failover record answers the secondary and until every simulated device published there;
+change shadows in the secondary; restore the health check and time the failback the same way; read the secondary's
+``ReplicationLag`` metric; delete the test devices with their certificates and the run's policy (in the primary;
+replication deletes them in the secondary, and the drill deletes what it left there).
 
 Nothing else in the account is changed, and the health check is restored whatever happens: in ``finally`` after an
 error, SIGINT or SIGTERM, and from the record on disk by ``iot-dr drill --restore`` after the process was killed.
 Every client is ``iot_dr.core.aws``'s, so ``AWS_ENDPOINT_URL`` points the drill at any endpoint (the tests use the
 local cloud's). The primary keeps running while "failed over": its changes keep replicating, so the RPO figures
 here are the backlog at the moment of the switch, not changes lost.
+
+The timeline samples the failover record's answer and each health check's status every ``SAMPLE_INTERVAL`` seconds;
+while a switch is awaited the primary's health check and the record are polled every ``POLL_INTERVAL`` seconds, so
+detection and DNS times are known to within that. GetHealthCheckStatus is meant for diagnosis, not high rates: the
+drill stays at or below three calls a second, under Route 53's five requests a second per account
+(https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/DNSLimitations.html#limits-api-requests).
 """
 
 from __future__ import annotations
 
-import json
+import os
 import secrets
+import shutil
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from iot_dr.core import aws
-from iot_dr.secondary.replicate.context import describe_or_none, ignore_not_found
-from iot_dr_local.drill import health_check_fault, shadow_changes
+from iot_dr.fleet.removal import delete_device
+from iot_dr.secondary.replicate.context import describe_or_none, ignore_not_found, paginate
+from iot_dr_local.drill import credentials, health_check_fault, report, shadow_changes
+from iot_dr_local.drill.devices import Clients, DnsTarget
 from iot_dr_local.drill.health_check_fault import FaultError, HealthCheckFault
-from iot_dr_local.drill.observations import Observations, Repeating
+from iot_dr_local.drill.observations import Observations, Repeating, Sample
 from iot_dr_local.drill.options import DrillOptions
-from iot_dr_local.drill.report import replication_figures
 from iot_dr_local.drill.run import (
     EXIT_FAILED,
     EXIT_OK,
@@ -40,11 +54,16 @@ from iot_dr_local.drill.run import (
     _say,
     execute,
     validate,
+    wait_clients,
 )
 
 DEVICE_PREFIX = "iot-dr-drill-"
 DRILL_ATTRIBUTE = "iotDrDrill"
 POLL_INTERVAL = 0.5
+SAMPLE_INTERVAL = 2.0
+# Route 53 considers an endpoint healthy when more than 18 % of its checkers report it healthy
+# (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-determining-health-of-endpoints.html).
+HEALTHY_SHARE = 0.18
 
 
 def run_aws_drill(options: DrillOptions) -> int:
@@ -58,7 +77,7 @@ def run_aws_drill(options: DrillOptions) -> int:
     code = EXIT_FAILED
     try:
         stopped = execute(drill, "the health check was restored and the test devices deleted")
-        code = stopped if stopped is not None else EXIT_OK if drill.passed() else EXIT_FAILED
+        code = stopped if stopped is not None else EXIT_OK if report.passed(drill.report()) else EXIT_FAILED
     except FaultError as err:
         drill.outcome = str(err)
         _error(str(err))
@@ -74,17 +93,15 @@ def run_aws_drill(options: DrillOptions) -> int:
             f"{options.report_dir}"
         )
     document = drill.report()
-    path = options.report_dir / "drill.json"
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    for line in summary_lines(document):
-        _say(line)
-    _say(f"report: {path}")
+    written = report.write(document, options.report_dir)
+    _say(report.summary(document))
+    _say(f"report: {', '.join(str(path) for path in written)}")
     return code
 
 
 def restore_recorded(options: DrillOptions) -> int:
     """``iot-dr drill --restore``: undo the health-check edit recorded in the report directory by a killed drill,
-    and delete that run's test devices in both regions."""
+    and delete that run's test devices, their certificates and the run's policy in both regions."""
     try:
         fault = HealthCheckFault.read(options.report_dir)
     except FaultError as err:
@@ -100,8 +117,9 @@ def restore_recorded(options: DrillOptions) -> int:
         for region in (options.primary_region, options.secondary_region):
             iot, iot_data = aws.client("iot", region), aws.client("iot-data", region)
             for name in _run_things(iot, fault.run_id):
-                _delete_thing(iot, iot_data, name)
+                delete_device(iot, iot_data, name)
                 deleted += 1
+            _delete_policy(iot, credentials.policy_name(_run_prefix(fault.run_id)))
     except (BotoCoreError, ClientError) as err:
         _error(f"{type(err).__name__}: {err}")
         return EXIT_FAILED
@@ -109,9 +127,13 @@ def restore_recorded(options: DrillOptions) -> int:
     return EXIT_OK
 
 
+def _run_prefix(run_id: str) -> str:
+    return f"{DEVICE_PREFIX}{run_id}-"
+
+
 def _run_things(iot: Any, run_id: str) -> list[str]:
     """The things a drill run created (its attribute, and its name prefix: nothing else is ever touched)."""
-    prefix = f"{DEVICE_PREFIX}{run_id}-"
+    prefix = _run_prefix(run_id)
     return [
         thing["thingName"]
         for page in iot.get_paginator("list_things").paginate(attributeName=DRILL_ATTRIBUTE, attributeValue=run_id)
@@ -121,16 +143,22 @@ def _run_things(iot: Any, run_id: str) -> list[str]:
 
 
 class AwsDrill:
+    mode = "aws"
+
     def __init__(self, options: DrillOptions) -> None:
         self.options = options
         # Unique per run: its test devices, and only they, carry it.
         self.run_id = f"{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"
         self.seen = Observations()
         self.target: Any = None
+        self.record = options.record.rstrip(".") if options.record else ""
         self.things: list[str] = []
+        self.certificates: list[Any] = []
+        self.clients = Clients()
         self.parity: dict[str, Any] | None = None
         self.rpo: dict[str, Any] | None = None
-        self.switches: dict[str, dict[str, Any]] = {}
+        self.switches: list[dict[str, Any]] = []
+        self._answer_before = ""
         self.outage_changes: dict[str, Any] | None = None
         self.lag_metric: dict[str, Any] | None = None
         self.cleanup: dict[str, Any] = {}
@@ -138,17 +166,22 @@ class AwsDrill:
         self.dns_error: str | None = None
         self.outcome = "not finished"
         self._writer: Repeating | None = None
+        self._sampler: Repeating | None = None
+        self._runtime_dir: Path | None = None
         self._seq = 0
         primary, secondary = options.primary_region, options.secondary_region
         self.iot = {region: aws.client("iot", region) for region in (primary, secondary)}
         self.iot_data = {region: aws.client("iot-data", region) for region in (primary, secondary)}
         self.route53 = aws.client("route53", primary)
+        # The devices' own environment: no AWS credentials, they authenticate with their certificates.
+        self._device_environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
 
     # -- phases -------------------------------------------------------------------------------------------------
 
     def run(self) -> None:
         self._discover()
         self._create_devices()
+        self._start_clients()
         self._fail_over()
         self._change_in_secondary()
         self._fail_back()
@@ -168,22 +201,22 @@ class AwsDrill:
         except OperatorError as err:
             # The operator tools' advice names their own --stack option; the drill's is --stack-postfix.
             raise DrillError(f"{str(err).split(';')[0]}; name the deployment with --stack-postfix") from err
-        if options.record:
-            self.record = options.record.rstrip(".")
-        elif self.target.record_name:
+        if not self.record:
+            if not self.target.record_name:
+                raise DrillError(
+                    f"no failover record uses health check {self.target.health_check_id}; name it with --record"
+                )
             self.record = self.target.record_name
-        else:
-            raise DrillError(
-                f"no failover record uses health check {self.target.health_check_id}; name it with --record"
-            )
         from iot_dr_cli.pubsub import EndpointResolver
 
         self.resolver = EndpointResolver(options.dns_server)
+        self._answer_before = self._answer() or ""
         if self._answer_region() != options.primary_region:
             raise DrillError(
                 f"{self.record} does not answer the primary region now ({self.dns_error or 'another answer'}): the "
                 "drill starts from there"
             )
+        self._sampler = Repeating("drill-sampler", self._sample, SAMPLE_INTERVAL)
         self.seen.mark(
             "set_up",
             f"stacks {self.target.primary_stack}, {self.target.secondary_stack}, health check "
@@ -192,19 +225,32 @@ class AwsDrill:
         _say(f"deployment found: {self.seen.milestones[-1].detail}")
 
     def _create_devices(self) -> None:
+        from tqdm import tqdm
+
         primary, secondary = self.options.primary_region, self.options.secondary_region
-        _say(f"creating {self.options.devices} test devices {DEVICE_PREFIX}{self.run_id}-* in {primary}")
+        iot = self.iot[primary]
+        prefix = _run_prefix(self.run_id)
+        _say(
+            f"creating {self.options.devices} test devices {prefix}* in {primary}, {self.options.clients} of them "
+            "with a certificate for a simulated device"
+        )
+        self._runtime_dir = Path(tempfile.mkdtemp(prefix="iot-dr-drill-"))
+        policy = credentials.policy_name(prefix)
         watcher = Repeating("drill-replication", self._watch_replication, POLL_INTERVAL)
         try:
-            for index in range(self.options.devices):
-                name = f"{DEVICE_PREFIX}{self.run_id}-{index:04d}"
-                self.iot[primary].create_thing(
-                    thingName=name, attributePayload={"attributes": {DRILL_ATTRIBUTE: self.run_id}}
-                )
-                self.things.append(name)
-                self.seen.created_at[name] = time.time()
-                self._update_shadow(name, primary)
-            self.seen.mark("fleet_created", f"{len(self.things)} test devices")
+            with tqdm(total=self.options.devices, unit="device", file=sys.stdout) as bar:
+                for index in range(self.options.devices):
+                    name = f"{prefix}{index:04d}"
+                    iot.create_thing(thingName=name, attributePayload={"attributes": {DRILL_ATTRIBUTE: self.run_id}})
+                    self.things.append(name)
+                    if index < self.options.clients:
+                        if index == 0:
+                            self._create_policy(policy)
+                        self.certificates.append(credentials.issue(iot, name, policy, self._runtime_dir))
+                    self.seen.created_at[name] = time.time()
+                    self._update_shadow(name, primary)
+                    bar.update(1)
+            self.seen.mark("fleet_created", f"{len(self.things)} test devices, {len(self.certificates)} certificates")
             deadline = time.monotonic() + self.options.switch_timeout
             while self.seen.backlog() and time.monotonic() < deadline:
                 time.sleep(POLL_INTERVAL)
@@ -212,13 +258,31 @@ class AwsDrill:
             watcher.stop()
         if self.seen.backlog():
             raise DrillError(f"{self.seen.backlog()} test devices did not reach {secondary} in time")
-        # A thing reaches the secondary before its shadow, policies and groups: compare until in parity (or late).
+        # A thing reaches the secondary before its shadow, certificate and policy: compare until in parity (or late).
         self.parity = self._parity()
         while not self.parity["in_parity"] and time.monotonic() < deadline:
             time.sleep(POLL_INTERVAL)
             self.parity = self._parity()
         self.seen.mark("parity_checked", "in parity" if self.parity["in_parity"] else "NOT in parity")
         _say(f"replicated; the secondary is {'' if self.parity['in_parity'] else 'NOT '}in parity")
+
+    def _create_policy(self, name: str) -> None:
+        """The run's policy, for this account and partition (read from the first test thing's ARN)."""
+        iot = self.iot[self.options.primary_region]
+        arn = iot.describe_thing(thingName=self.things[0])["thingArn"]
+        _, partition, _, _, account_id, _ = arn.split(":", 5)
+        iot.create_policy(policyName=name, policyDocument=credentials.policy_document(partition, account_id))
+
+    def _start_clients(self) -> None:
+        options = self.options
+        assert self._runtime_dir is not None
+        target = DnsTarget(self.record, options.dns_server, options.mqtt_port, options.root_ca)
+        self.clients.start(
+            self.certificates, target, self._runtime_dir, options.message_interval, self._device_environment
+        )
+        started = self.seen.mark("clients_started", f"{len(self.certificates)} simulated devices")
+        wait_clients(self.clients, "primary", started, "connect to the primary", options.switch_timeout)
+        self.seen.mark("clients_connected", "every simulated device subscribed in the primary")
         self._writer = Repeating("drill-shadow-writer", self._write_primary_shadow, SHADOW_CHANGE_INTERVAL)
         time.sleep(1.0)
 
@@ -230,8 +294,9 @@ class AwsDrill:
             self.route53, self.target.health_check_id, self.options.report_dir, self.run_id
         )
         self.rpo = self._backlog_at(outage)
-        self.switches["failover"] = self._wait_answer(self.options.secondary_region, outage)
-        self.seen.mark("failover_complete", f"{self.record} answers {self.options.secondary_region}")
+        self._wait_switch("failover", self.options.secondary_region, outage)
+        wait_clients(self.clients, "secondary", outage, "fail over to the secondary", self.options.switch_timeout)
+        self.seen.mark("failover_complete", "every simulated device subscribed in the secondary")
 
     def _change_in_secondary(self) -> None:
         things = self.things[: max(1, min(10, len(self.things)))]
@@ -243,8 +308,9 @@ class AwsDrill:
     def _fail_back(self) -> None:
         restore = self.seen.mark("restore", f"health check {self.target.health_check_id} restored")
         self._restore_health_check()
-        self.switches["failback"] = self._wait_answer(self.options.primary_region, restore)
-        self.seen.mark("failback_complete", f"{self.record} answers {self.options.primary_region}")
+        self._wait_switch("failback", self.options.primary_region, restore)
+        wait_clients(self.clients, "primary", restore, "fail back to the primary", self.options.switch_timeout)
+        self.seen.mark("failback_complete", "every simulated device subscribed in the primary")
         assert self.outage_changes is not None
         made = [c for c in self.seen.shadow_changes if c.region == self.options.secondary_region]
         primary, secondary = self.options.primary_region, self.options.secondary_region
@@ -257,12 +323,22 @@ class AwsDrill:
         self.lag_metric = read_lag_metric(cloudwatch, self.target.state_table, self.seen.milestones[0].at, time.time())
 
     def tear_down(self) -> None:
-        """Restore the health check first, then delete the test devices: in every phase, and on interruption."""
-        if self._writer is not None:
-            self._writer.stop()
-        self._restore_health_check()
-        if self.things:
-            self.cleanup = self._delete_devices()
+        """Restore the health check first, stop the devices, then delete the test devices: in every phase, and on
+        interruption. The private keys go with the runtime directory."""
+        for repeating in (self._writer, self._sampler):
+            if repeating is not None:
+                repeating.stop()
+        try:
+            self._restore_health_check()
+        finally:
+            self.clients.stop(self.options.report_dir / "devices")
+            self.seen.mark("clients_stopped")
+            try:
+                if self.things:
+                    self.cleanup = self._delete_devices()
+            finally:
+                if self._runtime_dir is not None:
+                    shutil.rmtree(self._runtime_dir, ignore_errors=True)
         self.seen.mark("torn_down")
 
     def _restore_health_check(self) -> None:
@@ -272,9 +348,8 @@ class AwsDrill:
 
     # -- observing ----------------------------------------------------------------------------------------------
 
-    def _answer_region(self) -> str | None:
-        """The region whose endpoint the failover record answers now (named in the CNAME's target); None when the
-        answer names neither region or the lookup failed (kept in ``dns_error``: a switch may be under way)."""
+    def _answer(self) -> str | None:
+        """The failover record's target now; None when the lookup failed (kept in ``dns_error``)."""
         import dns.exception
 
         try:
@@ -282,18 +357,56 @@ class AwsDrill:
         except dns.exception.DNSException as err:
             self.dns_error = f"{type(err).__name__}: {err}"
             return None
-        labels = target.lower().split(".")
+        return target
+
+    def _answer_region(self) -> str | None:
+        """The region whose endpoint the failover record answers now (named in the CNAME's target); None when the
+        answer names neither region or the lookup failed (a switch may be under way)."""
+        target = self._answer()
+        labels = (target or "").lower().split(".")
         return next((r for r in (self.options.primary_region, self.options.secondary_region) if r in labels), None)
 
-    def _wait_answer(self, region: str, since: float) -> dict[str, Any]:
-        """Poll the record until it answers ``region``: the switch's time after its trigger ``since``."""
+    def _wait_switch(self, phase: str, region: str, trigger: float) -> None:
+        """Poll the primary's health check until its verdict changed and the record until it answers ``region``;
+        the switch's figures go to ``switches``. The verdict is polled first, so it is never seen after the answer."""
+        healthy_after = region == self.options.primary_region
         deadline = time.monotonic() + self.options.switch_timeout
+        decided: float | None = None
         while time.monotonic() < deadline:
-            if self._answer_region() == region:
-                at = time.time()
-                return {"to_region": region, "trigger_at": since, "answered_at": at, "seconds": at - since}
+            if decided is None and self._healthy(self.target.health_check_id) is healthy_after:
+                decided = time.time()
+            target = self._answer()
+            if target is not None and region in target.lower().split("."):
+                self.switches.append(
+                    report.switch_figure(
+                        phase, self._answer_before, target, self.target.health_check_id, trigger, decided, time.time()
+                    )
+                )
+                self._answer_before = target
+                return
             time.sleep(POLL_INTERVAL)
         raise DrillError(f"{self.record} did not answer {region} within {self.options.switch_timeout:.0f} s")
+
+    def _healthy(self, health_check_id: str | None) -> bool | None:
+        """Route 53's verdict from the checkers' latest observations; None without a health check or observations."""
+        if health_check_id is None:
+            return None
+        observations = self.route53.get_health_check_status(HealthCheckId=health_check_id)["HealthCheckObservations"]
+        if not observations:
+            return None
+        succeeded = sum(1 for o in observations if o.get("StatusReport", {}).get("Status", "").startswith("Success"))
+        return succeeded / len(observations) > HEALTHY_SHARE
+
+    def _sample(self) -> None:
+        self.seen.samples.append(
+            Sample(
+                time.time(),
+                self._healthy(self.target.health_check_id),
+                self._healthy(self.target.secondary_health_check_id),
+                self._answer() or "",
+                self.seen.backlog(),
+            )
+        )
 
     def _watch_replication(self) -> None:
         now = time.time()
@@ -330,86 +443,76 @@ class AwsDrill:
         }
 
     def _delete_devices(self) -> dict[str, Any]:
-        """Delete the test devices in the primary and wait for replication to delete them in the secondary; delete
-        there what it has not within the timeout. Only things this run created are touched."""
+        """Delete the test devices (with their certificates and, once unused, the run's policy) in the primary and
+        wait for replication to delete them in the secondary; delete there what it has not within the timeout. Only
+        what this run created is touched."""
         primary, secondary = self.options.primary_region, self.options.secondary_region
         for name in self.things:
-            _delete_thing(self.iot[primary], self.iot_data[primary], name)
+            delete_device(self.iot[primary], self.iot_data[primary], name)
+        policy = credentials.policy_name(_run_prefix(self.run_id))
+        _delete_policy(self.iot[primary], policy)
         deadline = time.monotonic() + self.options.switch_timeout
         left = list(self.things)
         while left and time.monotonic() < deadline:
-            left = [
-                name
-                for name in left
-                if describe_or_none(self.iot[secondary].describe_thing, thingName=name) is not None
-            ]
+            left = [name for name in left if _exists(self.iot[secondary].describe_thing, thingName=name)]
             if left:
                 time.sleep(POLL_INTERVAL)
         for name in left:
-            _delete_thing(self.iot[secondary], self.iot_data[secondary], name)
-        return {"deleted": len(self.things), "deleted_in_secondary_by_the_drill": left}
+            delete_device(self.iot[secondary], self.iot_data[secondary], name)
+        certificates_left = [
+            c.certificate_id
+            for c in self.certificates
+            if _exists(self.iot[secondary].describe_certificate, certificateId=c.certificate_id)
+        ]
+        for certificate_id in certificates_left:
+            _delete_certificate(self.iot[secondary], certificate_id)
+        policy_left = _delete_policy(self.iot[secondary], policy)
+        return {
+            "deleted": len(self.things),
+            "certificates_deleted": len(self.certificates),
+            "deleted_in_secondary_by_the_drill": {
+                "things": left,
+                "certificates": certificates_left,
+                "policy": policy if policy_left else None,
+            },
+        }
 
     # -- results ------------------------------------------------------------------------------------------------
 
-    def passed(self) -> bool:
-        return (
-            self.outcome == "completed"
-            and bool(self.parity and self.parity["in_parity"])
-            and set(self.switches) == {"failover", "failback"}
-        )
+    def switch_figures(self) -> list[dict[str, Any]]:
+        """drill.json's ``switches``: from the trigger (health check made to fail, or restored) through the first
+        poll that saw its verdict changed to the first that saw the record answer the other region."""
+        return self.switches
 
     def report(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        seen = self.seen
-        return {
-            "schema_version": 1,
-            "mode": "aws",
-            "outcome": self.outcome,
-            "passed": self.passed(),
-            "options": {
-                "devices": self.options.devices,
-                "primary_region": self.options.primary_region,
-                "secondary_region": self.options.secondary_region,
-                "outage_seconds": self.options.outage_seconds,
-            },
-            "target": None if self.target is None else {**asdict(self.target), "record_name": self.record},
-            "milestones": [asdict(m) for m in seen.milestones],
-            "replication": replication_figures(seen, self.lag_metric),
-            "parity_before_outage": self.parity,
-            "rpo": self.rpo,
-            "switches": self.switches,
-            "outage_changes": self.outage_changes,
-            "cleanup": self.cleanup,
-        }
+        document = report.build(self)
+        document["target"] = None if self.target is None else {**asdict(self.target), "record_name": self.record}
+        document["cleanup"] = self.cleanup
+        return document
 
 
-def _delete_thing(iot: Any, iot_data: Any, name: str) -> None:
-    """The thing and its classic shadow, whichever of them is still there."""
-    ignore_not_found(iot_data.delete_thing_shadow, thingName=name)
-    ignore_not_found(iot.delete_thing, thingName=name)
+def _exists(call: Any, **kwargs: Any) -> bool:
+    return describe_or_none(call, **kwargs) is not None
 
 
-def summary_lines(document: dict[str, Any]) -> list[str]:
-    options, replication = document["options"], document["replication"]
-    lines = [
-        f"drill against {options['primary_region']} -> {options['secondary_region']}: {document['outcome']} "
-        f"({'PASSED' if document['passed'] else 'FAILED'})",
-    ]
-    lag = replication["lag_seconds"]
-    if lag["count"]:
-        lines.append(
-            f"  replication lag ({replication['devices_replicated']}/{replication['devices_created']} devices): "
-            f"p50 {lag['p50']:.2f} s, p95 {lag['p95']:.2f} s, max {lag['max']:.2f} s"
-        )
-    metric = replication["lag_metric"]
-    if metric and metric["samples"]:
-        lines.append(f"  ReplicationLag metric ({metric['samples']} events): max {metric['max_ms']:.0f} ms")
-    if document["rpo"]:
-        rpo = document["rpo"]
-        lines.append(f"  backlog when the health check failed: {rpo['unreplicated']} shadow changes")
-    for phase, switch in document["switches"].items():
-        lines.append(f"  {phase}: the record answered {switch['to_region']} after {switch['seconds']:.1f} s")
-    if document["cleanup"]:
-        lines.append(f"  test devices deleted: {document['cleanup']['deleted']}")
-    return lines
+def _delete_certificate(iot: Any, certificate_id: str) -> None:
+    """A certificate left in a region: detached from its things and policies, deactivated, deleted."""
+    arn = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["certificateArn"]
+    for thing in paginate(iot, "list_principal_things", "things", principal=arn):
+        ignore_not_found(iot.detach_thing_principal, thingName=thing, principal=arn)
+    for policy in paginate(iot, "list_attached_policies", "policies", target=arn):
+        ignore_not_found(iot.detach_policy, policyName=policy["policyName"], target=arn)
+    ignore_not_found(iot.update_certificate, certificateId=certificate_id, newStatus="INACTIVE")
+    ignore_not_found(iot.delete_certificate, certificateId=certificate_id)
+
+
+def _delete_policy(iot: Any, name: str) -> bool:
+    """The run's policy, detached from what still uses it (only the run's certificates can); whether it existed."""
+    if describe_or_none(iot.get_policy, policyName=name) is None:
+        return False
+    for target in paginate(iot, "list_targets_for_policy", "targets", policyName=name):
+        ignore_not_found(iot.detach_policy, policyName=name, target=target)
+    ignore_not_found(iot.delete_policy, policyName=name)
+    return True

@@ -42,7 +42,7 @@ def timeline_figure(document: dict[str, Any]) -> go.Figure:
         figure.add_trace(
             go.Scatter(
                 x=[s["at"] - start for s in samples],
-                y=[int(s[f"{role}_healthy"]) for s in samples],
+                y=[None if s[f"{role}_healthy"] is None else int(s[f"{role}_healthy"]) for s in samples],
                 name=f"{role} health check",
                 line_shape="hv",
             ),

@@ -9,7 +9,7 @@ from typing import Any
 
 from iot_dr.deploy.uninstall import Deployment
 from iot_dr_cli.operations import PRIMARY_OUTPUTS, OperatorError, Stack, find_stack, named_stack
-from iot_dr_local.route53 import failover_records_from_route53
+from iot_dr_local.route53 import FailoverRecord, failover_records_from_route53
 
 SECONDARY_OUTPUTS = ("ReplicationStateTableName", "DeadLetterTableName", "StateMachineArn")
 HEALTH_CHECKER_OUTPUTS = ("HealthCheckId",)
@@ -18,7 +18,8 @@ HEALTH_CHECKER_OUTPUTS = ("HealthCheckId",)
 @dataclass(frozen=True)
 class DrillTarget:
     """Where the drill runs: the stacks' names, the secondary's ledger table (the lag metric's dimension), the
-    primary's Route 53 health check and the failover record's name (None when Route 53 has no such record)."""
+    primary's Route 53 health check, the failover record's name and the health check of its SECONDARY answer (None
+    when Route 53 has no such record, or that answer has no health check)."""
 
     primary_stack: str
     secondary_stack: str
@@ -26,6 +27,7 @@ class DrillTarget:
     state_table: str
     health_check_id: str
     record_name: str | None
+    secondary_health_check_id: str | None = None
 
 
 def _stack(region: str, outputs: tuple[str, ...], role: str, name: str | None) -> Stack:
@@ -36,7 +38,7 @@ def _stack(region: str, outputs: tuple[str, ...], role: str, name: str | None) -
     return stack
 
 
-def failover_record_name(route53: Any, health_check_id: str) -> str | None:
+def failover_record(route53: Any, health_check_id: str) -> FailoverRecord | None:
     """The failover CNAME whose PRIMARY record uses ``health_check_id``, from every hosted zone of the account."""
     for page in route53.get_paginator("list_hosted_zones").paginate():
         for zone in page["HostedZones"]:
@@ -46,7 +48,7 @@ def failover_record_name(route53: Any, health_check_id: str) -> str | None:
                 continue
             for record in records:
                 if record.primary_health_check_id == health_check_id:
-                    return record.name.rstrip(".")
+                    return record
     return None
 
 
@@ -61,11 +63,13 @@ def find_target(primary: str, secondary: str, route53: Any, stack_postfix: str |
         )
     checker = _stack(primary, HEALTH_CHECKER_OUTPUTS, "health-checker", names.health_checker_stack if names else None)
     health_check_id = checker.outputs["HealthCheckId"]
+    record = failover_record(route53, health_check_id)
     return DrillTarget(
         primary_stack.name,
         secondary_stack.name,
         checker.name,
         secondary_stack.outputs["ReplicationStateTableName"],
         health_check_id,
-        failover_record_name(route53, health_check_id),
+        None if record is None else record.name.rstrip("."),
+        None if record is None else record.secondary_health_check_id,
     )

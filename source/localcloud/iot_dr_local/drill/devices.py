@@ -4,10 +4,12 @@ publishing QoS 1 messages; their JSON log lines are the events the drill measure
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,15 +18,20 @@ if TYPE_CHECKING:
     from iot_dr_local.failover import DeviceCertificate
 
 
+class ClientsNotSwitched(Exception):
+    """Simulated devices did not get where they were expected in time; the message names them."""
+
+
 @dataclass(frozen=True)
 class DnsTarget:
-    """Where the devices resolve the failover CNAME: ``record`` served by ``address:port``; brokers on ``mqtt_port``."""
+    """Where the devices resolve the failover CNAME ``record``: through ``dns_server`` (address, port; None: the
+    system's resolver), then connect on ``mqtt_port`` (None: iot-dr-pubsub.py's 8883) trusting ``ca_path`` (None:
+    the system's trust store, which holds the Amazon root CAs AWS IoT's endpoints chain to)."""
 
     record: str
-    address: str
-    port: int
-    mqtt_port: int
-    ca_path: Path
+    dns_server: tuple[str, int] | None
+    mqtt_port: int | None
+    ca_path: Path | None
 
 
 class SimulatedDevice:
@@ -51,16 +58,13 @@ class SimulatedDevice:
             target.record,
             "--use-cname",
             "--dr-mode",
-            "--dns-server",
-            f"{target.address}:{target.port}",
-            "--port",
-            str(target.mqtt_port),
+            *(["--dns-server", f"{target.dns_server[0]}:{target.dns_server[1]}"] if target.dns_server else []),
+            *(["--port", str(target.mqtt_port)] if target.mqtt_port else []),
+            *(["--root-ca", str(target.ca_path)] if target.ca_path else []),
             "--cert",
             str(certificate.cert_path),
             "--key",
             str(certificate.key_path),
-            "--root-ca",
-            str(target.ca_path),
             "--client-id",
             certificate.name,
             "--topic",
@@ -112,3 +116,55 @@ class SimulatedDevice:
                 summary: dict[str, Any] = line["summary"]
                 return summary
         return None
+
+
+class Clients:
+    """The drill's simulated devices, started together, waited for together and stopped together."""
+
+    def __init__(self) -> None:
+        self.devices: list[SimulatedDevice] = []
+        self.summaries: dict[str, dict[str, Any] | None] = {}
+        self.logs: dict[str, list[dict[str, Any]]] = {}
+
+    def start(
+        self,
+        certificates: Sequence[DeviceCertificate],
+        target: DnsTarget,
+        log_dir: Path,
+        interval: float,
+        environment: Mapping[str, str],
+    ) -> None:
+        """One device per certificate, its client ID the certificate's name, its log ``log_dir/<name>.log``."""
+        for certificate in certificates:
+            log = log_dir / f"{certificate.name}.log"
+            self.devices.append(SimulatedDevice(certificate, target, log, interval, environment))
+
+    def wait(self, role: str, since: float, what: str, timeout: float) -> None:
+        """Until every device subscribed on ``role``'s broker after ``since``; ClientsNotSwitched after ``timeout``
+        seconds, naming the devices that did not ``what``."""
+        deadline = time.monotonic() + timeout
+        pending = list(self.devices)
+        while pending and time.monotonic() < deadline:
+            pending = [device for device in pending if not device.subscribed_since(since, role)]
+            if pending:
+                time.sleep(0.1)
+        if pending:
+            raise ClientsNotSwitched(
+                f"{len(pending)} simulated device(s) did not {what} within {timeout:.0f} s: "
+                f"{', '.join(device.name for device in pending)}"
+            )
+
+    def current_logs(self) -> dict[str, list[dict[str, Any]]]:
+        """Each device's log: as kept at ``stop``, or as written so far."""
+        return self.logs or {device.name: device.lines() for device in self.devices}
+
+    def stop(self, keep_logs_in: Path) -> None:
+        """Stop every device (each logs its summary), keep their logs in memory and copies in ``keep_logs_in``: every
+        RTO of the report can be checked against them."""
+        for device in self.devices:
+            self.summaries[device.name] = device.stop()
+        self.logs = {device.name: device.lines() for device in self.devices}
+        if self.devices:
+            keep_logs_in.mkdir(exist_ok=True)
+            for device in self.devices:
+                shutil.copyfile(device.log_path, keep_logs_in / device.log_path.name)

@@ -19,11 +19,12 @@ class Milestone:
 
 @dataclass
 class Sample:
-    """The failover state at ``at``: each region's health-check status and the failover CNAME's answer."""
+    """The failover state at ``at``: each region's health-check status (None: not known, as for a region without a
+    health check) and the failover CNAME's answer."""
 
     at: float
-    primary_healthy: bool
-    secondary_healthy: bool
+    primary_healthy: bool | None
+    secondary_healthy: bool | None
     dns_answer: str
     backlog: int
 

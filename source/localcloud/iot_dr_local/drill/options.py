@@ -17,7 +17,9 @@ class DrillOptions:
     ``message_interval`` seconds between a client's messages; ``health_check_interval`` seconds between probes.
     With ``aws``: the deployment's stacks by the guide's names with ``stack_postfix`` (found by their outputs
     otherwise), the failover ``record`` (found in Route 53 otherwise), the resolver ``dns_server`` (address, port;
-    the system's otherwise) and ``switch_timeout`` seconds for replication and each DNS switch."""
+    the system's otherwise), ``switch_timeout`` seconds for replication and each DNS switch, and where the simulated
+    devices connect: ``mqtt_port`` of the regional endpoints, ``root_ca`` they trust (None: the system's trust
+    store)."""
 
     devices: int
     report_dir: Path
@@ -33,3 +35,5 @@ class DrillOptions:
     record: str | None = None
     dns_server: tuple[str, int] | None = None
     switch_timeout: float = 600.0
+    mqtt_port: int = 8883
+    root_ca: Path | None = None

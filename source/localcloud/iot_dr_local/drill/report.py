@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from iot_dr_local.drill.figures import MessageCounts, Stats, device_switches
 
 if TYPE_CHECKING:
+    from iot_dr_local.drill.devices import Clients
     from iot_dr_local.drill.observations import Observations
-    from iot_dr_local.drill.run import Drill
+    from iot_dr_local.drill.options import DrillOptions
 
 SCHEMA_VERSION = 1
 
@@ -29,6 +30,7 @@ DEFINITIONS = (
     ("rpo.oldest_unreplicated_age_seconds", "outage start minus the time of the oldest such change"),
     ("switches[].detection_seconds", "outage (or restore) -> Route 53 emulation decides the health check changed"),
     ("switches[].dns_switch_seconds", "that decision -> the failover CNAME answers the other region"),
+    ("switches[].seconds", "outage (or restore) -> the failover CNAME answers the other region"),
     ("rto.failover.seconds", "per simulated device: subscribed in the secondary minus its disconnect time"),
     ("rto.failback.seconds", "per simulated device: subscribed in the primary again minus its disconnect time"),
     ("messages.lost", "QoS 1 messages the broker acknowledged that the device never received back"),
@@ -36,26 +38,45 @@ DEFINITIONS = (
 )
 
 
-def _switch_figures(drill: Drill, triggers: dict[str, float | None]) -> list[dict[str, Any]]:
-    primary_target = drill.services.plan.record.primary_target if drill.services else ""
-    figures = []
-    for switch in getattr(drill, "switches", []):
-        phase = "failover" if switch.from_target == primary_target else "failback"
-        trigger = triggers.get(phase)
-        figures.append(
-            {
-                "phase": phase,
-                "from": switch.from_target.rstrip("."),
-                "to": switch.to_target.rstrip("."),
-                "health_check_id": switch.cause.health_check_id,
-                "trigger_at": trigger,
-                "decided_at": switch.cause.decided_at,
-                "dns_updated_at": switch.dns_updated_at,
-                "detection_seconds": None if trigger is None else switch.cause.decided_at - trigger,
-                "dns_switch_seconds": switch.dns_updated_at - switch.cause.decided_at,
-            }
-        )
-    return figures
+class DrillRecord(Protocol):
+    """What a drill (local or ``--aws``) hands the report: its observations and what it found."""
+
+    mode: str
+    options: DrillOptions
+    seen: Observations
+    outcome: str
+    clients: Clients
+    parity: dict[str, Any] | None
+    rpo: dict[str, Any] | None
+    outage_changes: dict[str, Any] | None
+    lag_metric: dict[str, Any] | None
+
+    def switch_figures(self) -> list[dict[str, Any]]: ...
+
+
+def switch_figure(
+    phase: str,
+    from_target: str,
+    to_target: str,
+    health_check_id: str,
+    trigger_at: float | None,
+    decided_at: float | None,
+    dns_updated_at: float,
+) -> dict[str, Any]:
+    """One entry of drill.json's ``switches``: the trigger (outage or restore), the moment the health check's
+    verdict changed (None when it was not observed) and the moment the failover record answered the other target."""
+    return {
+        "phase": phase,
+        "from": from_target.rstrip("."),
+        "to": to_target.rstrip("."),
+        "health_check_id": health_check_id,
+        "trigger_at": trigger_at,
+        "decided_at": decided_at,
+        "dns_updated_at": dns_updated_at,
+        "detection_seconds": None if trigger_at is None or decided_at is None else decided_at - trigger_at,
+        "dns_switch_seconds": None if decided_at is None else dns_updated_at - decided_at,
+        "seconds": None if trigger_at is None else dns_updated_at - trigger_at,
+    }
 
 
 def _connected_series(logs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -87,13 +108,11 @@ def replication_figures(seen: Observations, lag_metric: dict[str, Any] | None) -
     }
 
 
-def build(drill: Drill) -> dict[str, Any]:
+def build(drill: DrillRecord) -> dict[str, Any]:
     """The drill.json document (see docs/drill-report.md for its schema)."""
     seen, options = drill.seen, drill.options
     at = {m.name: m.at for m in seen.milestones}
-    logs: dict[str, list[dict[str, Any]]] = getattr(drill, "device_logs", None) or {
-        device.name: device.lines() for device in drill.devices
-    }
+    logs = drill.clients.current_logs()
     rto: dict[str, Any] = {}
     for phase, trigger in (("failover", at.get("outage")), ("failback", at.get("restore"))):
         if trigger is None:
@@ -107,14 +126,15 @@ def build(drill: Drill) -> dict[str, Any]:
         }
     messages = MessageCounts()
     missing_summaries = []
-    for name, summary in drill.summaries.items():
+    for name, summary in drill.clients.summaries.items():
         if summary is None:
             missing_summaries.append(name)
         else:
             messages.add(name, summary)
     set_up, ended = at.get("set_up"), at.get("clients_stopped")
-    return {
+    document = {
         "schema_version": SCHEMA_VERSION,
+        "mode": drill.mode,
         "outcome": drill.outcome,
         "options": {
             "devices": options.devices,
@@ -133,7 +153,7 @@ def build(drill: Drill) -> dict[str, Any]:
         "replication": replication_figures(seen, drill.lag_metric),
         "parity_before_outage": drill.parity,
         "rpo": drill.rpo,
-        "switches": _switch_figures(drill, {"failover": at.get("outage"), "failback": at.get("restore")}),
+        "switches": drill.switch_figures(),
         "rto": rto,
         "messages": {**asdict(messages), "devices_without_summary": missing_summaries},
         "outage_changes": drill.outage_changes,
@@ -143,15 +163,19 @@ def build(drill: Drill) -> dict[str, Any]:
         },
         "definitions": dict(DEFINITIONS),
     }
+    document["passed"] = passed(document)
+    return document
 
 
 def passed(document: dict[str, Any]) -> bool:
-    """Parity before the outage, every client switched both ways, acknowledged messages and none of them lost."""
+    """Parity before the outage, the failover record switched and every client followed it both ways, acknowledged
+    messages and none of them lost."""
     rto = document["rto"]
     messages = document["messages"]
     return (
         document["outcome"] == "completed"
         and bool(document["parity_before_outage"] and document["parity_before_outage"]["in_parity"])
+        and {switch["phase"] for switch in document["switches"]} >= {"failover", "failback"}
         and all(phase in rto and not rto[phase]["not_switched"] for phase in ("failover", "failback"))
         and messages["acknowledged"] > 0
         and messages["lost"] == 0
@@ -161,6 +185,10 @@ def passed(document: dict[str, Any]) -> bool:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
+
+
+def _milliseconds(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.1f} ms"
 
 
 def _stats(stats: dict[str, Any]) -> str:
@@ -191,15 +219,20 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
         )
     rpo = document["rpo"]
     if rpo is not None:
-        lines.append(
+        line = (
             f"  RPO at the outage: {rpo['unreplicated']} of {rpo['things_checked']} changed shadows not yet in the "
-            f"secondary, oldest {_seconds(rpo['oldest_unreplicated_age_seconds'])}; {rpo.get('lost', '?')} never "
-            f"arrived (primary API during the outage: {rpo.get('primary_api', '?')})"
+            f"secondary, oldest {_seconds(rpo['oldest_unreplicated_age_seconds'])}"
         )
+        if "lost" in rpo:
+            line += f"; {rpo['lost']} never arrived (primary API during the outage: {rpo['primary_api']})"
+        else:
+            line += f" ({rpo['note']})"
+        lines.append(line)
     for switch in document["switches"]:
         lines.append(
             f"  {switch['phase']}: detection {_seconds(switch['detection_seconds'])}, DNS switch "
-            f"{switch['dns_switch_seconds'] * 1000:.1f} ms ({switch['from']} -> {switch['to']})"
+            f"{_milliseconds(switch['dns_switch_seconds'])}, record answered after {_seconds(switch['seconds'])} "
+            f"({switch['from']} -> {switch['to']})"
         )
     for phase, figures in document["rto"].items():
         lines.append(

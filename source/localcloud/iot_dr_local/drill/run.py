@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from iot_dr_cli.tooling import ToolError
 from iot_dr_local.drill import report, shadow_changes
-from iot_dr_local.drill.devices import DnsTarget, SimulatedDevice
+from iot_dr_local.drill.devices import Clients, ClientsNotSwitched, DnsTarget
 from iot_dr_local.drill.observations import Observations, Repeating, Sample, ShadowChange
 from iot_dr_local.drill.options import MAX_DEVICES, DrillOptions
 from iot_dr_local.local_up import StopRequested
@@ -42,6 +42,14 @@ SHADOW_CHANGE_INTERVAL = 0.1
 
 class DrillError(ToolError):
     """The drill cannot go on; the message is for the user, ``exit_code`` the drill's (EXIT_FAILED by default)."""
+
+
+def wait_clients(clients: Clients, role: str, since: float, what: str, timeout: float) -> None:
+    """``Clients.wait``, its failure a DrillError."""
+    try:
+        clients.wait(role, since, what, timeout)
+    except ClientsNotSwitched as err:
+        raise DrillError(str(err)) from err
 
 
 def _say(line: str) -> None:
@@ -72,6 +80,10 @@ def validate(options: DrillOptions) -> None:
         )
     if not 1 <= options.switch_timeout <= 86400:
         raise DrillError(f"--switch-timeout must be between 1 and 86400, not {options.switch_timeout}", EXIT_USAGE)
+    if not 1 <= options.mqtt_port <= 65535:
+        raise DrillError(f"--mqtt-port must be between 1 and 65535, not {options.mqtt_port}", EXIT_USAGE)
+    if options.root_ca is not None and not (options.root_ca.is_file() and os.access(options.root_ca, os.R_OK)):
+        raise DrillError(f"--root-ca {options.root_ca}: not a readable file", EXIT_USAGE)
     try:
         options.report_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=options.report_dir, prefix=".drill-write-test-"):
@@ -152,13 +164,15 @@ def run_drill(options: DrillOptions) -> int:
 
 
 class Drill:
+    mode = "local"
+
     def __init__(self, options: DrillOptions) -> None:
         self.options = options
         self.seen = Observations()
         self.cloud: LocalCloud | None = None
         self.services: FailoverServices | None = None
-        self.devices: list[SimulatedDevice] = []
-        self.summaries: dict[str, dict[str, Any] | None] = {}
+        self.clients = Clients()
+        self.switches: list[Any] = []
         self.runtime_dir: Path | None = None
         self.parity: dict[str, Any] | None = None
         self.rpo: dict[str, Any] | None = None
@@ -256,16 +270,16 @@ class Drill:
         assert dns is not None
         broker = services.brokers[self.options.primary_region]
         target = DnsTarget(
-            services.plan.record.name.rstrip("."), dns.address, dns.port, broker.endpoint.port, services.ca.cert_path
+            services.plan.record.name.rstrip("."), (dns.address, dns.port), broker.endpoint.port, services.ca.cert_path
         )
         assert self.runtime_dir is not None
-        for index in range(self.options.clients):
-            certificate = cloud.register_device_certificate(f"drill-client-{index:02d}")
-            log = self.runtime_dir / f"{certificate.name}.log"
-            self.devices.append(
-                SimulatedDevice(certificate, target, log, self.options.message_interval, self._device_environment)
-            )
-        started = self.seen.mark("clients_started", f"{len(self.devices)} simulated devices")
+        certificates = [
+            cloud.register_device_certificate(f"drill-client-{index:02d}") for index in range(self.options.clients)
+        ]
+        self.clients.start(
+            certificates, target, self.runtime_dir, self.options.message_interval, self._device_environment
+        )
+        started = self.seen.mark("clients_started", f"{len(certificates)} simulated devices")
         self._wait_clients("primary", started, "connect to the primary")
         self.seen.mark("clients_connected", "every simulated device subscribed in the primary")
         self._writer = Repeating("drill-shadow-writer", self._write_primary_shadow, SHADOW_CHANGE_INTERVAL)
@@ -321,20 +335,12 @@ class Drill:
         for repeating in (self._writer, self._sampler):
             if repeating is not None:
                 repeating.stop()
-        for device in self.devices:
-            self.summaries[device.name] = device.stop()
+        self.clients.stop(self.options.report_dir / "devices")
         self.seen.mark("clients_stopped")
         self.switches = list(self.services.emulator.switches) if self.services and self.services.emulator else []
-        self.check_ids = self._check_ids() if self.services else None
         if self.cloud is not None:
             self.cloud.stop()
         if self.runtime_dir is not None:
-            self.device_logs = {device.name: device.lines() for device in self.devices}
-            # The devices' own logs go with the report: every RTO in it can be checked against them.
-            logs_dir = self.options.report_dir / "devices"
-            logs_dir.mkdir(exist_ok=True)
-            for device in self.devices:
-                shutil.copyfile(device.log_path, logs_dir / device.log_path.name)
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
         self.seen.mark("torn_down")
 
@@ -439,17 +445,7 @@ class Drill:
         return shadow_changes.fate(made, self._seq_in(primary), self._seq_in(secondary))
 
     def _wait_clients(self, role: str, since: float, what: str) -> None:
-        deadline = time.monotonic() + SWITCH_TIMEOUT
-        pending = list(self.devices)
-        while pending and time.monotonic() < deadline:
-            pending = [device for device in pending if not device.subscribed_since(since, role)]
-            if pending:
-                time.sleep(0.1)
-        if pending:
-            raise DrillError(
-                f"{len(pending)} simulated device(s) did not {what} within {SWITCH_TIMEOUT:.0f} s: "
-                f"{', '.join(device.name for device in pending)}"
-            )
+        wait_clients(self.clients, role, since, what, SWITCH_TIMEOUT)
 
     # -- results ------------------------------------------------------------------------------------------------
 
@@ -468,6 +464,27 @@ class Drill:
     def _services(self) -> FailoverServices:
         assert self.services is not None
         return self.services
+
+    def switch_figures(self) -> list[dict[str, Any]]:
+        """drill.json's ``switches``: each failover-record switch the Route 53 emulation made, timed from its
+        trigger (the outage or the restore) through the health check's verdict to the DNS update."""
+        at = {m.name: m.at for m in self.seen.milestones}
+        primary_target = self.services.plan.record.primary_target if self.services else ""
+        figures = []
+        for switch in self.switches:
+            phase = "failover" if switch.from_target == primary_target else "failback"
+            figures.append(
+                report.switch_figure(
+                    phase,
+                    switch.from_target,
+                    switch.to_target,
+                    switch.cause.health_check_id,
+                    at.get("outage" if phase == "failover" else "restore"),
+                    switch.cause.decided_at,
+                    switch.dns_updated_at,
+                )
+            )
+        return figures
 
     def report(self) -> dict[str, Any]:
         return report.build(self)
