@@ -59,6 +59,8 @@ def poller(lambdas: LambdaRuntime, dispatcher: Dispatcher) -> Iterator[StreamPol
 @pytest.fixture
 def source() -> Any:
     """A table with a NEW_AND_OLD_IMAGES stream, plus the table the consumer logs to."""
+    # Shards record as DynamoDB does even in a test that starts no poller (the patch stays installed).
+    streams.install_shard_patch()
     dynamodb = boto3.resource("dynamodb", region_name=REGION)
     dynamodb.create_table(
         TableName="invocations",
@@ -672,3 +674,27 @@ def test_factor_one_keeps_one_batch_at_a_time_in_stream_order_next_to_a_parallel
     assert overlapping(sequential) == []
     assert [list(call["keys"]) for call in sequential] == [keys[i : i + 2] for i in range(0, 8, 2)]
     assert overlapping(invocations("parallel"))
+
+
+def test_a_changed_factor_applies_to_the_records_not_yet_read(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    sleeper(make_function, "consumer")
+    mapping = map_stream(source, BatchSize=2)
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    keys = [f"k{i}" for i in range(8)]
+    put_values(source, keys, 1)
+    assert dispatcher.wait_idle(timeout=60)
+
+    lambda_client.update_event_source_mapping(UUID=mapping, Enabled=False)
+    put_values(source, keys, 2)
+    lambda_client.update_event_source_mapping(UUID=mapping, ParallelizationFactor=4, Enabled=True)
+
+    assert dispatcher.wait_idle(timeout=60)
+    calls = invocations("consumer")
+    before = [call for call in calls if set(call["values"]) == {1}]
+    after = [call for call in calls if set(call["values"]) == {2}]
+    assert len(before) + len(after) == len(calls)
+    assert overlapping(before) == []
+    assert overlapping(after)
+    assert values_per_key(calls) == {key: [1, 2] for key in keys}

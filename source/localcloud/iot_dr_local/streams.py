@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -226,7 +226,8 @@ class _Reader:
     https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html). Here a record goes to lane
     ``crc32(partition key value) % N``; every lane has its own checkpoint, batches, retries and bisection, so a
     failing batch holds up only its own lane. ``members[lane]`` lists the shard positions of the lane's records,
-    from where the mapping started reading up to ``assigned``.
+    from where the mapping started reading up to ``assigned``. A changed factor applies once every lane is settled
+    (no batch in flight, no retry or bisection pending): the records no lane has read yet are spread again.
     """
 
     factor: int
@@ -242,10 +243,27 @@ class _Reader:
 
     def assign(self, shard: StreamShard) -> None:
         """Give the shard's new records their lanes; caller holds the poller's lock."""
-        hash_key = shard.table.hash_key_attr
-        for index in range(self.assigned, len(shard.items)):
-            self.members[self._lane(shard.items[index].record, hash_key)].append(index)
+        self._place(shard, range(self.assigned, len(shard.items)))
         self.assigned = max(self.assigned, len(shard.items))
+
+    def regrouped(self, shard: StreamShard, factor: int) -> _Reader:
+        """The same progress in ``factor`` lanes; only for a settled reader."""
+        unread = sorted(
+            index
+            for checkpoint, members in zip(self.lanes, self.members, strict=True)
+            for index in members[checkpoint.position :]
+        )
+        reader = _Reader.starting_at(self.assigned, factor)
+        reader._place(shard, unread)
+        return reader
+
+    def settled(self) -> bool:
+        return not any(checkpoint.in_flight or checkpoint.attempts or checkpoint.limit for checkpoint in self.lanes)
+
+    def _place(self, shard: StreamShard, positions: Iterable[int]) -> None:
+        hash_key = shard.table.hash_key_attr
+        for position in positions:
+            self.members[self._lane(shard.items[position].record, hash_key)].append(position)
 
     def _lane(self, record: dict[str, Any], hash_key: str) -> int:
         if self.factor == 1:
@@ -357,8 +375,7 @@ class StreamPoller:
             if reader is None:
                 shard = _shard(account_id, esm.event_source_arn)
                 start = len(shard.items) if shard is not None and esm.starting_position == "LATEST" else 0
-                factor = int(esm.parallelization_factor or 1)
-                reader = self._readers[esm.uuid] = _Reader.starting_at(start, factor)
+                reader = self._readers[esm.uuid] = _Reader.starting_at(start, _factor(esm))
             return reader
 
     def _poll(self) -> None:
@@ -377,6 +394,8 @@ class StreamPoller:
                 if not esm.enabled or shard is None:
                     continue
                 with self._lock:
+                    if reader.factor != _factor(esm) and reader.settled():
+                        reader = self._readers[esm.uuid] = reader.regrouped(shard, _factor(esm))
                     reader.assign(shard)
                     for lane, checkpoint in enumerate(reader.lanes):
                         if checkpoint.in_flight or checkpoint.not_before > now or not reader.unread(lane):
@@ -530,6 +549,11 @@ class StreamPoller:
         if batch.config.on_failure is not None:
             document = _on_failure_record(batch, records, condition, invocations, function_error)
             send_to_destination(batch.config.on_failure, json.dumps(document))
+
+
+def _factor(esm: EventSourceMapping) -> int:
+    """The mapping's ParallelizationFactor (1 when not set, as Lambda's default)."""
+    return int(esm.parallelization_factor or 1)
 
 
 def _batch_pool() -> ThreadPoolExecutor:
