@@ -59,6 +59,8 @@ def poller(lambdas: LambdaRuntime, dispatcher: Dispatcher) -> Iterator[StreamPol
 @pytest.fixture
 def source() -> Any:
     """A table with a NEW_AND_OLD_IMAGES stream, plus the table the consumer logs to."""
+    # Shards record as DynamoDB does even in a test that starts no poller (the patch stays installed).
+    streams.install_shard_patch()
     dynamodb = boto3.resource("dynamodb", region_name=REGION)
     dynamodb.create_table(
         TableName="invocations",
@@ -531,3 +533,168 @@ def test_a_batch_never_exceeds_the_synchronous_payload_limit(
     assert [key for batch in delivered for key in batch] == keys
     assert len(delivered) == 2
     assert all(len(batch) * 390_000 <= 6 * 1024 * 1024 for batch in delivered)
+
+
+# Sleeps SLEEP seconds per invocation and logs when it started and ended, which keys and values it got; raises on
+# a "poison" key when POISON is set (after logging).
+SLEEPER = """
+    import os
+    import time
+    import boto3
+
+    def handler(event, context):
+        started = time.time_ns()
+        keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]]
+        values = [int(r["dynamodb"]["NewImage"]["value"]["N"]) for r in event["Records"]]
+        time.sleep(float(os.environ["SLEEP"]))
+        boto3.resource("dynamodb").Table("invocations").put_item(
+            Item={
+                "at": started, "ended": time.time_ns(), "function": context.function_name,
+                "keys": keys, "values": values,
+            }
+        )
+        if os.environ.get("POISON") and "poison" in keys:
+            raise RuntimeError("poison in batch")
+"""
+
+
+def sleeper(make_function: Callable[..., str], name: str, poison: bool = False) -> str:
+    variables = {"SLEEP": "0.5", "POISON": "1" if poison else ""}
+    return make_function(name, SLEEPER, region=REGION, Environment={"Variables": variables})
+
+
+def put_values(source: Any, keys: list[str], value: int) -> None:
+    boto3.client("dynamodb", region_name=REGION).batch_write_item(
+        RequestItems={
+            "source": [{"PutRequest": {"Item": {"pk": {"S": key}, "value": {"N": str(value)}}}} for key in keys]
+        }
+    )
+
+
+def invocations(function: str) -> list[dict[str, Any]]:
+    """The function's invocations in the order they started: ``at``/``ended`` (ns), ``keys``, ``values``."""
+    items = boto3.resource("dynamodb", region_name=REGION).Table("invocations").scan()["Items"]
+    return sorted((item for item in items if item["function"] == function), key=lambda item: item["at"])
+
+
+def overlapping(calls: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [
+        (a, b) for i, a in enumerate(calls) for b in calls[i + 1 :] if b["at"] < a["ended"] and a["at"] < b["ended"]
+    ]
+
+
+def values_per_key(calls: list[dict[str, Any]]) -> dict[str, list[int]]:
+    seen: dict[str, list[int]] = {}
+    for call in calls:
+        for key, value in zip(call["keys"], call["values"], strict=True):
+            seen.setdefault(key, []).append(int(value))
+    return seen
+
+
+def test_parallelization_factor_runs_batches_of_different_keys_at_once_and_each_key_in_order(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    """ParallelizationFactor: up to N concurrent batches per shard, records of an item still in order
+    (https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html)."""
+    sleeper(make_function, "consumer")
+    map_stream(source, BatchSize=2, ParallelizationFactor=4)
+    keys = [f"k{i}" for i in range(8)]
+
+    for value in (1, 2, 3):
+        put_values(source, keys, value)
+
+    assert dispatcher.wait_idle(timeout=60)
+    calls = invocations("consumer")
+    pairs = overlapping(calls)
+    assert pairs, "no two batches of the shard ran at the same time"
+    for first, second in pairs:
+        assert not set(first["keys"]) & set(second["keys"]), "one key in two concurrent batches"
+    assert values_per_key(calls) == {key: [1, 2, 3] for key in keys}
+
+
+def test_a_failing_key_retries_and_parks_in_its_own_lane_while_other_keys_go_on(
+    poller: StreamPoller,
+    dispatcher: Dispatcher,
+    source: Any,
+    make_function: Callable[..., str],
+    failure_queue: tuple[str, str],
+) -> None:
+    """Checkpoints are kept per concurrent batch: a failing batch holds up only the records of its keys."""
+    queue_url, queue_arn = failure_queue
+    sleeper(make_function, "consumer", poison=True)
+    map_stream(
+        source,
+        BatchSize=1,
+        ParallelizationFactor=4,
+        MaximumRetryAttempts=2,
+        DestinationConfig={"OnFailure": {"Destination": queue_arn}},
+    )
+    others = [f"k{i}" for i in range(8)]
+
+    put_values(source, ["poison", *others], 1)
+
+    assert dispatcher.wait_idle(timeout=60)
+    calls = invocations("consumer")
+    poison_attempts = [call for call in calls if call["keys"] == ["poison"]]
+    assert len(poison_attempts) == 3
+    delivered_meanwhile = [
+        call for call in calls if call["keys"] != ["poison"] and call["at"] < poison_attempts[-1]["at"]
+    ]
+    assert delivered_meanwhile, "every other key waited for the failing key's retries"
+    assert values_per_key([call for call in calls if call["keys"] != ["poison"]]) == {key: [1] for key in others}
+    [failure] = failure_records(queue_url)
+    assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert failure["requestContext"]["approximateInvokeCount"] == 3
+    assert failure["DDBStreamBatchInfo"]["batchSize"] == 1
+    [poison_record] = [r for r in stream_records(source) if r["dynamodb"]["Keys"]["pk"]["S"] == "poison"]
+    assert failure["DDBStreamBatchInfo"]["startSequenceNumber"] == poison_record["dynamodb"]["SequenceNumber"]
+
+
+def test_factor_one_keeps_one_batch_at_a_time_in_stream_order_next_to_a_parallel_mapping(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    """The factor belongs to the mapping: on one stream, a mapping with factor 1 (the default) still reads the shard
+    as one sequence while a mapping with factor 4 runs concurrent batches."""
+    sleeper(make_function, "consumer")
+    sleeper(make_function, "parallel")
+    map_stream(source, BatchSize=2)
+    boto3.client("lambda", region_name=REGION).create_event_source_mapping(
+        EventSourceArn=source.latest_stream_arn,
+        FunctionName="parallel",
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=2,
+        ParallelizationFactor=4,
+    )
+    keys = [f"k{i}" for i in range(8)]
+
+    put_values(source, keys, 1)
+
+    assert dispatcher.wait_idle(timeout=60)
+    sequential = invocations("consumer")
+    assert overlapping(sequential) == []
+    assert [list(call["keys"]) for call in sequential] == [keys[i : i + 2] for i in range(0, 8, 2)]
+    assert overlapping(invocations("parallel"))
+
+
+def test_a_changed_factor_applies_to_the_records_not_yet_read(
+    poller: StreamPoller, dispatcher: Dispatcher, source: Any, make_function: Callable[..., str]
+) -> None:
+    sleeper(make_function, "consumer")
+    mapping = map_stream(source, BatchSize=2)
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    keys = [f"k{i}" for i in range(8)]
+    put_values(source, keys, 1)
+    assert dispatcher.wait_idle(timeout=60)
+
+    lambda_client.update_event_source_mapping(UUID=mapping, Enabled=False)
+    put_values(source, keys, 2)
+    lambda_client.update_event_source_mapping(UUID=mapping, ParallelizationFactor=4, Enabled=True)
+
+    assert dispatcher.wait_idle(timeout=60)
+    calls = invocations("consumer")
+    before = [call for call in calls if set(call["values"]) == {1}]
+    after = [call for call in calls if set(call["values"]) == {2}]
+    assert len(before) + len(after) == len(calls)
+    assert overlapping(before) == []
+    assert overlapping(after)
+    assert values_per_key(calls) == {key: [1, 2] for key in keys}

@@ -116,6 +116,19 @@ def executions_carrying(cloud: LocalCloud, marker: str) -> int:
         return sum(marker in execution.execution_input for execution in machine.executions)
 
 
+@pytest.fixture
+def one_batch_at_a_time(cloud: LocalCloud) -> Iterator[None]:
+    """The trigger's mapping reads with ParallelizationFactor 1 during the test: with the template's factor, records
+    of unrelated keys go to concurrent batches."""
+    lambdas = cloud.client("lambda", SECONDARY)
+    trigger = cloud.launch.secondary_outputs["DynamoTriggerFunctionName"]
+    mapping = lambdas.list_event_source_mappings(FunctionName=trigger)["EventSourceMappings"][0]
+    lambdas.update_event_source_mapping(UUID=mapping["UUID"], ParallelizationFactor=1)
+    yield
+    lambdas.update_event_source_mapping(UUID=mapping["UUID"], ParallelizationFactor=mapping["ParallelizationFactor"])
+
+
+@pytest.mark.usefixtures("one_batch_at_a_time")
 def test_an_item_neither_applied_nor_parked_is_retried_alone(cloud: LocalCloud, primary: Any) -> None:
     lambdas = cloud.client("lambda", SECONDARY)
     trigger = cloud.launch.secondary_outputs["DynamoTriggerFunctionName"]

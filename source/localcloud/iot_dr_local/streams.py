@@ -2,9 +2,9 @@
 
 moto calls a mapped function synchronously inside ``put_item`` and then empties the shard; it also writes
 two records for an ``update_item`` that creates an item and labels every record ``us-east-1``. Here the
-shard only collects records, and ``StreamPoller`` reads every enabled mapping on its own checkpoint with
-the mapping's batch size and batching window, partial batch responses, bisection, retry and record-age limits
-and on-failure destination, the way the Lambda service does.
+shard only collects records, and ``StreamPoller`` reads every enabled mapping on its own checkpoints with
+the mapping's batch size and batching window, partial batch responses, bisection, retry and record-age limits,
+on-failure destination and parallelization factor, the way the Lambda service does.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +43,9 @@ LOG = logging.getLogger(__name__)
 
 WriteObserver = Callable[[Table, Item | None, Item | None], None]
 STREAM_RETENTION_SECONDS = 24 * 3600
+# Threads that run batches, for every mapping's lanes together (ParallelizationFactor is at most 10 per shard).
+# A batch waits for its invocation; Lambda's own concurrency limits still apply inside lambda_runtime.
+BATCH_WORKERS = 32
 
 _local = threading.local()
 _observers: list[WriteObserver] = []
@@ -202,7 +207,7 @@ class _Config:
 
 @dataclass
 class _Checkpoint:
-    """Where one mapping stands in its shard."""
+    """Where one lane of a mapping stands: ``position``, ``limit`` and ``bisect_end`` count the lane's records."""
 
     position: int
     attempts: int = 0
@@ -210,6 +215,68 @@ class _Checkpoint:
     bisect_end: int = 0
     not_before: float = 0.0
     in_flight: bool = False
+
+
+@dataclass
+class _Reader:
+    """One mapping's lanes in its shard.
+
+    With ``ParallelizationFactor`` N, Lambda processes up to N batches of a shard at once and keeps the records of
+    an item in order (https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html,
+    https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html). Here a record goes to lane
+    ``crc32(partition key value) % N``; every lane has its own checkpoint, batches, retries and bisection, so a
+    failing batch holds up only its own lane. ``members[lane]`` lists the shard positions of the lane's records,
+    from where the mapping started reading up to ``assigned``. A changed factor applies once every lane is settled
+    (no batch in flight, no retry or bisection pending): the records no lane has read yet are spread again.
+    """
+
+    factor: int
+    assigned: int
+    lanes: list[_Checkpoint] = field(default_factory=list)
+    members: list[list[int]] = field(default_factory=list)
+
+    @classmethod
+    def starting_at(cls, start: int, factor: int) -> _Reader:
+        """Lanes that read the shard from position ``start`` on."""
+        lanes = [_Checkpoint(position=0) for _ in range(factor)]
+        return cls(factor=factor, assigned=start, lanes=lanes, members=[[] for _ in range(factor)])
+
+    def assign(self, shard: StreamShard) -> None:
+        """Give the shard's new records their lanes; caller holds the poller's lock."""
+        self._place(shard, range(self.assigned, len(shard.items)))
+        self.assigned = max(self.assigned, len(shard.items))
+
+    def regrouped(self, shard: StreamShard, factor: int) -> _Reader:
+        """The same progress in ``factor`` lanes; only for a settled reader."""
+        unread = sorted(
+            index
+            for checkpoint, members in zip(self.lanes, self.members, strict=True)
+            for index in members[checkpoint.position :]
+        )
+        reader = _Reader.starting_at(self.assigned, factor)
+        reader._place(shard, unread)
+        return reader
+
+    def settled(self) -> bool:
+        return not any(checkpoint.in_flight or checkpoint.attempts or checkpoint.limit for checkpoint in self.lanes)
+
+    def _place(self, shard: StreamShard, positions: Iterable[int]) -> None:
+        hash_key = shard.table.hash_key_attr
+        for position in positions:
+            self.members[self._lane(shard.items[position].record, hash_key)].append(position)
+
+    def _lane(self, record: dict[str, Any], hash_key: str) -> int:
+        if self.factor == 1:
+            return 0
+        # A stable hash (Python's hash() of a str changes with every process) of the key in its wire form.
+        key = json.dumps(wire_value(record["dynamodb"]["Keys"][hash_key]), sort_keys=True)
+        return zlib.crc32(key.encode()) % self.factor
+
+    def unread(self, lane: int) -> int:
+        return len(self.members[lane]) - self.lanes[lane].position
+
+    def in_flight(self) -> bool:
+        return any(checkpoint.in_flight for checkpoint in self.lanes)
 
 
 @dataclass(frozen=True)
@@ -239,15 +306,15 @@ class StreamPoller:
         max_backoff: float = 1.0,
         record_retention_seconds: float = STREAM_RETENTION_SECONDS,
     ) -> None:
-        self._dispatcher = dispatcher
         self.poll_interval = poll_interval
         self.retry_backoff = retry_backoff
         self.max_backoff = max_backoff
         self.record_retention_seconds = record_retention_seconds
         self._lock = threading.Lock()
-        self._checkpoints: dict[str, _Checkpoint] = {}
+        self._readers: dict[str, _Reader] = {}
         self._loop = Periodic("stream-poller", lambda: self.poll_interval, self._poll)
         self._patches = Patches()
+        self._batches = _batch_pool()
         dispatcher.add_busy_probe(self.busy)
 
     def start(self) -> None:
@@ -256,7 +323,11 @@ class StreamPoller:
         self._loop.start()
 
     def stop(self) -> None:
+        """Stop polling in every lane. Batches already running end on their own: the local cloud aborts the
+        executions they may wait for after its workers stop."""
         self._loop.stop()
+        running, self._batches = self._batches, _batch_pool()
+        running.shutdown(wait=False)
         self._patches.restore()
 
     def _checkpointing(self, original: Callable[..., EventSourceMapping]) -> Callable[..., EventSourceMapping]:
@@ -264,23 +335,30 @@ class StreamPoller:
             esm = original(backend, spec)
             # LATEST means "records written after the mapping was created", not after the first poll.
             if _is_dynamodb_stream(esm.event_source_arn):
-                self._checkpoint(backend.account_id, esm)
+                self._reader(backend.account_id, esm)
             return esm
 
         return create_event_source_mapping
 
     def reset(self) -> None:
+        """Forget every mapping's lanes."""
         with self._lock:
-            self._checkpoints.clear()
+            self._readers.clear()
 
     def busy(self) -> bool:
+        """Whether any lane of an enabled mapping has a batch in flight or records to read."""
         with SERVICE_LOCK.held():
             for account_id, esm, shard in self._mappings():
                 if not esm.enabled:
                     continue
-                checkpoint = self._checkpoint(account_id, esm)
-                if checkpoint.in_flight or (shard is not None and checkpoint.position < len(shard.items)):
-                    return True
+                reader = self._reader(account_id, esm)
+                with self._lock:
+                    if reader.in_flight():
+                        return True
+                    if shard is not None:
+                        reader.assign(shard)
+                        if any(reader.unread(lane) for lane in range(reader.factor)):
+                            return True
         return False
 
     def _mappings(self) -> Iterator[tuple[str, EventSourceMapping, StreamShard | None]]:
@@ -290,63 +368,71 @@ class StreamPoller:
                 if _is_dynamodb_stream(esm.event_source_arn):
                     yield account_id, esm, _shard(account_id, esm.event_source_arn)
 
-    def _checkpoint(self, account_id: str, esm: EventSourceMapping) -> _Checkpoint:
+    def _reader(self, account_id: str, esm: EventSourceMapping) -> _Reader:
+        """The mapping's lanes, created with its ParallelizationFactor the first time it is seen."""
         with self._lock:
-            checkpoint = self._checkpoints.get(esm.uuid)
-            if checkpoint is None:
+            reader = self._readers.get(esm.uuid)
+            if reader is None:
                 shard = _shard(account_id, esm.event_source_arn)
                 start = len(shard.items) if shard is not None and esm.starting_position == "LATEST" else 0
-                checkpoint = self._checkpoints[esm.uuid] = _Checkpoint(position=start)
-            return checkpoint
+                reader = self._readers[esm.uuid] = _Reader.starting_at(start, _factor(esm))
+            return reader
 
     def _poll(self) -> None:
-        for mapping_id in self._due():
-            self._dispatcher.submit(self._process, mapping_id)
+        for mapping_id, lane in self._due():
+            self._batches.submit(self._process, mapping_id, lane)
 
-    def _due(self) -> list[str]:
-        """Mappings with unread records and no batch in flight; marks them in flight."""
+    def _due(self) -> list[tuple[str, int]]:
+        """Lanes of mappings with unread records and no batch in flight; marks them in flight."""
         now = time.monotonic()
         due = []
         with SERVICE_LOCK.held():
             known = set()
             for account_id, esm, shard in self._mappings():
                 known.add(esm.uuid)
-                checkpoint = self._checkpoint(account_id, esm)
+                reader = self._reader(account_id, esm)
+                if not esm.enabled or shard is None:
+                    continue
                 with self._lock:
-                    if not esm.enabled or checkpoint.in_flight or checkpoint.not_before > now:
-                        continue
-                    if shard is None or checkpoint.position >= len(shard.items):
-                        continue
-                    if self._gathering(esm, checkpoint, shard, now=time.time()):
-                        continue
-                    checkpoint.in_flight = True
-                due.append(esm.uuid)
+                    if reader.factor != _factor(esm) and reader.settled():
+                        reader = self._readers[esm.uuid] = reader.regrouped(shard, _factor(esm))
+                    reader.assign(shard)
+                    for lane, checkpoint in enumerate(reader.lanes):
+                        if checkpoint.in_flight or checkpoint.not_before > now or not reader.unread(lane):
+                            continue
+                        if self._gathering(esm, reader, lane, shard, now=time.time()):
+                            continue
+                        checkpoint.in_flight = True
+                        due.append((esm.uuid, lane))
             with self._lock:
-                for forgotten in set(self._checkpoints) - known:
-                    if not self._checkpoints[forgotten].in_flight:
-                        del self._checkpoints[forgotten]
+                for forgotten in set(self._readers) - known:
+                    if not self._readers[forgotten].in_flight():
+                        del self._readers[forgotten]
         return due
 
     @staticmethod
-    def _gathering(esm: EventSourceMapping, checkpoint: _Checkpoint, shard: StreamShard, now: float) -> bool:
-        """Whether a new batch still waits for records: Lambda "gathers records for up to
+    def _gathering(esm: EventSourceMapping, reader: _Reader, lane: int, shard: StreamShard, now: float) -> bool:
+        """Whether a lane's new batch still waits for records: Lambda "gathers records for up to
         MaximumBatchingWindowInSeconds" unless the batch is full
         (https://docs.aws.amazon.com/lambda/latest/dg/services-ddb-params.html). A retry does not wait."""
+        checkpoint = reader.lanes[lane]
         window = float(esm.max_batch_window or 0)
         if not window or checkpoint.attempts or checkpoint.limit:
             return False
-        if len(shard.items) - checkpoint.position >= int(esm.batch_size):
+        if reader.unread(lane) >= int(esm.batch_size):
             return False
-        return now - _arrival(shard.items[checkpoint.position].record) < window
+        first = reader.members[lane][checkpoint.position]
+        return now - _arrival(shard.items[first].record) < window
 
-    def _process(self, mapping_id: str) -> None:
+    def _process(self, mapping_id: str, lane: int) -> None:
         with self._lock:
-            checkpoint = self._checkpoints.get(mapping_id)
-        if checkpoint is None:  # forgotten by reset() while queued
+            reader = self._readers.get(mapping_id)
+        if reader is None:  # forgotten by reset() while queued
             return
+        checkpoint = reader.lanes[lane]
         settled = False
         try:
-            batch = self._next_batch(mapping_id, checkpoint)
+            batch = self._next_batch(mapping_id, reader, lane)
             if batch is None:
                 settled = True
                 return
@@ -364,7 +450,8 @@ class StreamPoller:
                 if not settled:
                     checkpoint.not_before = time.monotonic() + self.max_backoff
 
-    def _next_batch(self, mapping_id: str, checkpoint: _Checkpoint) -> _Batch | None:
+    def _next_batch(self, mapping_id: str, reader: _Reader, lane: int) -> _Batch | None:
+        """The lane's next batch; ``start`` counts the lane's records."""
         with SERVICE_LOCK.held():
             for account_id, _, backend in lambda_backends.iter_backends():
                 esm = backend._event_source_mappings.get(mapping_id)
@@ -374,9 +461,11 @@ class StreamPoller:
                         return None
                     config = _Config.of(account_id, backend.region_name, esm)
                     with self._lock:
+                        checkpoint = reader.lanes[lane]
                         limit = checkpoint.limit or config.batch_size
                         start = checkpoint.position
-                    records = _within_payload_limit([r.to_json() for r in shard.items[start : start + limit]])
+                        positions = reader.members[lane][start : start + limit]
+                    records = _within_payload_limit([shard.items[position].to_json() for position in positions])
                     return _Batch(config=config, shard_id=shard.id, start=start, records=records)
         return None
 
@@ -460,6 +549,17 @@ class StreamPoller:
         if batch.config.on_failure is not None:
             document = _on_failure_record(batch, records, condition, invocations, function_error)
             send_to_destination(batch.config.on_failure, json.dumps(document))
+
+
+def _factor(esm: EventSourceMapping) -> int:
+    """The mapping's ParallelizationFactor (1 when not set, as Lambda's default)."""
+    return int(esm.parallelization_factor or 1)
+
+
+def _batch_pool() -> ThreadPoolExecutor:
+    """Threads for batches, apart from the dispatcher's: up to ParallelizationFactor batches per shard wait for their
+    invocations at once, and must not take the workers of message delivery and table replication."""
+    return ThreadPoolExecutor(max_workers=BATCH_WORKERS, thread_name_prefix="stream-batch")
 
 
 def send_to_destination(destination_arn: str, body: str) -> None:
