@@ -16,7 +16,9 @@ import importlib
 from collections.abc import Iterable
 from typing import Any
 
+import boto3
 from botocore.client import BaseClient
+from botocore.config import Config
 from moto import backends
 from moto.iot.exceptions import ResourceNotFoundException
 from moto.iot.models import FakeCertificate, FakePolicy, FakeThing, IoTBackend
@@ -85,10 +87,23 @@ def _evaluation_entrypoint(worker: ExecutionWorker) -> EvalComponent:
     return parsed_program(worker._evaluation_details.state_machine_details.definition)
 
 
+# Task states of concurrent executions (and the items of their Map states) share one client per service: botocore's
+# default pool of 10 connections would be re-opened again and again, with a warning each time.
+TASK_CLIENT_CONNECTIONS = 100
+
+
 @functools.lru_cache(maxsize=64)
 def _client(region: str, service: str, port: str) -> BaseClient:
     # botocore clients are thread-safe; moto's own function ignores the state's credentials as well.
-    return boto_client.boto_client_for(region, service)
+    template = boto_client.boto_client_for(region, service)
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=template.meta.endpoint_url,
+        aws_access_key_id="ak",
+        aws_secret_access_key="sk",
+        config=template.meta.config.merge(Config(max_pool_connections=TASK_CLIENT_CONNECTIONS)),
+    )
 
 
 def shared_client(region: str, service: str, state_credentials: Any = None) -> BaseClient:
