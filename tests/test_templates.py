@@ -1073,16 +1073,20 @@ def test_ledger_entries_expire_after_every_way_an_old_event_can_still_arrive() -
     assert shortest > item_ttl + stream_retention + express_limit
 
 
-def test_retry_parameters_have_the_documented_defaults() -> None:
+def test_default_retries_catch_a_dependency_soon_yet_park_it_only_after_six_minutes_within_the_express_limit() -> None:
     defaults = parameter_defaults(SECONDARY)
-    assert {k: defaults[k] for k in ("RetryIntervalSeconds", "RetryBackoffRate", "RetryMaxAttempts")} == {
-        "RetryIntervalSeconds": "1",
-        "RetryBackoffRate": "2",
-        "RetryMaxAttempts": "6",
-    }
-    assert defaults["RetryMaxDelaySeconds"] == "10"
+    interval, rate = float(defaults["RetryIntervalSeconds"]), float(defaults["RetryBackoffRate"])
+    attempts, longest = int(defaults["RetryMaxAttempts"]), float(defaults["RetryMaxDelaySeconds"])
+    waits = [min(interval * rate**attempt, longest) for attempt in range(attempts)]
+    executions = int(defaults["StreamMaximumRetryAttempts"]) + 1
+    # A dependency another lane applies a few seconds later is caught soon: four tries within the first 8.2 s
+    # (doubling intervals take 15 s, while the whole batch waits).
+    assert sum(waits[:4]) <= 8.2
+    # One that never comes goes back to the stream after each execution and is parked after at least 6 minutes.
+    assert executions * sum(waits) >= 360
+    # Three waves of retries and the parking (at most 22 s) fit in one Express execution (5 minutes).
+    assert 3 * sum(waits) + 22 <= 300
     assert defaults["StreamBatchSize"] == "100"
-    assert defaults["StreamMaximumRetryAttempts"] == "10"
 
 
 # ------------------------------------------------------------------------------------------------ main template
