@@ -230,8 +230,11 @@ class _HealthCheck:
         if self.refresh is not None:
             try:
                 self.config = self.refresh(self.config)
-            except Exception:  # the stored settings are unreadable for now: probe with the last ones
-                LOG.warning("health check settings not refreshed", extra={"id": self.config.health_check_id})
+            except Exception as err:  # the stored settings are unreadable for now: probe with the last ones
+                LOG.warning(
+                    "health check settings not refreshed",
+                    extra={"id": self.config.health_check_id, "error": f"{type(err).__name__}: {err}"},
+                )
         started = time.time()
         try:
             status = int(self.probe(proxy_event(self.config))["statusCode"])
