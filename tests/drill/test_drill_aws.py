@@ -23,6 +23,7 @@ import boto3
 import pytest
 
 from iot_dr_local.drill.health_check_fault import MARKER, RECORD_FILE
+from iot_dr_local.drill.run_record import RUN_FILE
 from iot_dr_local.processes import find_binary
 from iot_dr_local.run_state import LocalState, StateFile
 
@@ -169,6 +170,20 @@ def _drill_argv(cloud: Cloud, report: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def _simulated_devices(report: Path) -> list[int]:
+    """PIDs of the iot-dr-pubsub.py processes of the run recorded in ``report`` (their client IDs hold its run id)."""
+    run_id = json.loads((report / RUN_FILE).read_text())["run_id"]
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "iot_dr_cli.pubsub" in command and run_id in command:
+            found.append(int(proc.name))
+    return found
+
+
 def _drill_leftovers(cloud: Cloud, region: str) -> list[str]:
     """Test things, and policies and certificates of test devices, in ``region``."""
     iot = cloud.client("iot", region)
@@ -277,7 +292,8 @@ def test_the_drill_against_a_deployment_fails_the_health_check_and_restores_it_e
     assert _drill_leftovers(cloud, PRIMARY) == [] and _drill_leftovers(cloud, SECONDARY) == []
     assert json.loads((report / "drill.json").read_text())["outcome"] == "interrupted by SIGINT"
 
-    # SIGKILL leaves the edit and the devices; the record on disk lets --restore undo both.
+    # SIGKILL leaves the edit and the devices; the simulated devices end with the drill; the records on disk let
+    # --restore undo the edit and delete the devices and the runtime directory with their keys.
     report = tmp_path / "killed"
     drill = subprocess.Popen(
         _drill_argv(cloud, report), env=cloud.environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -285,16 +301,43 @@ def test_the_drill_against_a_deployment_fails_the_health_check_and_restores_it_e
     _until(lambda: _resource_path(cloud, check_id).endswith(MARKER), 300, "the health check to be made to fail")
     drill.kill()
     drill.wait(30)
+    runtime_dir = Path(json.loads((report / RUN_FILE).read_text())["runtime_dir"])
+    assert any(runtime_dir.glob("*.key.pem"))
+    _until(lambda: not _simulated_devices(report), 30, "the simulated devices to end with the drill")
     assert _resource_path(cloud, check_id) == original + MARKER
     assert _test_devices(cloud, PRIMARY)
     restored = _drill(cloud.environment, "--restore", "--report", str(report))
     assert restored.returncode == 0, restored.stderr
     assert f"health check {check_id}: restored" in restored.stdout
     assert _resource_path(cloud, check_id) == original
-    assert not (report / RECORD_FILE).exists()
+    assert not (report / RECORD_FILE).exists() and not (report / RUN_FILE).exists() and not runtime_dir.exists()
     assert _drill_leftovers(cloud, PRIMARY) == [] and _drill_leftovers(cloud, SECONDARY) == []
     again = _drill(cloud.environment, "--restore", "--report", str(report))
     assert (again.returncode, "nothing to restore" in again.stdout) == (0, True)
+
+    # SIGKILL before the health check was touched: the run record alone lets --restore delete what was made.
+    report = tmp_path / "killed-early"
+    drill = subprocess.Popen(
+        _drill_argv(cloud, report), env=cloud.environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _until(lambda: _test_devices(cloud, PRIMARY), 300, "the drill to create test devices")
+    drill.kill()
+    drill.wait(30)
+    assert _resource_path(cloud, check_id) == original and not (report / RECORD_FILE).exists()
+    restored = _drill(cloud.environment, "--restore", "--report", str(report))
+    assert restored.returncode == 0 and "health check" not in restored.stdout, restored.stdout + restored.stderr
+    assert not (report / RUN_FILE).exists()
+
+    # What replication was still copying when --restore ran may reach the secondary after it; the replicated
+    # deletions, newer, remove it again: the secondary ends empty and stays so.
+    def settled_empty() -> bool:
+        if _drill_leftovers(cloud, SECONDARY):
+            return False
+        time.sleep(5)  # and still so once what was in flight had time to arrive
+        return not _drill_leftovers(cloud, SECONDARY)
+
+    _until(settled_empty, 120, "replicated deletions in the secondary")
+    assert _drill_leftovers(cloud, PRIMARY) == [] and _drill_leftovers(cloud, SECONDARY) == []
 
 
 def test_an_unreachable_deployment_is_one_line_on_stderr_and_exit_1(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,12 +46,26 @@ def missing_packages() -> list[str]:
     return [package for binary, package in REQUIRED_BINARIES if find_binary(binary) is None]
 
 
+def _ephemeral_ports() -> range:
+    """The ports the kernel gives to sockets that bind no port (outgoing connections, DNS queries)."""
+    try:
+        low, high = (int(value) for value in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def free_port(addresses: Sequence[str], udp: bool = False) -> int:
-    """A TCP port (and UDP port, with ``udp``) free on every one of ``addresses``."""
+    """A TCP port (and UDP port, with ``udp``) free on every one of ``addresses``, below the ephemeral range: a port
+    from that range can be taken by any client's outgoing socket (a DNS query's, say) before the daemon binds it."""
+    ephemeral = _ephemeral_ports()
     for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind((addresses[0], 0))
-            port = int(probe.getsockname()[1])
+        if ephemeral.start > 20000:
+            port = random.randrange(10000, ephemeral.start)
+        else:
+            with socket.socket() as probe:
+                probe.bind((addresses[0], 0))
+                port = int(probe.getsockname()[1])
         kinds = [socket.SOCK_STREAM, socket.SOCK_DGRAM] if udp else [socket.SOCK_STREAM]
         try:
             for address in addresses:

@@ -97,7 +97,8 @@ class Daemon:
             self._process = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
-        self._start_watchdog(self._process.pid)
+        # None when it exited at once; the readiness check below reports that with its log.
+        self._watchdog = watch(self._process.pid, self.log_path, self.guardian)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
@@ -108,20 +109,6 @@ class Daemon:
             time.sleep(0.02)
         self.stop()
         raise DaemonError(f"{self.name} did not become ready within {timeout} s:\n{self.log_tail()}")
-
-    def _start_watchdog(self, pid: int) -> None:
-        guardian = self.guardian or ProcessRef.this_process()
-        try:
-            daemon = ProcessRef.of(pid)
-        except ProcessGone:
-            return  # it exited at once; start() reports that with its log
-        refs = (guardian.pid, guardian.start_time, daemon.pid, daemon.start_time)
-        argv = [sys.executable, "-m", "iot_dr_local.watchdog", *(str(value) for value in refs)]
-        # Its output goes to the daemon's log: an inherited pipe would keep the caller's reader waiting.
-        with self.log_path.open("ab") as log:
-            self._watchdog = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
 
     def stop(self, graceful: bool = True, timeout: float = 5.0) -> None:
         """SIGTERM (or SIGKILL to simulate a crash) the PID we started, then reap it."""
@@ -145,6 +132,23 @@ class Daemon:
                 self._watchdog.kill()
                 self._watchdog.wait(timeout)
             self._watchdog = None
+
+
+def watch(pid: int, log_path: Path, guardian: ProcessRef | None = None) -> subprocess.Popen[bytes] | None:
+    """Start ``iot_dr_local.watchdog`` to end process ``pid`` when ``guardian`` (default: this process) ends, however
+    it ends; None when ``pid`` has already gone. The watchdog's output goes to ``log_path`` (an inherited pipe would
+    keep the caller's reader waiting)."""
+    guardian = guardian or ProcessRef.this_process()
+    try:
+        child = ProcessRef.of(pid)
+    except ProcessGone:
+        return None
+    refs = (guardian.pid, guardian.start_time, child.pid, child.start_time)
+    argv = [sys.executable, "-m", "iot_dr_local.watchdog", *(str(value) for value in refs)]
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def make_readable_by(paths: list[Path], user: str | None) -> None:

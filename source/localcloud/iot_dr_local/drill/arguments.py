@@ -54,7 +54,8 @@ def add_drill_arguments(parser: argparse.ArgumentParser) -> None:
         "--switch-timeout",
         type=number,
         default=600.0,
-        help="seconds to wait for replication and for each DNS switch (default 600)",
+        help="seconds to wait for replication, for each DNS switch and for the simulated devices to connect or "
+        "switch (default 600)",
     )
     against.add_argument(
         "--mqtt-port", type=int, default=8883, help="MQTT port of the regional endpoints for the simulated devices"

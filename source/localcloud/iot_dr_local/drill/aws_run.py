@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from iot_dr.core import aws
 from iot_dr.fleet.removal import delete_device
-from iot_dr.secondary.replicate.context import describe_or_none, ignore_not_found, paginate
+from iot_dr.secondary.replicate.context import certificate_id_of, describe_or_none, ignore_not_found, paginate
 from iot_dr_local.drill import credentials, health_check_fault, report, shadow_changes
 from iot_dr_local.drill.devices import Clients, DnsTarget
 from iot_dr_local.drill.health_check_fault import FaultError, HealthCheckFault
@@ -53,9 +54,11 @@ from iot_dr_local.drill.run import (
     _error,
     _say,
     execute,
+    parity,
     validate,
     wait_clients,
 )
+from iot_dr_local.drill.run_record import RunRecord, RunRecordError
 
 DEVICE_PREFIX = "iot-dr-drill-"
 DRILL_ATTRIBUTE = "iotDrDrill"
@@ -76,14 +79,15 @@ def run_aws_drill(options: DrillOptions) -> int:
     drill = AwsDrill(options)
     code = EXIT_FAILED
     try:
-        stopped = execute(drill, "the health check was restored and the test devices deleted")
+        stopped = execute(drill, "the health check is as it was and the test devices were deleted")
         code = stopped if stopped is not None else EXIT_OK if report.passed(drill.report()) else EXIT_FAILED
     except FaultError as err:
         drill.outcome = str(err)
         _error(str(err))
         code = EXIT_FAILED
-    except (BotoCoreError, ClientError) as err:
-        # No credentials, an unreachable endpoint, a denied or failed call: one line, never a traceback.
+    except (BotoCoreError, ClientError, ResponseParserError) as err:
+        # No credentials, an unreachable endpoint, a denied or failed call, an answer that is not the API's (as an
+        # endpoint that does not serve the region gives): one line, never a traceback.
         drill.outcome = f"{type(err).__name__}: {err}"
         _error(drill.outcome)
         code = EXIT_FAILED
@@ -100,30 +104,39 @@ def run_aws_drill(options: DrillOptions) -> int:
 
 
 def restore_recorded(options: DrillOptions) -> int:
-    """``iot-dr drill --restore``: undo the health-check edit recorded in the report directory by a killed drill,
-    and delete that run's test devices, their certificates and the run's policy in both regions."""
+    """``iot-dr drill --restore``: from the records a killed drill left in the report directory, undo its
+    health-check edit, delete its test devices, their certificates and the run's policy in both regions, and remove
+    its runtime directory (the simulated devices' keys)."""
     try:
         fault = HealthCheckFault.read(options.report_dir)
-    except FaultError as err:
+        run = RunRecord.read(options.report_dir)
+    except (FaultError, RunRecordError) as err:
         _error(str(err))
         return EXIT_FAILED
-    if fault is None:
-        _say(f"nothing to restore: no drill's health-check record in {options.report_dir}")
+    if fault is None and run is None:
+        _say(f"nothing to restore: no drill's run or health-check record in {options.report_dir}")
         return EXIT_OK
+    run_id = run.run_id if run is not None else fault.run_id if fault is not None else ""
+    regions = (run.primary_region, run.secondary_region) if run else (options.primary_region, options.secondary_region)
     try:
-        changed = health_check_fault.restore(aws.client("route53", options.primary_region), fault, options.report_dir)
-        _say(f"health check {fault.health_check_id}: {'restored' if changed else 'already as it was'}")
+        if fault is not None:
+            route53 = aws.client("route53", regions[0])
+            changed = health_check_fault.restore(route53, fault, options.report_dir)
+            _say(f"health check {fault.health_check_id}: {'restored' if changed else 'already as it was'}")
         deleted = 0
-        for region in (options.primary_region, options.secondary_region):
+        for region in regions:
             iot, iot_data = aws.client("iot", region), aws.client("iot-data", region)
-            for name in _run_things(iot, fault.run_id):
+            for name in _run_things(iot, run_id):
                 delete_device(iot, iot_data, name)
                 deleted += 1
-            _delete_policy(iot, credentials.policy_name(_run_prefix(fault.run_id)))
+            _delete_policy(iot, credentials.policy_name(_run_prefix(run_id)))
     except (BotoCoreError, ClientError) as err:
         _error(f"{type(err).__name__}: {err}")
         return EXIT_FAILED
-    _say(f"test devices of run {fault.run_id} deleted: {deleted}")
+    if run is not None:
+        shutil.rmtree(run.runtime_dir, ignore_errors=True)
+        RunRecord.remove(options.report_dir)
+    _say(f"test devices of run {run_id} deleted: {deleted}")
     return EXIT_OK
 
 
@@ -235,10 +248,12 @@ class AwsDrill:
             "with a certificate for a simulated device"
         )
         self._runtime_dir = Path(tempfile.mkdtemp(prefix="iot-dr-drill-"))
+        # Before anything is created: a run killed from here on can be cleaned up by --restore.
+        RunRecord(self.run_id, primary, secondary, str(self._runtime_dir)).write(self.options.report_dir)
         policy = credentials.policy_name(prefix)
         watcher = Repeating("drill-replication", self._watch_replication, POLL_INTERVAL)
         try:
-            with tqdm(total=self.options.devices, unit="device", file=sys.stdout) as bar:
+            with tqdm(total=self.options.devices, unit="device", file=sys.stdout, disable=None) as bar:
                 for index in range(self.options.devices):
                     name = f"{prefix}{index:04d}"
                     iot.create_thing(thingName=name, attributePayload={"attributes": {DRILL_ATTRIBUTE: self.run_id}})
@@ -336,6 +351,7 @@ class AwsDrill:
             try:
                 if self.things:
                     self.cleanup = self._delete_devices()
+                RunRecord.remove(self.options.report_dir)
             finally:
                 if self._runtime_dir is not None:
                     shutil.rmtree(self._runtime_dir, ignore_errors=True)
@@ -414,13 +430,11 @@ class AwsDrill:
             self.seen.replicated_at.setdefault(name, now)
 
     def _parity(self) -> dict[str, Any]:
-        from iot_dr.fleet.drift import Region, compare_fleet
+        from iot_dr.fleet.drift import Region
 
         primary = Region.limited(self.options.primary_region)
         secondary = Region.limited(self.options.secondary_region)
-        drifts = compare_fleet(primary, secondary, self.things)
-        differences = sorted(d.name for d in drifts if not d.in_sync)
-        return {"in_parity": not differences, "compared": len(drifts), "differences": differences}
+        return parity(primary, secondary, self.things, f"thingName:{_run_prefix(self.run_id)}*", len(self.things))
 
     def _update_shadow(self, thing: str, region: str) -> None:
         self._seq += 1
@@ -498,8 +512,11 @@ def _exists(call: Any, **kwargs: Any) -> bool:
 
 
 def _delete_certificate(iot: Any, certificate_id: str) -> None:
-    """A certificate left in a region: detached from its things and policies, deactivated, deleted."""
-    arn = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["certificateArn"]
+    """A certificate of the run: detached from its things and policies, deactivated, deleted (gone already: done)."""
+    described = describe_or_none(iot.describe_certificate, certificateId=certificate_id)
+    if described is None:
+        return
+    arn = described["certificateDescription"]["certificateArn"]
     for thing in paginate(iot, "list_principal_things", "things", principal=arn):
         ignore_not_found(iot.detach_thing_principal, thingName=thing, principal=arn)
     for policy in paginate(iot, "list_attached_policies", "policies", target=arn):
@@ -509,10 +526,15 @@ def _delete_certificate(iot: Any, certificate_id: str) -> None:
 
 
 def _delete_policy(iot: Any, name: str) -> bool:
-    """The run's policy, detached from what still uses it (only the run's certificates can); whether it existed."""
+    """The run's policy with the certificates it is still attached to (only the run's are: a run killed before it
+    attached one of them to its thing leaves it so); whether the policy existed."""
     if describe_or_none(iot.get_policy, policyName=name) is None:
         return False
-    for target in paginate(iot, "list_targets_for_policy", "targets", policyName=name):
-        ignore_not_found(iot.detach_policy, policyName=name, target=target)
+    for target in list(paginate(iot, "list_targets_for_policy", "targets", policyName=name)):
+        certificate_id = certificate_id_of(target)
+        if certificate_id is not None:
+            _delete_certificate(iot, certificate_id)
+        else:
+            ignore_not_found(iot.detach_policy, policyName=name, target=target)
     ignore_not_found(iot.delete_policy, policyName=name)
     return True

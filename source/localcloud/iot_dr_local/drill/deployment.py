@@ -64,6 +64,7 @@ def find_target(primary: str, secondary: str, route53: Any, stack_postfix: str |
     checker = _stack(primary, HEALTH_CHECKER_OUTPUTS, "health-checker", names.health_checker_stack if names else None)
     health_check_id = checker.outputs["HealthCheckId"]
     record = failover_record(route53, health_check_id)
+    secondary_check = record.secondary_health_check_id if record is not None else None
     return DrillTarget(
         primary_stack.name,
         secondary_stack.name,
@@ -71,5 +72,15 @@ def find_target(primary: str, secondary: str, route53: Any, stack_postfix: str |
         secondary_stack.outputs["ReplicationStateTableName"],
         health_check_id,
         None if record is None else record.name.rstrip("."),
-        None if record is None else record.secondary_health_check_id,
+        secondary_check or _secondary_health_check(secondary, names),
     )
+
+
+def _secondary_health_check(secondary: str, names: Deployment | None) -> str | None:
+    """The health check the secondary's health-checker stack created, when there is one (the timeline shows it)."""
+    try:
+        name = names.health_checker_stack if names else None
+        stack = _stack(secondary, HEALTH_CHECKER_OUTPUTS, "health-checker", name)
+    except OperatorError:
+        return None
+    return stack.outputs["HealthCheckId"]

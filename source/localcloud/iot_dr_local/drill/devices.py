@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from iot_dr_local.processes import watch
+
 if TYPE_CHECKING:
     from iot_dr_local.failover import DeviceCertificate
 
@@ -80,6 +82,8 @@ class SimulatedDevice:
             self.process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=dict(environment)
             )
+        # A drill that is killed must not leave its devices publishing with their credentials.
+        self._watchdog = watch(self.process.pid, log_path)
 
     def lines(self) -> list[dict[str, Any]]:
         """The device's log so far, one JSON object a line (other lines as ``{"message": text}``)."""
@@ -111,6 +115,12 @@ class SimulatedDevice:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self._watchdog is not None:
+            try:
+                self._watchdog.wait(timeout)  # it exits once the device has
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+                self._watchdog.wait()
         for line in reversed(self.lines()):
             if line.get("message") == "summary":
                 summary: dict[str, Any] = line["summary"]

@@ -56,13 +56,18 @@ class HealthCheckFault:
 
     def write(self, directory: Path) -> None:
         """Atomically, readable by its owner only (it names the health check, never its secret)."""
-        temporary = directory / f".{RECORD_FILE}.tmp"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            json.dump(asdict(self), file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, directory / RECORD_FILE)
+        write_private_json(directory / RECORD_FILE, asdict(self))
+
+
+def write_private_json(path: Path, document: dict[str, Any]) -> None:
+    """``document`` as ``path``, whole or not at all (written to a temporary file, synced, renamed), mode 0600."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump(document, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
 
 
 def _health_check(route53: Any, health_check_id: str) -> tuple[dict[str, Any], int]:

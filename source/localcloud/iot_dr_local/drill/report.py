@@ -28,7 +28,7 @@ DEFINITIONS = (
     ("rpo.unreplicated", "primary shadow changes not yet applied in the secondary when the outage began"),
     ("rpo.lost", "of those, changes still not applied once every device had failed over (they never left the primary)"),
     ("rpo.oldest_unreplicated_age_seconds", "outage start minus the time of the oldest such change"),
-    ("switches[].detection_seconds", "outage (or restore) -> Route 53 emulation decides the health check changed"),
+    ("switches[].detection_seconds", "outage (or restore) -> the health check's verdict changed"),
     ("switches[].dns_switch_seconds", "that decision -> the failover CNAME answers the other region"),
     ("switches[].seconds", "outage (or restore) -> the failover CNAME answers the other region"),
     ("rto.failover.seconds", "per simulated device: subscribed in the secondary minus its disconnect time"),
@@ -220,8 +220,9 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
     rpo = document["rpo"]
     if rpo is not None:
         line = (
-            f"  RPO at the outage: {rpo['unreplicated']} of {rpo['things_checked']} changed shadows not yet in the "
-            f"secondary, oldest {_seconds(rpo['oldest_unreplicated_age_seconds'])}"
+            f"  RPO at the outage: {rpo['unreplicated']} of {rpo['changes_made']} shadow changes (on "
+            f"{rpo['things_checked']} shadows) not yet in the secondary, oldest "
+            f"{_seconds(rpo['oldest_unreplicated_age_seconds'])}"
         )
         if "lost" in rpo:
             line += f"; {rpo['lost']} never arrived (primary API during the outage: {rpo['primary_api']})"

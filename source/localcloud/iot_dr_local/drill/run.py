@@ -15,7 +15,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -105,6 +105,24 @@ def _interruptible() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def parity(primary: Any, secondary: Any, names: Iterable[str], query: str, expected: int) -> dict[str, Any]:
+    """drill.json's ``parity_before_outage``: ``iot-devices-cmp.py``'s comparison of ``names`` between the regions
+    (``iot_dr.fleet.drift.Region`` each; ``query`` names the devices in the report), in parity when all ``expected``
+    devices are in sync."""
+    from iot_dr.fleet.drift import compare_fleet
+    from iot_dr_cli.devices_cmp import report as drift_report
+
+    drifts = compare_fleet(primary, secondary, names)
+    result = drift_report(primary.name, secondary.name, query, drifts)
+    return {
+        "in_parity": result["inSync"] == result["compared"] == expected,
+        "compared": result["compared"],
+        "in_sync": result["inSync"],
+        "devices": result["devices"],
+        "differences": sorted(device["thingName"] for device in result["devices"]),
+    }
 
 
 class Runnable(Protocol):
@@ -234,7 +252,7 @@ class Drill:
         primary = self.options.primary_region
         _say(f"creating {count} devices in {primary} (certificates, policy, groups, classic and named shadows)")
         watcher = Repeating("drill-replication", self._watch_replication, 0.2)
-        with tqdm(total=count, unit="device", file=sys.stdout) as bar:
+        with tqdm(total=count, unit="device", file=sys.stdout, disable=None) as bar:
 
             def created(line: str) -> None:
                 self.seen.created_at[line.split()[1]] = time.time()
@@ -375,25 +393,15 @@ class Drill:
 
     def _parity(self) -> dict[str, Any]:
         """What ``iot-devices-cmp.py`` reports for every device of the fleet in either region."""
-        from iot_dr.fleet.drift import Region, compare_fleet
+        from iot_dr.fleet.drift import Region
         from iot_dr.fleet.enumeration import thing_names
-        from iot_dr_cli.devices_cmp import report as drift_report
         from iot_dr_cli.fleet import DEMO_THING_PREFIX
 
         query = f"thingName:{DEMO_THING_PREFIX}*"
-
         primary = Region.limited(self.options.primary_region)
         secondary = Region.limited(self.options.secondary_region)
         names = {*thing_names(primary.iot, query), *thing_names(secondary.iot, query)}
-        drifts = compare_fleet(primary, secondary, names)
-        result = drift_report(self.options.primary_region, self.options.secondary_region, query, drifts)
-        return {
-            "in_parity": result["inSync"] == result["compared"] == len(self.fleet),
-            "compared": result["compared"],
-            "in_sync": result["inSync"],
-            "devices": result["devices"],
-            "differences": sorted(device["thingName"] for device in result["devices"]),
-        }
+        return parity(primary, secondary, names, query, len(self.fleet))
 
     def _update_shadow(self, iot_data: Any, thing: str, region: str) -> ShadowChange:
         self._seq += 1
