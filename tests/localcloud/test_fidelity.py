@@ -304,6 +304,31 @@ def test_cognito_identity_is_a_valid_attach_policy_target(fixed: bool, iot: Any)
     assert [p["policyName"] for p in iot.list_attached_policies(target=identity)["policies"]] == ["app-users"]
 
 
+# ------------------------------------------------------------------------------------------ Route 53
+
+
+@diverges("HealthCheckVersion stays 1 and an edit against an older version overwrites a newer one")
+def test_update_health_check_versions_the_check_and_refuses_a_stale_edit(fixed: bool) -> None:
+    """https://docs.aws.amazon.com/Route53/latest/APIReference/API_UpdateHealthCheck.html (HealthCheckVersion,
+    HealthCheckVersionMismatch)"""
+    route53 = boto3.client("route53", region_name=REGION)
+    check = route53.create_health_check(
+        CallerReference="edits",
+        HealthCheckConfig={"Type": "HTTPS", "FullyQualifiedDomainName": "example.com", "ResourcePath": "/v1/a"},
+    )["HealthCheck"]
+    assert check["HealthCheckVersion"] == 1
+
+    updated = route53.update_health_check(HealthCheckId=check["Id"], HealthCheckVersion=1, ResourcePath="/v1/b")
+
+    assert updated["HealthCheck"]["HealthCheckVersion"] == 2
+    with pytest.raises(ClientError) as stale:
+        route53.update_health_check(HealthCheckId=check["Id"], HealthCheckVersion=1, ResourcePath="/v1/c")
+    assert error_code(stale) == "HealthCheckVersionMismatch"
+    assert stale.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    stored = route53.get_health_check(HealthCheckId=check["Id"])["HealthCheck"]
+    assert (stored["HealthCheckConfig"]["ResourcePath"], stored["HealthCheckVersion"]) == ("/v1/b", 2)
+
+
 # ------------------------------------------------------------------------------------------ DynamoDB
 
 

@@ -7,9 +7,9 @@ live with it.
 
 from __future__ import annotations
 
-from iot_dr_local.moto_fixes import dynamodb, iot_registry, iot_shadows
+from iot_dr_local.moto_fixes import dynamodb, iot_registry, iot_shadows, route53
 
-_MODULES = (dynamodb, iot_registry, iot_shadows)
+_MODULES = (dynamodb, iot_registry, iot_shadows, route53)
 
 
 def install() -> None:
