@@ -77,20 +77,17 @@ def run_aws_drill(options: DrillOptions) -> int:
         _error(str(err))
         return err.exit_code
     drill = AwsDrill(options)
-    code = EXIT_FAILED
+    stopped: int | None = EXIT_FAILED
     try:
         stopped = execute(drill, "the health check is as it was and the test devices were deleted")
-        code = stopped if stopped is not None else EXIT_OK if report.passed(drill.report()) else EXIT_FAILED
     except FaultError as err:
         drill.outcome = str(err)
         _error(str(err))
-        code = EXIT_FAILED
     except (BotoCoreError, ClientError, ResponseParserError) as err:
         # No credentials, an unreachable endpoint, a denied or failed call, an answer that is not the API's (as an
         # endpoint that does not serve the region gives): one line, never a traceback.
         drill.outcome = f"{type(err).__name__}: {err}"
         _error(drill.outcome)
-        code = EXIT_FAILED
     if (options.report_dir / health_check_fault.RECORD_FILE).exists():
         _error(
             f"the primary's health check may still carry the drill's edit: run iot-dr drill --restore --report "
@@ -100,7 +97,9 @@ def run_aws_drill(options: DrillOptions) -> int:
     written = report.write(document, options.report_dir)
     _say(report.summary(document))
     _say(f"report: {', '.join(str(path) for path in written)}")
-    return code
+    if stopped is not None:
+        return stopped
+    return EXIT_OK if document["passed"] else EXIT_FAILED
 
 
 def restore_recorded(options: DrillOptions) -> int:
@@ -224,7 +223,7 @@ class AwsDrill:
 
         self.resolver = EndpointResolver(options.dns_server)
         self._answer_before = self._answer() or ""
-        if self._answer_region() != options.primary_region:
+        if self._region_of(self._answer_before) != options.primary_region:
             raise DrillError(
                 f"{self.record} does not answer the primary region now ({self.dns_error or 'another answer'}): the "
                 "drill starts from there"
@@ -375,11 +374,9 @@ class AwsDrill:
             return None
         return target
 
-    def _answer_region(self) -> str | None:
-        """The region whose endpoint the failover record answers now (named in the CNAME's target); None when the
-        answer names neither region or the lookup failed (a switch may be under way)."""
-        target = self._answer()
-        labels = (target or "").lower().split(".")
+    def _region_of(self, target: str) -> str | None:
+        """The region whose endpoint ``target`` (a failover record's answer) names; None when it names neither."""
+        labels = target.lower().split(".")
         return next((r for r in (self.options.primary_region, self.options.secondary_region) if r in labels), None)
 
     def _wait_switch(self, phase: str, region: str, trigger: float) -> None:
@@ -392,7 +389,7 @@ class AwsDrill:
             if decided is None and self._healthy(self.target.health_check_id) is healthy_after:
                 decided = time.time()
             target = self._answer()
-            if target is not None and region in target.lower().split("."):
+            if target is not None and self._region_of(target) == region:
                 self.switches.append(
                     report.switch_figure(
                         phase, self._answer_before, target, self.target.health_check_id, trigger, decided, time.time()
